@@ -1,0 +1,21 @@
+"""Django app configuration for container_manager."""
+
+from django.apps import AppConfig
+
+
+class ContainerManagerConfig(AppConfig):
+    """App config: registers the system checks on start-up.
+
+    Example:
+        >>> from django.apps import apps
+        >>> apps.get_app_config("container_manager").verbose_name
+        'Container manager'
+    """
+
+    name = "container_manager"
+    verbose_name = "Container manager"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the system checks."""
+        from container_manager import checks  # noqa: F401

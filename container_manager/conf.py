@@ -1,0 +1,142 @@
+"""Settings for container_manager, read in one place from ``settings.CONTAINER_MANAGER``.
+
+Put any of the keys below in a ``CONTAINER_MANAGER`` dict in your Django
+settings; keys you leave out take the default. An unknown key or a value of the
+wrong type is reported by Django's system checks (``container_manager.E001`` and
+``container_manager.E002``) when the project starts.
+
+Example:
+    >>> from container_manager.conf import get_settings
+    >>> get_settings().LOG_MAX_BYTES
+    1048576
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django.conf import settings as django_settings
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerManagerSettings:
+    """The effective settings: defaults overlaid with ``settings.CONTAINER_MANAGER``.
+
+    Attributes:
+        LOG_MAX_BYTES: Most bytes of each stream (stdout, stderr) stored per
+            execution; the start of longer logs is dropped and replaced by a
+            truncation marker line.
+        STOP_GRACE_SECONDS: Seconds a container gets to exit after a stop
+            (cancel, timeout) before it is killed.
+        WORKER_CONCURRENCY: Jobs one worker process drives at once (launch and
+            harvest run in that many threads).
+        POLL_INTERVAL: Seconds a worker sleeps when a pass found nothing to do.
+        LEASE_SECONDS: How long a worker's claim on a job lasts without renewal;
+            after that another worker may adopt the job.
+        RETRY_BACKOFF_SECONDS: Delay before the first retry; doubles per retry.
+        RETRY_BACKOFF_MAX_SECONDS: Upper bound of the retry delay.
+        RETRY_ON_EXIT_CODES: Exit codes that count as retryable failures.
+        RETRY_ON_OOM: Whether an out-of-memory kill is retried.
+        KEEP_FAILED_CONTAINERS: Keep (do not remove) containers of failed
+            executions, for debugging.
+
+    Example:
+        >>> ContainerManagerSettings().STOP_GRACE_SECONDS
+        10
+    """
+
+    LOG_MAX_BYTES: int = 1_048_576
+    STOP_GRACE_SECONDS: int = 10
+    WORKER_CONCURRENCY: int = 8
+    POLL_INTERVAL: float = 0.5
+    LEASE_SECONDS: int = 60
+    RETRY_BACKOFF_SECONDS: float = 5.0
+    RETRY_BACKOFF_MAX_SECONDS: float = 300.0
+    RETRY_ON_EXIT_CODES: tuple[int, ...] = ()
+    RETRY_ON_OOM: bool = False
+    KEEP_FAILED_CONTAINERS: bool = False
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ContainerManagerSettings)}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "LOG_MAX_BYTES": (int,),
+    "STOP_GRACE_SECONDS": (int,),
+    "WORKER_CONCURRENCY": (int,),
+    "POLL_INTERVAL": (int, float),
+    "LEASE_SECONDS": (int,),
+    "RETRY_BACKOFF_SECONDS": (int, float),
+    "RETRY_BACKOFF_MAX_SECONDS": (int, float),
+    "RETRY_ON_EXIT_CODES": (list, tuple),
+    "RETRY_ON_OOM": (bool,),
+    "KEEP_FAILED_CONTAINERS": (bool,),
+}
+
+
+def settings_problems(user: Any) -> list[str]:
+    """List what is wrong with a ``CONTAINER_MANAGER`` settings value.
+
+    Args:
+        user: The value of ``settings.CONTAINER_MANAGER``.
+
+    Returns:
+        One message per problem (unknown key, wrong type, out of range); empty
+        when the value is valid.
+
+    Example:
+        >>> settings_problems({"LOG_MAX_BYTE": 10, "POLL_INTERVAL": "fast"})
+        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be int or float, not str ('fast')."]
+    """
+    if not isinstance(user, dict):
+        return [f"CONTAINER_MANAGER must be a dict, not {type(user).__name__}."]
+    problems = []
+    for key, value in user.items():
+        if key not in _FIELDS:
+            problems.append(
+                f"Unknown key {key!r} in CONTAINER_MANAGER; valid keys: "
+                + ", ".join(sorted(_FIELDS))
+                + "."
+            )
+            continue
+        types = _TYPES[key]
+        bad_type = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if bad_type:
+            names = " or ".join(t.__name__ for t in types)
+            problems.append(
+                f"CONTAINER_MANAGER[{key!r}] must be {names}, not {type(value).__name__} "
+                f"({value!r})."
+            )
+        elif key == "RETRY_ON_EXIT_CODES":
+            if not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+                problems.append("CONTAINER_MANAGER['RETRY_ON_EXIT_CODES'] must list integers.")
+        elif not isinstance(value, bool) and value <= 0 and key != "RETRY_BACKOFF_SECONDS":
+            problems.append(f"CONTAINER_MANAGER[{key!r}] must be positive, not {value!r}.")
+    return problems
+
+
+def get_settings() -> ContainerManagerSettings:
+    """Return the effective container_manager settings.
+
+    Read on every call (cheap), so ``override_settings`` in tests takes effect.
+
+    Returns:
+        The defaults overlaid with ``settings.CONTAINER_MANAGER``.
+
+    Raises:
+        ImproperlyConfigured: The settings are invalid (the system check reports
+            the same problems at start-up).
+
+    Example:
+        >>> get_settings().WORKER_CONCURRENCY
+        8
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    user = getattr(django_settings, "CONTAINER_MANAGER", {}) or {}
+    problems = settings_problems(user)
+    if problems:
+        raise ImproperlyConfigured(" ".join(problems))
+    values = dict(user)
+    if "RETRY_ON_EXIT_CODES" in values:
+        values["RETRY_ON_EXIT_CODES"] = tuple(values["RETRY_ON_EXIT_CODES"])
+    return ContainerManagerSettings(**values)

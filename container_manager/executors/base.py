@@ -1,0 +1,423 @@
+"""The executor interface: what every backend (mock, Docker, Cloud Run) implements.
+
+An executor is created for one :class:`~container_manager.models.ExecutorHost`
+and talks to one backend. Jobs never call an executor inside a database
+transaction. The interface is deliberately small:
+
+* :meth:`BaseExecutor.launch` starts a container from a :class:`LaunchSpec`;
+* :meth:`BaseExecutor.status` reports a :class:`ContainerStatus`;
+* :meth:`BaseExecutor.logs` returns :class:`ContainerLogs` (stdout and stderr apart);
+* :meth:`BaseExecutor.stop` stops a running container (grace period, then kill);
+* :meth:`BaseExecutor.cleanup` removes what the executor created;
+* :meth:`BaseExecutor.health_check` returns a :class:`HealthResult`, never raises;
+* :meth:`BaseExecutor.find` looks a container up by execution id (idempotent
+  launch and crash recovery).
+
+Example:
+    >>> from container_manager.executors.base import LaunchSpec
+    >>> spec = LaunchSpec(job_id=1, execution_id=5, image="busybox", command=["echo", "hi"])
+    >>> spec.container_name
+    'cm-exec-5'
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from container_manager.models import ExecutorHost
+
+#: Label keys set on every container, for recovery and orphan cleanup.
+LABEL_APP = "container_manager"
+LABEL_JOB = "container_manager.job_id"
+LABEL_EXECUTION = "container_manager.execution_id"
+LABEL_HOST = "container_manager.host"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigKey:
+    """One allowed key of a host's ``executor_config``.
+
+    Attributes:
+        types: Accepted Python types of the value.
+        help: What the key does, shown in errors and the docs.
+        choices: Allowed values, when the key is an enumeration.
+
+    Example:
+        >>> ConfigKey((int,), "Exit code").help
+        'Exit code'
+    """
+
+    types: tuple[type, ...]
+    help: str
+    choices: tuple[Any, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSpec:
+    """Everything an executor needs to start one execution of a job.
+
+    Attributes:
+        job_id: Primary key of the :class:`~container_manager.models.ContainerJob`.
+        execution_id: Primary key of the
+            :class:`~container_manager.models.ContainerExecution` for this attempt.
+        image: The image reference.
+        command: The argument list; shell form already wrapped in ``/bin/sh -c``;
+            empty means the image's default command.
+        environment: The resolved environment (template, then overrides).
+        memory_limit_mb: Memory limit in MB, or None.
+        cpu_limit: CPU limit in cores, or None.
+        timeout_seconds: Wall-clock limit, or None.
+        labels: Labels for the container (job, execution, host, app).
+
+    Example:
+        >>> LaunchSpec(job_id=1, execution_id=2, image="busybox", command=[]).labels
+        {}
+    """
+
+    job_id: int
+    execution_id: int
+    image: str
+    command: list[str]
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    memory_limit_mb: int | None = None
+    cpu_limit: float | None = None
+    timeout_seconds: int | None = None
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def container_name(self) -> str:
+        """The container name, derived from the execution id (so a second launch is caught).
+
+        Example:
+            >>> LaunchSpec(job_id=1, execution_id=42, image="busybox", command=[]).container_name
+            'cm-exec-42'
+        """
+        return f"cm-exec-{self.execution_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchResult:
+    """What :meth:`BaseExecutor.launch` returns.
+
+    Attributes:
+        container_id: The backend's id of the container (or remote execution).
+        running: True when the executor confirmed the container is running.
+
+    Example:
+        >>> LaunchResult(container_id="abc").running
+        True
+    """
+
+    container_id: str
+    running: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerStatus:
+    """The state of a container as the executor sees it.
+
+    Attributes:
+        state: ``running``, ``exited`` or ``missing`` (the container is gone).
+        exit_code: The exit code once exited, else None.
+        oom_killed: True when the container was killed for exceeding its memory limit.
+        error: A human-readable reason when something went wrong.
+
+    Example:
+        >>> ContainerStatus("exited", exit_code=0).finished
+        True
+    """
+
+    state: Literal["running", "exited", "missing"]
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        """True when the container will not run any more (exited or missing).
+
+        Example:
+            >>> ContainerStatus("running").finished
+            False
+        """
+        return self.state != "running"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerLogs:
+    """The output of a container, with its two streams kept apart.
+
+    Attributes:
+        stdout: What the container wrote to standard output.
+        stderr: What the container wrote to standard error.
+
+    Example:
+        >>> ContainerLogs(stdout="hi\\n", stderr="").stdout
+        'hi\\n'
+    """
+
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthResult:
+    """The outcome of a health check.
+
+    Attributes:
+        ok: True when the backend answered and is usable.
+        detail: What was checked or what failed (e.g. the API version, or the error).
+
+    Example:
+        >>> bool(HealthResult(ok=False, detail="connection refused"))
+        False
+    """
+
+    ok: bool
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        """Truth is the check's result.
+
+        Example:
+            >>> bool(HealthResult(ok=True))
+            True
+        """
+        return self.ok
+
+
+class BaseExecutor(abc.ABC):
+    """The interface every executor implements, for one host.
+
+    Subclasses set :attr:`executor_type` and :attr:`config_keys` and implement the
+    abstract methods. They raise only
+    :class:`~container_manager.executors.errors.ExecutorError` subclasses.
+
+    Attributes:
+        executor_type: The ``ExecutorHost.executor_type`` value served.
+        config_keys: The keys allowed in the host's ``executor_config``.
+        host: The host this executor talks to.
+
+    Example:
+        >>> from container_manager.executors import get_executor_class
+        >>> issubclass(get_executor_class("mock"), BaseExecutor)
+        True
+    """
+
+    executor_type: ClassVar[str]
+    config_keys: ClassVar[Mapping[str, ConfigKey]] = {}
+
+    def __init__(self, host: ExecutorHost) -> None:
+        """Bind the executor to ``host``.
+
+        Args:
+            host: The host whose connection string and config are used.
+        """
+        self.host = host
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The host's ``executor_config`` (an empty dict when unset).
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor(ExecutorHost(executor_config={"exit_code": 3})).config
+            {'exit_code': 3}
+        """
+        return dict(self.host.executor_config or {})
+
+    @classmethod
+    def validate_config(cls, config: Any) -> list[str]:
+        """List the problems of an ``executor_config`` value for this executor type.
+
+        Args:
+            config: The value to check.
+
+        Returns:
+            One message per problem (unknown key, wrong type, bad choice); empty
+            when valid.
+
+        Example:
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor.validate_config({"exit_code": "1", "colour": "red"})
+            ["executor_config['exit_code'] must be int, not str.", "Unknown executor_config key 'colour' for mock hosts; allowed: exit_code, fail_launch, healthy, logs, run_seconds, stderr."]
+        """
+        if not isinstance(config, dict):
+            return [f"executor_config must be a JSON object, not {type(config).__name__}."]
+        problems = []
+        for key, value in config.items():
+            spec = cls.config_keys.get(key)
+            if spec is None:
+                problems.append(
+                    f"Unknown executor_config key {key!r} for {cls.executor_type} hosts; "
+                    "allowed: " + ", ".join(sorted(cls.config_keys)) + "."
+                )
+                continue
+            if not isinstance(value, spec.types) or (
+                isinstance(value, bool) and bool not in spec.types
+            ):
+                names = " or ".join(t.__name__ for t in spec.types)
+                problems.append(
+                    f"executor_config[{key!r}] must be {names}, not {type(value).__name__}."
+                )
+            elif spec.choices and value not in spec.choices:
+                problems.append(
+                    f"executor_config[{key!r}] must be one of {list(spec.choices)}, not {value!r}."
+                )
+        return problems
+
+    def validate_spec(self, spec: LaunchSpec) -> list[str]:
+        """List the reasons this backend would reject ``spec`` (checked before launch).
+
+        The default accepts everything; executors with stricter limits (Cloud Run)
+        override it.
+
+        Args:
+            spec: The launch specification.
+
+        Returns:
+            Problems, each naming the field; empty when acceptable.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock"))
+            >>> ex.validate_spec(LaunchSpec(job_id=1, execution_id=1, image="busybox", command=[]))
+            []
+        """
+        return []
+
+    @abc.abstractmethod
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        """Start a container for ``spec`` and return its id.
+
+        Args:
+            spec: What to run.
+
+        Returns:
+            The new container's id.
+
+        Raises:
+            HostUnavailableError: The backend cannot be reached.
+            LaunchError: The backend refused the container.
+        """
+
+    @abc.abstractmethod
+    def status(self, container_id: str) -> ContainerStatus:
+        """Report the state of a container.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Returns:
+            The state; ``missing`` when the container no longer exists.
+
+        Raises:
+            HostUnavailableError: The backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def logs(self, container_id: str) -> ContainerLogs:
+        """Return what the container has written so far, streams kept apart.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Returns:
+            Standard output and standard error.
+
+        Raises:
+            HostUnavailableError: The backend cannot be reached.
+            ContainerNotFoundError: The container no longer exists.
+        """
+
+    @abc.abstractmethod
+    def stop(self, container_id: str, grace_seconds: int) -> None:
+        """Stop a running container: ask it to exit, then kill it after the grace period.
+
+        Stopping a container that already exited (or is missing) is not an error.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+            grace_seconds: Seconds between the polite signal and the kill.
+
+        Raises:
+            HostUnavailableError: The backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def cleanup(self, container_id: str) -> None:
+        """Remove the container and anything else the executor created for it.
+
+        Removing a container that is already gone is not an error.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Raises:
+            HostUnavailableError: The backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def health_check(self) -> HealthResult:
+        """Check that the backend answers; never raises.
+
+        Returns:
+            ``ok`` and a detail such as the API version or the error text.
+        """
+
+    def find(self, execution_id: int) -> str | None:
+        """Find the container launched for an execution, if there is one.
+
+        Used for idempotent launch and for adopting a dead worker's jobs. The
+        default knows nothing and returns None.
+
+        Args:
+            execution_id: The :class:`~container_manager.models.ContainerExecution` id.
+
+        Returns:
+            The container id, or None when no container exists for it.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor(ExecutorHost(name="m", executor_type="mock")).find(999) is None
+            True
+        """
+        return None
+
+    def wait(self, container_id: str, timeout: float) -> ContainerStatus:
+        """Wait up to ``timeout`` seconds for a container to finish, then report its state.
+
+        The default polls :meth:`status`; executors with a blocking wait override it.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+            timeout: Most seconds to wait.
+
+        Returns:
+            The state at the end of the wait (``running`` when it did not finish).
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock"))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=1, image="busybox", command=[])).container_id
+            >>> ex.wait(cid, timeout=1).state
+            'exited'
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            state = self.status(container_id)
+            remaining = deadline - time.monotonic()
+            if state.finished or remaining <= 0:
+                return state
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)

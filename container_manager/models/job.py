@@ -1,0 +1,438 @@
+"""The :class:`ContainerJob` model: one request to run a container."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from container_manager.envfile import parse_env_text
+from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
+from container_manager.models.managers import ContainerJobManager
+from container_manager.validators import validate_command, validate_image_reference
+
+#: Largest ``cpu_limit`` accepted, in cores.
+MAX_CPU_LIMIT = 128.0
+
+
+class ContainerJob(models.Model):
+    """A containerized job: what to run, where, with which limits, and how it went.
+
+    This is the core model. A job names an :attr:`image` and a :attr:`command`,
+    the :class:`~container_manager.models.ExecutorHost` to run on
+    (:attr:`docker_host`), optional resource limits, and its environment (an
+    :class:`~container_manager.models.EnvironmentVariableTemplate` plus
+    per-job overrides). Each attempt at running it is a
+    :class:`~container_manager.models.ContainerExecution`
+    (``job.containerexecution_set``).
+
+    Status lifecycle (the full table is
+    :data:`container_manager.lifecycle.TRANSITIONS`)::
+
+        pending -> starting -> running -> completed | failed
+        pending | starting | running -> cancelled
+        starting | running -> pending   (only when an attempt is retried)
+
+    Every status change is a conditional ``UPDATE ... WHERE status = <old>``, so
+    two processes can never both move the same job. Usually a worker
+    (``manage.py process_container_jobs``) launches and harvests jobs; the
+    methods :meth:`launch`, :meth:`harvest`, :meth:`cancel` and :meth:`get_logs`
+    do the same by hand.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="production", executor_type="mock",
+        ...     connection_string="mock://production",
+        ...     executor_config={"logs": "Hello World\\n"})
+        >>> job = ContainerJob.objects.create(
+        ...     image="python:3.12",
+        ...     command='python -c "print(\\'Hello World\\')"',
+        ...     docker_host=ExecutorHost.objects.get(name="production"),
+        ... )
+        >>> job.launch()
+        True
+        >>> while not job.is_terminal_status:
+        ...     job.harvest()
+        True
+        >>> job.status, job.exit_code
+        ('completed', 0)
+        >>> print(job.get_logs())
+        Hello World
+        <BLANKLINE>
+    """
+
+    name = models.CharField(
+        max_length=200, blank=True, help_text="Optional label for people; not used to run the job."
+    )
+    image = models.CharField(
+        max_length=255,
+        validators=[validate_image_reference],
+        help_text="Container image as [registry[:port]/]name[:tag][@digest], e.g. "
+        "'python:3.12', 'nginx:latest', 'myregistry.com:5000/myapp:v1.2.3'. Whether a "
+        "missing image is pulled depends on the host's executor.",
+    )
+    command = models.TextField(
+        blank=True,
+        validators=[validate_command],
+        help_text='Shell form (echo "hello" && date), run by /bin/sh -c, so the image needs '
+        '/bin/sh; or exec form as a JSON list (["echo", "hello"]), run directly with no '
+        "shell. Blank: the image's default command.",
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=JobStatus.choices,
+        default=JobStatus.PENDING,
+        db_index=True,
+        help_text="Current status: pending -> starting -> running -> completed or failed; "
+        "cancelled from any non-terminal status. Terminal: completed, failed, cancelled. "
+        "Changed only through launch(), harvest(), cancel() and the worker.",
+    )
+    status_message = models.TextField(
+        blank=True,
+        help_text="Why the job is in its status, e.g. 'exited with code 1', 'out of memory', "
+        "'timed out after 30 s'.",
+    )
+    docker_host = models.ForeignKey(
+        "container_manager.ExecutorHost",
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        help_text="The executor host the job runs on (any executor type, despite the name). "
+        "A host with jobs cannot be deleted.",
+    )
+    environment_template = models.ForeignKey(
+        "container_manager.EnvironmentVariableTemplate",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="jobs",
+        help_text="Optional template of environment variables, read at launch. Deleting "
+        "the template leaves the job without one.",
+    )
+    environment_overrides = models.TextField(
+        blank=True,
+        help_text="Variables in the template format (KEY=VALUE per line) that are added to, "
+        "or replace, the template's variables for this job.",
+    )
+    memory_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Memory limit in megabytes (MB). A container that exceeds it is killed "
+        "(out of memory) and the job fails. Blank: no limit.",
+    )
+    cpu_limit = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01), MaxValueValidator(MAX_CPU_LIMIT)],
+        help_text="CPU limit in cores (1.0 = one core, 0.5 = half a core; 0.01 to 128). "
+        "The container is throttled to it. Blank: no limit.",
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Wall-clock limit from launch, in seconds. A job still running then is "
+        "stopped, its logs kept, and failed. Blank: no limit.",
+    )
+    exit_code = models.IntegerField(
+        null=True, blank=True, help_text="Exit code of the last attempt's container."
+    )
+    priority = models.IntegerField(
+        default=0, help_text="Workers launch higher priorities first; equal ones oldest first."
+    )
+    not_before = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Workers do not launch the job before this time (also set by retry backoff).",
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Further attempts allowed after a retryable failure (see the retry policy).",
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Number of executions (attempts) started so far."
+    )
+    claimed_by = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Id of the worker currently driving the job. Blank: no worker.",
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the worker's claim lapses; after that another worker may adopt the job.",
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, help_text="When the job was created."
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="When the job row was last changed."
+    )
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current attempt's container started running."
+    )
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the job reached its terminal status."
+    )
+
+    objects: ContainerJobManager = ContainerJobManager()
+
+    class Meta:
+        """Model options."""
+
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+        verbose_name = "container job"
+        indexes = [
+            models.Index(fields=["status", "-priority", "created_at"], name="cm_job_claim_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="cm_job_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        """Return ``"job <id>: <image> (<status>)"``.
+
+        Example:
+            >>> str(ContainerJob(pk=4, image="busybox", status="running"))
+            'job 4: busybox (running)'
+        """
+        return f"job {self.pk}: {self.image} ({self.status})"
+
+    @property
+    def is_terminal_status(self) -> bool:
+        """Whether the job has reached a status it never leaves.
+
+        Terminal: ``completed`` (exit code 0), ``failed`` (non-zero exit, launch
+        error, out of memory, timeout, lost container) and ``cancelled``.
+        Non-terminal: ``pending``, ``starting`` and ``running``. The value
+        reflects this instance; call ``refresh_from_db()`` to see changes made by
+        a worker.
+
+        Returns:
+            True for ``completed``, ``failed`` and ``cancelled``.
+
+        Example:
+            >>> ContainerJob(status="running").is_terminal_status
+            False
+            >>> ContainerJob(status="cancelled").is_terminal_status
+            True
+        """
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def runtime_duration(self) -> datetime.timedelta | None:
+        """How long the job has run: ``finished_at - started_at``, or up to now while running.
+
+        Returns:
+            The duration, or None when the job has not started running.
+
+        Example:
+            >>> from datetime import datetime, timezone
+            >>> job = ContainerJob(started_at=datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc),
+            ...                    finished_at=datetime(2025, 1, 1, 12, 1, 30, tzinfo=timezone.utc))
+            >>> job.runtime_duration.total_seconds()
+            90.0
+            >>> ContainerJob().runtime_duration is None
+            True
+        """
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def clean(self) -> None:
+        """Check the fields that depend on each other or on text formats.
+
+        Field validators already check :attr:`image`, :attr:`command` and the
+        limits; this also checks :attr:`environment_overrides` (naming each bad
+        line) and the template's text.
+
+        Raises:
+            ValidationError: Keyed by field.
+
+        Example:
+            >>> ContainerJob(environment_overrides="DEBUG = true").clean()
+            Traceback (most recent call last):
+            ...
+            django.core.exceptions.ValidationError: {'environment_overrides': ["Line 1: space before '='; write KEY=VALUE with no spaces around '='."]}
+        """
+        errors: dict[str, list[str]] = {}
+        try:
+            parse_env_text(self.environment_overrides)
+        except ValidationError as exc:
+            errors["environment_overrides"] = exc.messages
+        template = self.environment_template if self.environment_template_id else None
+        if template is not None:
+            try:
+                template.get_environment_variables_dict()
+            except ValidationError as exc:
+                errors["environment_template"] = [
+                    f"Template {template.name!r} is invalid: {m}" for m in exc.messages
+                ]
+        if errors:
+            raise ValidationError(errors)
+
+    def get_environment(self) -> dict[str, str]:
+        """Return the environment the container gets: the template, then the overrides.
+
+        Variables from :attr:`environment_overrides` replace those of the same name
+        from :attr:`environment_template`.
+
+        Returns:
+            The final variables.
+
+        Raises:
+            ValidationError: The template's text or the overrides are invalid.
+
+        Example:
+            >>> template = EnvironmentVariableTemplate(
+            ...     name="base", environment_variables_text="ENV=staging\\nLOG_LEVEL=INFO")
+            >>> job = ContainerJob(environment_template=template,
+            ...                    environment_overrides="ENV=production\\nEXTRA=1")
+            >>> job.get_environment()
+            {'ENV': 'production', 'LOG_LEVEL': 'INFO', 'EXTRA': '1'}
+        """
+        env: dict[str, str] = {}
+        if self.environment_template_id or self.environment_template is not None:
+            template = self.environment_template
+            if template is not None:
+                env.update(template.get_environment_variables_dict())
+        env.update(parse_env_text(self.environment_overrides))
+        return env
+
+    def launch(self) -> bool:
+        """Hand the job to its host's executor.
+
+        Steps: validate the job (``full_clean``); check the host is active and
+        its executor available; move the job ``pending -> starting``; create a
+        :class:`~container_manager.models.ContainerExecution`; ask the executor to
+        start the container (outside any database transaction); record the
+        container id and move the job to ``running``.
+
+        Returns:
+            True when the executor accepted the job (it is now ``running``).
+            False when the executor refused it: the attempt is recorded as failed
+            with the reason, and the job is ``failed`` (or back to ``pending``
+            when the retry policy allows another attempt).
+
+        Raises:
+            ValidationError: The job is invalid; nothing was changed and no
+                execution was created.
+            InvalidTransitionError: The job is not ``pending``.
+            ConcurrentTransitionError: Another process moved the job first.
+            HostUnavailableError: The host is inactive, or did not answer; the
+                job stays (or is put back) ``pending``.
+            ExecutorNotAvailableError: The host's executor cannot run here (e.g.
+                an optional dependency is missing); nothing was changed.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="launch-mock", executor_type="mock", connection_string="mock://l")
+            >>> job = ContainerJob.objects.create(
+            ...     image="python:3.12", command="python -c \\"print('Hello')\\"",
+            ...     docker_host=host)
+            >>> if job.launch():
+            ...     print(f"Job {job.status}")
+            ... else:
+            ...     print("Job failed to launch")
+            Job running
+        """
+        from container_manager import operations
+
+        return operations.launch(self)
+
+    def harvest(self) -> bool:
+        """Collect the result of a finished job: logs, exit code, ``finished_at``, status.
+
+        Asks the executor for the container's state. If it still runs, nothing
+        changes (but a job past its ``timeout_seconds`` is stopped, its logs kept,
+        and failed). If it exited, the logs (stdout and stderr) and exit code are
+        stored on the execution, the container is cleaned up, and the job becomes
+        ``completed`` (exit code 0) or ``failed``. A container that vanished
+        fails the job: success is never recorded without the executor's word.
+
+        Returns:
+            True once the job is terminal with its results recorded (also when it
+            already was: harvesting is idempotent); False while it still runs or
+            has not been launched.
+
+        Raises:
+            ConcurrentTransitionError: Another process moved the job meanwhile.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="harvest-mock", executor_type="mock", connection_string="mock://h",
+            ...     executor_config={"logs": "done\\n", "exit_code": 3})
+            >>> job = ContainerJob.objects.create(image="busybox", command="exit 3", docker_host=host)
+            >>> job.launch()
+            True
+            >>> job.harvest()
+            True
+            >>> print(f"Exit code: {job.exit_code}, status: {job.status}")
+            Exit code: 3, status: failed
+            >>> job.runtime_duration is not None
+            True
+        """
+        from container_manager import operations
+
+        return operations.harvest(self)
+
+    def cancel(self) -> bool:
+        """Cancel the job: stop its container (if any) and mark it ``cancelled``.
+
+        A running container is stopped through the executor (a grace period of
+        ``STOP_GRACE_SECONDS``, then a kill); its logs so far are kept on the
+        execution. On a job that is already terminal nothing changes.
+
+        Returns:
+            True when the job was cancelled by this call; False when it was
+            already terminal (or finished before the cancel took effect).
+
+        Raises:
+            HostUnavailableError: The container could not be stopped because the
+                host did not answer; the job's status is unchanged.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="cancel-mock", executor_type="mock", connection_string="mock://c",
+            ...     executor_config={"run_seconds": 3600})
+            >>> job = ContainerJob.objects.create(image="busybox", command="sleep 3600", docker_host=host)
+            >>> job.launch()
+            True
+            >>> job.cancel()
+            True
+            >>> job.status, job.cancel()
+            ('cancelled', False)
+        """
+        from container_manager import operations
+
+        return operations.cancel(self)
+
+    def get_logs(self) -> str:
+        """Return the logs of all attempts, the latest last.
+
+        Each attempt's logs are its stdout followed, when there is any, by its
+        stderr under a ``[stderr]`` line. With more than one attempt, each starts
+        with a header line ``=== attempt N ===``. For a running job the current
+        attempt's logs are fetched live from the executor (what has arrived so
+        far); stored logs are capped at ``LOG_MAX_BYTES`` per stream.
+
+        Returns:
+            The combined logs; an empty string when nothing ran yet.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="logs-mock", executor_type="mock", connection_string="mock://logs",
+            ...     executor_config={"logs": "INFO start\\nERROR disk full\\n"})
+            >>> job = ContainerJob.objects.create(image="busybox", command="run", docker_host=host)
+            >>> job.launch() and job.harvest()
+            True
+            >>> logs = job.get_logs()
+            >>> if "ERROR" in logs:
+            ...     print("Job encountered errors")
+            Job encountered errors
+        """
+        from container_manager import operations
+
+        return operations.get_logs(self)

@@ -1,0 +1,244 @@
+"""``ContainerJob.objects``: the job manager and its chainable queryset."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import models
+
+from container_manager.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
+
+if TYPE_CHECKING:
+    from container_manager.models import ContainerJob, ExecutorHost
+
+
+class ContainerJobQuerySet(models.QuerySet["ContainerJob"]):
+    """Chainable job filters; every method returns a new queryset.
+
+    The same methods exist on :class:`ContainerJobManager`, so both
+    ``ContainerJob.objects.pending()`` and
+    ``ContainerJob.objects.for_host(host).pending()`` work.
+
+    Example:
+        >>> ContainerJob.objects.filter(image="busybox").pending().count()
+        0
+    """
+
+    def pending(self) -> ContainerJobQuerySet:
+        """Jobs waiting to be launched (status ``pending``).
+
+        Returns:
+            The filtered queryset.
+
+        Example:
+            >>> ContainerJob.objects.all().pending().exists()
+            False
+        """
+        return self.filter(status=JobStatus.PENDING)
+
+    def active(self) -> ContainerJobQuerySet:
+        """Jobs handed to an executor and not finished (``starting`` or ``running``).
+
+        Returns:
+            The filtered queryset.
+
+        Example:
+            >>> ContainerJob.objects.all().active().exists()
+            False
+        """
+        return self.filter(status__in=sorted(ACTIVE_STATUSES))
+
+    def terminal(self) -> ContainerJobQuerySet:
+        """Finished jobs (``completed``, ``failed`` or ``cancelled``).
+
+        Returns:
+            The filtered queryset.
+
+        Example:
+            >>> ContainerJob.objects.all().terminal().exists()
+            False
+        """
+        return self.filter(status__in=sorted(TERMINAL_STATUSES))
+
+    def completed(self) -> ContainerJobQuerySet:
+        """Jobs that finished with exit code 0 (status ``completed``).
+
+        Returns:
+            The filtered queryset.
+
+        Example:
+            >>> ContainerJob.objects.all().completed().exists()
+            False
+        """
+        return self.filter(status=JobStatus.COMPLETED)
+
+    def failed(self) -> ContainerJobQuerySet:
+        """Jobs that failed (non-zero exit, launch error, timeout, lost container).
+
+        Returns:
+            The filtered queryset.
+
+        Example:
+            >>> ContainerJob.objects.all().failed().exists()
+            False
+        """
+        return self.filter(status=JobStatus.FAILED)
+
+    def for_host(self, host: ExecutorHost | int) -> ContainerJobQuerySet:
+        """Jobs that run on ``host``.
+
+        Args:
+            host: An :class:`~container_manager.models.ExecutorHost` or its primary key.
+
+        Returns:
+            The filtered queryset.
+
+        Example:
+            >>> ContainerJob.objects.all().for_host(12345).exists()
+            False
+        """
+        return self.filter(docker_host=host)
+
+
+class ContainerJobManager(models.Manager["ContainerJob"]):
+    """The manager behind ``ContainerJob.objects``, with common job queries.
+
+    Every method returns a :class:`ContainerJobQuerySet`, so the results can be
+    filtered, chained (``ContainerJob.objects.for_host(host).active()``), counted
+    or sliced further.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="mgr-mock", executor_type="mock", connection_string="mock://mgr")
+        >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+        >>> ContainerJob.objects.pending().count()
+        1
+        >>> ContainerJob.objects.for_host(host).active().count()
+        0
+    """
+
+    def get_queryset(self) -> ContainerJobQuerySet:
+        """Return a :class:`ContainerJobQuerySet` over all jobs.
+
+        Returns:
+            The base queryset.
+
+        Example:
+            >>> type(ContainerJob.objects.get_queryset()).__name__
+            'ContainerJobQuerySet'
+        """
+        return ContainerJobQuerySet(self.model, using=self._db)
+
+    def pending(self) -> ContainerJobQuerySet:
+        """Get jobs waiting for execution (status ``pending``).
+
+        Workers launch these, highest ``priority`` first, then oldest first.
+
+        Returns:
+            QuerySet of jobs with status ``pending``.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="pending-mock", executor_type="mock", connection_string="mock://p")
+            >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+            >>> pending_count = ContainerJob.objects.pending().count()
+            >>> pending_count
+            1
+            >>> for job in ContainerJob.objects.pending()[:10]:
+            ...     job.launch()
+            True
+        """
+        return self.get_queryset().pending()
+
+    def active(self) -> ContainerJobQuerySet:
+        """Get jobs currently starting or running.
+
+        Returns:
+            QuerySet of jobs with status ``starting`` or ``running``.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="slow-mock", executor_type="mock", connection_string="mock://slow",
+            ...     executor_config={"run_seconds": 60})
+            >>> job = ContainerJob.objects.create(
+            ...     image="busybox", command="sleep 60", docker_host=host, memory_limit=256)
+            >>> job.launch()
+            True
+            >>> active_jobs = ContainerJob.objects.active()
+            >>> print(f"{active_jobs.count()} jobs currently active")
+            1 jobs currently active
+            >>> total_memory = sum(job.memory_limit or 0 for job in active_jobs)
+            >>> print(f"Total memory allocated: {total_memory}MB")
+            Total memory allocated: 256MB
+        """
+        return self.get_queryset().active()
+
+    def terminal(self) -> ContainerJobQuerySet:
+        """Get finished jobs: ``completed``, ``failed`` or ``cancelled``.
+
+        Returns:
+            QuerySet of jobs in a terminal status.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="term-mock", executor_type="mock", connection_string="mock://t")
+            >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+            >>> job.cancel()
+            True
+            >>> ContainerJob.objects.terminal().count()
+            1
+        """
+        return self.get_queryset().terminal()
+
+    def completed(self) -> ContainerJobQuerySet:
+        """Get jobs that finished successfully (exit code 0).
+
+        Returns:
+            QuerySet of jobs with status ``completed``.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="ok-mock", executor_type="mock", connection_string="mock://ok")
+            >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+            >>> job.launch() and job.harvest()
+            True
+            >>> ContainerJob.objects.completed().count()
+            1
+        """
+        return self.get_queryset().completed()
+
+    def failed(self) -> ContainerJobQuerySet:
+        """Get jobs that failed: non-zero exit, launch error, timeout or lost container.
+
+        Returns:
+            QuerySet of jobs with status ``failed``.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="bad-mock", executor_type="mock", connection_string="mock://bad",
+            ...     executor_config={"exit_code": 2})
+            >>> job = ContainerJob.objects.create(image="busybox", command="false", docker_host=host)
+            >>> job.launch() and job.harvest()
+            True
+            >>> ContainerJob.objects.failed().count()
+            1
+        """
+        return self.get_queryset().failed()
+
+    def for_host(self, host: ExecutorHost | int) -> ContainerJobQuerySet:
+        """Get the jobs that run on ``host``.
+
+        Args:
+            host: An :class:`~container_manager.models.ExecutorHost` or its primary key.
+
+        Returns:
+            QuerySet of the host's jobs, in any status.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="for-mock", executor_type="mock", connection_string="mock://for")
+            >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+            >>> ContainerJob.objects.for_host(host).count()
+            1
+        """
+        return self.get_queryset().for_host(host)

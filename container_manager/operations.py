@@ -1,0 +1,559 @@
+"""Job operations behind :class:`~container_manager.models.ContainerJob`'s methods and the worker.
+
+Rules kept here, in one place:
+
+* every status change goes through :func:`transition`, a conditional
+  ``UPDATE ... WHERE id = <id> AND status = <old>`` checked against
+  :data:`~container_manager.lifecycle.TRANSITIONS`;
+* no executor (network) call happens inside a database transaction;
+* success is recorded only on the executor's evidence (an exit code).
+
+Example:
+    >>> cap_log("x" * 10, max_bytes=4)
+    '[container_manager: 6 bytes truncated]\\nxxxx'
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from container_manager.conf import get_settings
+from container_manager.executors import (
+    BaseExecutor,
+    ContainerStatus,
+    ExecutorError,
+    HostUnavailableError,
+    LaunchSpec,
+    get_executor,
+)
+from container_manager.executors.base import LABEL_APP, LABEL_EXECUTION, LABEL_HOST, LABEL_JOB
+from container_manager.executors.errors import (
+    ExecutorConfigurationError,
+    ExecutorNotAvailableError,
+    ImageNotFoundError,
+)
+from container_manager.lifecycle import ConcurrentTransitionError, JobStatus, check_transition
+from container_manager.validators import parse_command
+
+if TYPE_CHECKING:
+    from container_manager.models import ContainerExecution, ContainerJob
+
+logger = logging.getLogger("container_manager")
+
+#: Executor errors that no retry can fix.
+PERMANENT_LAUNCH_ERRORS = (ImageNotFoundError, ExecutorNotAvailableError, ExecutorConfigurationError)
+
+
+def transition(job: ContainerJob, new: str, **fields: Any) -> None:
+    """Move ``job`` to ``new`` with one conditional UPDATE, and update the instance.
+
+    Args:
+        job: The job; its in-memory ``status`` is the expected current status.
+        new: The target status.
+        **fields: Other columns to set in the same UPDATE (values or ``F()``
+            expressions; expressions are re-read into the instance).
+
+    Raises:
+        InvalidTransitionError: The lifecycle forbids the move.
+        ConcurrentTransitionError: The row's status is no longer the expected one.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="tr-mock", executor_type="mock", connection_string="mock://tr")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> transition(job, "cancelled", status_message="not needed")
+        >>> ContainerJob.objects.get(pk=job.pk).status
+        'cancelled'
+        >>> transition(job, "running")
+        Traceback (most recent call last):
+        ...
+        container_manager.lifecycle.InvalidTransitionError: Job ... cannot move from 'cancelled' to 'running': 'cancelled' is terminal.
+    """
+    from container_manager.models import ContainerJob
+
+    old = job.status
+    new = getattr(new, "value", new)
+    check_transition(old, new, job_id=job.pk)
+    now = timezone.now()
+    updated = ContainerJob.objects.filter(pk=job.pk, status=old).update(
+        status=new, updated_at=now, **fields
+    )
+    if updated != 1:
+        raise ConcurrentTransitionError(
+            f"Job {job.pk} is no longer {old!r} in the database: another process changed it "
+            "first. Call refresh_from_db() to see its current status."
+        )
+    job.status = new
+    job.updated_at = now
+    expressions = []
+    for name, value in fields.items():
+        if hasattr(value, "resolve_expression"):
+            expressions.append(name)
+        else:
+            setattr(job, name, value)
+    if expressions:
+        job.refresh_from_db(fields=expressions)
+
+
+def cap_log(text: str, max_bytes: int | None = None) -> str:
+    """Keep at most ``max_bytes`` (UTF-8) of the end of ``text``, marking what was cut.
+
+    Args:
+        text: The log text.
+        max_bytes: The cap; defaults to ``CONTAINER_MANAGER["LOG_MAX_BYTES"]``.
+
+    Returns:
+        ``text`` unchanged when it fits, else a marker line followed by its end.
+
+    Example:
+        >>> cap_log("short")
+        'short'
+    """
+    limit = get_settings().LOG_MAX_BYTES if max_bytes is None else max_bytes
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    kept = data[len(data) - limit :].decode("utf-8", errors="ignore")
+    dropped = len(data) - len(kept.encode("utf-8"))
+    return f"[container_manager: {dropped} bytes truncated]\n{kept}"
+
+
+def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
+    """Turn a job and its new execution into what the executor runs.
+
+    Args:
+        job: The job.
+        execution: The attempt being launched.
+
+    Returns:
+        The launch specification, with labels for recovery and cleanup.
+
+    Example:
+        >>> job = ContainerJob(pk=1, image="busybox", command='["echo", "hi"]',
+        ...                    docker_host=ExecutorHost(name="h"), memory_limit=64)
+        >>> spec = build_spec(job, ContainerExecution(pk=9, job=job))
+        >>> spec.command, spec.memory_limit_mb, spec.container_name
+        (['echo', 'hi'], 64, 'cm-exec-9')
+    """
+    return LaunchSpec(
+        job_id=job.pk,
+        execution_id=execution.pk,
+        image=job.image,
+        command=parse_command(job.command),
+        environment=job.get_environment(),
+        memory_limit_mb=job.memory_limit,
+        cpu_limit=job.cpu_limit,
+        timeout_seconds=job.timeout_seconds,
+        labels={
+            LABEL_APP: "true",
+            LABEL_JOB: str(job.pk),
+            LABEL_EXECUTION: str(execution.pk),
+            LABEL_HOST: job.docker_host.name,
+        },
+    )
+
+
+def executor_for(job: ContainerJob) -> BaseExecutor:
+    """Return the executor of the job's host, refusing an inactive host.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The executor bound to ``job.docker_host``.
+
+    Raises:
+        HostUnavailableError: The host is inactive.
+        ExecutorNotAvailableError: The executor type cannot run here.
+
+    Example:
+        >>> executor_for(ContainerJob(docker_host=ExecutorHost(
+        ...     name="off", executor_type="mock", is_active=False)))
+        Traceback (most recent call last):
+        ...
+        container_manager.executors.errors.HostUnavailableError: Host 'off' is inactive (is_active=False); activate it or move the job to an active host.
+    """
+    host = job.docker_host
+    if not host.is_active:
+        raise HostUnavailableError(
+            f"Host {host.name!r} is inactive (is_active=False); activate it or move the job "
+            "to an active host."
+        )
+    return get_executor(host)
+
+
+def launch(job: ContainerJob) -> bool:
+    """Validate, claim and start ``job``; see :meth:`ContainerJob.launch <container_manager.models.ContainerJob.launch>`.
+
+    Args:
+        job: A pending job.
+
+    Returns:
+        True when the executor accepted the job.
+
+    Raises:
+        ValidationError: The job is invalid (nothing changed).
+        InvalidTransitionError: The job is not pending.
+        HostUnavailableError: The host is inactive or unreachable.
+        ExecutorNotAvailableError: The executor cannot run here.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="op-mock", executor_type="mock", connection_string="mock://op")
+        >>> launch(ContainerJob.objects.create(image="busybox", docker_host=host))
+        True
+    """
+    check_transition(job.status, JobStatus.STARTING, job_id=job.pk)
+    job.full_clean()
+    executor = executor_for(job)
+    problems = executor.validate_spec(
+        LaunchSpec(
+            job_id=job.pk,
+            execution_id=0,
+            image=job.image,
+            command=parse_command(job.command),
+            memory_limit_mb=job.memory_limit,
+            cpu_limit=job.cpu_limit,
+            timeout_seconds=job.timeout_seconds,
+        )
+    )
+    if problems:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError(problems)
+    transition(job, JobStatus.STARTING, attempts=F("attempts") + 1, claimed_by="",
+               lease_expires_at=None)
+    return start_attempt(job, executor)
+
+
+def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
+    """Create the execution for a ``starting`` job and ask the executor to launch it.
+
+    Args:
+        job: A job already moved to ``starting`` (by :func:`launch` or a worker's claim),
+            whose ``attempts`` counts this attempt.
+        executor: The executor of the job's host.
+
+    Returns:
+        True when the container runs; False when the launch failed and the job was
+        failed or queued for a retry.
+
+    Raises:
+        HostUnavailableError: The host did not answer; the job was put back to
+            ``pending`` (the attempt is recorded as failed).
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="sa-mock", executor_type="mock", connection_string="mock://sa")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> transition(job, "starting", attempts=1)
+        >>> start_attempt(job, executor_for(job)), job.status
+        (True, 'running')
+    """
+    from container_manager.models import ContainerExecution, ExecutionStatus
+
+    execution = ContainerExecution.objects.create(
+        job=job, attempt=job.attempts, status=ExecutionStatus.STARTING
+    )
+    job._current_execution = execution  # type: ignore[attr-defined]
+    try:
+        spec = build_spec(job, execution)
+        result = executor.launch(spec)
+    except ExecutorError as exc:
+        _launch_failed(job, execution, exc)
+        if isinstance(exc, HostUnavailableError) and job.status == JobStatus.PENDING:
+            raise
+        return False
+    except Exception as exc:  # a bug or an unexpected client error: never lose the job
+        logger.exception("Unexpected error launching job %s", job.pk)
+        _launch_failed(job, execution, ExecutorError(f"{type(exc).__name__}: {exc}"))
+        return False
+    now = timezone.now()
+    ContainerExecution.objects.filter(pk=execution.pk).update(
+        container_id=result.container_id, status=ExecutionStatus.RUNNING, started_at=now
+    )
+    execution.container_id = result.container_id
+    execution.status = ExecutionStatus.RUNNING
+    execution.started_at = now
+    transition(job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
+    return True
+
+
+def _launch_failed(job: ContainerJob, execution: ContainerExecution, exc: ExecutorError) -> None:
+    """Record a failed launch: the attempt fails; the job fails, retries, or waits for its host."""
+    message = f"launch failed: {exc}"
+    _record_execution(execution, status="failed", error_message=message)
+    if isinstance(exc, HostUnavailableError) and job.attempts <= job.max_retries + 1:
+        # The host never got the container: back to pending, this attempt does not count.
+        transition(
+            job,
+            JobStatus.PENDING,
+            status_message=message,
+            claimed_by="",
+            lease_expires_at=None,
+            not_before=timezone.now() + _backoff(job),
+        )
+        return
+    _fail_or_retry(job, message, retryable=not isinstance(exc, PERMANENT_LAUNCH_ERRORS))
+
+
+def _backoff(job: ContainerJob) -> datetime.timedelta:
+    """Delay before the next attempt: doubles with each attempt, capped."""
+    cfg = get_settings()
+    seconds = min(cfg.RETRY_BACKOFF_SECONDS * 2 ** max(job.attempts - 1, 0),
+                  cfg.RETRY_BACKOFF_MAX_SECONDS)
+    return datetime.timedelta(seconds=seconds)
+
+
+def _fail_or_retry(job: ContainerJob, message: str, *, retryable: bool, **fields: Any) -> None:
+    """Fail the job, or send it back to pending when the retry policy allows another attempt."""
+    fields = {"claimed_by": "", "lease_expires_at": None, **fields}
+    if retryable and job.attempts <= job.max_retries:
+        transition(
+            job,
+            JobStatus.PENDING,
+            status_message=f"{message}; retrying (attempt {job.attempts + 1} of "
+            f"{job.max_retries + 1})",
+            not_before=timezone.now() + _backoff(job),
+            **fields,
+        )
+        return
+    transition(job, JobStatus.FAILED, status_message=message, finished_at=timezone.now(),
+               **fields)
+
+
+def _record_execution(execution: ContainerExecution, **fields: Any) -> None:
+    """Save the final fields of an attempt (one UPDATE)."""
+    from container_manager.models import ContainerExecution
+
+    fields.setdefault("finished_at", timezone.now())
+    ContainerExecution.objects.filter(pk=execution.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(execution, name, value)
+
+
+def current_execution(job: ContainerJob) -> ContainerExecution | None:
+    """Return the job's latest execution (cached on the instance by launches in this process).
+
+    Args:
+        job: The job.
+
+    Returns:
+        The execution with the highest attempt number, or None.
+
+    Example:
+        >>> current_execution(ContainerJob.objects.create(
+        ...     image="busybox", docker_host=ExecutorHost.objects.create(
+        ...         name="ce-mock", executor_type="mock", connection_string="mock://ce"))) is None
+        True
+    """
+    cached = getattr(job, "_current_execution", None)
+    if cached is not None and cached.attempt == job.attempts:
+        return cached
+    execution = job.containerexecution_set.order_by("-attempt").first()
+    job._current_execution = execution  # type: ignore[attr-defined]
+    return execution
+
+
+def _timed_out(job: ContainerJob, execution: ContainerExecution) -> bool:
+    """Whether the attempt has run longer than the job's ``timeout_seconds``."""
+    if not job.timeout_seconds or execution.started_at is None:
+        return False
+    return timezone.now() - execution.started_at >= datetime.timedelta(seconds=job.timeout_seconds)
+
+
+def harvest(
+    job: ContainerJob,
+    executor: BaseExecutor | None = None,
+    state: ContainerStatus | None = None,
+) -> bool:
+    """Record the result of a finished job; see :meth:`ContainerJob.harvest <container_manager.models.ContainerJob.harvest>`.
+
+    Args:
+        job: The job.
+        executor: The host's executor (looked up when omitted).
+        state: A container state the caller already has (saves one executor call).
+
+    Returns:
+        True when the job is terminal with its result recorded.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="hv-mock", executor_type="mock", connection_string="mock://hv")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> harvest(job)  # not launched yet
+        False
+    """
+    if job.is_terminal_status:
+        return True
+    if job.status == JobStatus.PENDING:
+        return False
+    execution = current_execution(job)
+    if execution is None or not execution.container_id:
+        return False
+    executor = executor or get_executor(job.docker_host)
+    if state is None:
+        try:
+            state = executor.status(execution.container_id)
+        except ExecutorError as exc:
+            if _timed_out(job, execution):
+                _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s "
+                        f"and the host is unreachable ({exc})", cleanup=False)
+                return True
+            logger.warning("Cannot read status of job %s: %s", job.pk, exc)
+            return False
+    if not state.finished:
+        if not _timed_out(job, execution):
+            return False
+        _stop_quietly(executor, execution.container_id)
+        _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s")
+        return True
+    if state.state == "missing":
+        _finish(job, execution, executor, None,
+                f"container disappeared before its result was read ({state.error or 'missing'})",
+                cleanup=False, read_logs=False)
+        return True
+    _finish(job, execution, executor, state, "")
+    return True
+
+
+def _stop_quietly(executor: BaseExecutor, container_id: str) -> None:
+    """Stop a container, logging (not raising) executor errors."""
+    try:
+        executor.stop(container_id, get_settings().STOP_GRACE_SECONDS)
+    except ExecutorError as exc:
+        logger.warning("Could not stop container %s: %s", container_id, exc)
+
+
+def _finish(
+    job: ContainerJob,
+    execution: ContainerExecution,
+    executor: BaseExecutor,
+    state: ContainerStatus | None,
+    failure: str,
+    *,
+    cleanup: bool = True,
+    read_logs: bool = True,
+    cancelled: bool = False,
+) -> None:
+    """Read logs, clean up, record the attempt, and move the job to its outcome."""
+    stdout = stderr = ""
+    if read_logs:
+        try:
+            logs = executor.logs(execution.container_id)
+            stdout, stderr = cap_log(logs.stdout), cap_log(logs.stderr)
+        except ExecutorError as exc:
+            logger.warning("Could not read logs of job %s: %s", job.pk, exc)
+    exit_code = state.exit_code if state is not None else None
+    retryable = False
+    if cancelled:
+        outcome = JobStatus.CANCELLED
+    elif failure:
+        outcome = JobStatus.FAILED
+    elif state is not None and state.oom_killed:
+        outcome, failure = JobStatus.FAILED, "out of memory (killed at the memory limit)"
+        retryable = get_settings().RETRY_ON_OOM
+    elif exit_code == 0:
+        outcome = JobStatus.COMPLETED
+    else:
+        outcome, failure = JobStatus.FAILED, f"exited with code {exit_code}"
+        retryable = exit_code in get_settings().RETRY_ON_EXIT_CODES
+    keep = outcome == JobStatus.FAILED and get_settings().KEEP_FAILED_CONTAINERS
+    if cleanup and not keep:
+        try:
+            executor.cleanup(execution.container_id)
+        except ExecutorError as exc:
+            logger.warning("Could not clean up container of job %s: %s", job.pk, exc)
+    _record_execution(
+        execution,
+        status=outcome.value,
+        exit_code=exit_code,
+        stdout=stdout,
+        stderr=stderr,
+        error_message=failure if not cancelled else "cancelled",
+    )
+    now = timezone.now()
+    if outcome == JobStatus.FAILED:
+        _fail_or_retry(job, failure, retryable=retryable, exit_code=exit_code)
+    else:
+        message = "cancelled" if cancelled else "exited with code 0"
+        transition(job, outcome, status_message=message, finished_at=now, exit_code=exit_code,
+                   claimed_by="", lease_expires_at=None)
+
+
+def cancel(job: ContainerJob) -> bool:
+    """Stop and cancel ``job``; see :meth:`ContainerJob.cancel <container_manager.models.ContainerJob.cancel>`.
+
+    Args:
+        job: The job.
+
+    Returns:
+        True when this call cancelled the job.
+
+    Raises:
+        HostUnavailableError: The container could not be stopped.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="cn-mock", executor_type="mock", connection_string="mock://cn")
+        >>> cancel(ContainerJob.objects.create(image="busybox", docker_host=host))
+        True
+    """
+    if job.is_terminal_status:
+        return False
+    try:
+        execution = current_execution(job) if job.status != JobStatus.PENDING else None
+        if execution is None or not execution.container_id:
+            transition(job, JobStatus.CANCELLED, status_message="cancelled",
+                       finished_at=timezone.now(), claimed_by="", lease_expires_at=None)
+            if execution is not None:
+                _record_execution(execution, status="cancelled", error_message="cancelled")
+            return True
+        executor = get_executor(job.docker_host)
+        executor.stop(execution.container_id, get_settings().STOP_GRACE_SECONDS)
+        _finish(job, execution, executor, None, "", cancelled=True)
+        return True
+    except ConcurrentTransitionError:
+        job.refresh_from_db()
+        return False
+
+
+def get_logs(job: ContainerJob) -> str:
+    """Return the logs of every attempt; see :meth:`ContainerJob.get_logs <container_manager.models.ContainerJob.get_logs>`.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The combined logs.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="gl-mock", executor_type="mock", connection_string="mock://gl")
+        >>> get_logs(ContainerJob.objects.create(image="busybox", docker_host=host))
+        ''
+    """
+    from container_manager.models import ExecutionStatus
+
+    executions = list(job.containerexecution_set.order_by("attempt"))
+    parts = []
+    for execution in executions:
+        text = execution.logs
+        live = execution.status == ExecutionStatus.RUNNING and execution.container_id
+        if live and not job.is_terminal_status:
+            try:
+                logs = get_executor(job.docker_host).logs(execution.container_id)
+                text = type(execution)(stdout=cap_log(logs.stdout), stderr=cap_log(logs.stderr)).logs
+            except ExecutorError as exc:
+                logger.warning("Could not read live logs of job %s: %s", job.pk, exc)
+        if len(executions) > 1:
+            text = f"=== attempt {execution.attempt} ===\n{text}"
+            if not text.endswith("\n"):
+                text += "\n"
+        parts.append(text)
+    return "".join(parts)

@@ -1,0 +1,198 @@
+"""Validators for image references, commands, connection strings and limits.
+
+Each validator raises :class:`~django.core.exceptions.ValidationError` with a
+message that names the bad value and says what is expected.
+
+Example:
+    >>> validate_image_reference("registry.example.com:5000/team/app:v1.2")
+    >>> validate_image_reference("Bad Image")
+    Traceback (most recent call last):
+    ...
+    django.core.exceptions.ValidationError: ["'Bad Image' is not a valid image reference; expected [registry[:port]/]name[:tag][@digest], e.g. 'python:3.12' or 'ghcr.io/org/app:v1'."]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.core.exceptions import ValidationError
+
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?)"
+_PATH_COMPONENT = r"(?:[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)"
+_TAG = r"(?:[\w][\w.-]{0,127})"
+_DIGEST = r"(?:[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:(?P<registry>{_DOMAIN})/)?(?P<name>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?\Z"
+)
+_HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)"
+_TCP = re.compile(rf"tcp://(?P<host>{_HOSTNAME}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{{1,5}})\Z")
+_UNIX = re.compile(r"unix://(?P<path>/[^\s\x00]*[^\s\x00/])\Z")
+_CLOUDRUN = re.compile(
+    r"projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/locations/(?P<region>[a-z]+-[a-z]+[0-9]+)\Z"
+)
+_MOCK = re.compile(r"mock://(?P<name>[A-Za-z0-9._-]+)\Z")
+
+CONNECTION_FORMATS = {
+    "docker": "unix:///path/to/docker.sock or tcp://host:port",
+    "cloudrun": "projects/PROJECT_ID/locations/REGION",
+    "mock": "mock://NAME",
+}
+"""The connection-string format expected for each executor type."""
+
+
+def validate_image_reference(value: str) -> None:
+    """Check that ``value`` is a container image reference.
+
+    The accepted form is ``[registry[:port]/]name[:tag][@digest]``, as Docker
+    parses it: name components are lower case; a first component with a ``.`` or
+    ``:`` (or ``localhost``) is the registry.
+
+    Args:
+        value: The image reference, such as ``python:3.12`` or
+            ``ghcr.io/org/app@sha256:<64 hex digits>``.
+
+    Raises:
+        ValidationError: The reference does not parse or is longer than 255
+            characters.
+
+    Example:
+        >>> validate_image_reference("busybox")
+        >>> validate_image_reference("localhost:5000/busybox:1.36")
+    """
+    match = IMAGE_REFERENCE.match(value or "")
+    if not value or not match or len(value) > 255:
+        raise ValidationError(
+            f"{value!r} is not a valid image reference; expected "
+            "[registry[:port]/]name[:tag][@digest], e.g. 'python:3.12' or 'ghcr.io/org/app:v1'.",
+            code="invalid_image",
+        )
+
+
+def parse_command(value: str) -> list[str]:
+    """Turn a job's ``command`` text into the argument list the container runs.
+
+    A JSON list of strings (exec form, ``["echo", "hello"]``) runs as is, with no
+    shell. Any other text (shell form, ``echo hello && date``) runs under
+    ``/bin/sh -c``, so the image must contain ``/bin/sh``. An empty command runs
+    the image's default command and gives ``[]``.
+
+    Args:
+        value: The command text.
+
+    Returns:
+        The argument list.
+
+    Raises:
+        ValidationError: The text starts with ``[`` but is not a JSON list of
+            strings, or is an empty list.
+
+    Example:
+        >>> parse_command('["echo", "hello"]')
+        ['echo', 'hello']
+        >>> parse_command('echo "hello world" | wc -c')
+        ['/bin/sh', '-c', 'echo "hello world" | wc -c']
+    """
+    text = (value or "").strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"Command looks like exec form (starts with '[') but is not valid JSON: {exc.msg} "
+                f"at character {exc.pos}. Write a JSON list such as [\"echo\", \"hello\"].",
+                code="invalid_command",
+            ) from None
+        if (
+            not isinstance(parsed, list)
+            or not parsed
+            or not all(isinstance(a, str) for a in parsed)
+        ):
+            raise ValidationError(
+                "Exec-form command must be a non-empty JSON list of strings, "
+                'such as ["echo", "hello"].',
+                code="invalid_command",
+            )
+        return parsed
+    return ["/bin/sh", "-c", text]
+
+
+def validate_command(value: str) -> None:
+    """Check that a command is valid shell form or exec form (see :func:`parse_command`).
+
+    Args:
+        value: The command text.
+
+    Example:
+        >>> validate_command('["python", "-c", "print(1)"]')
+    """
+    parse_command(value)
+
+
+def validate_connection_string(executor_type: str, value: str) -> None:
+    """Check a host's connection string against its executor type's format.
+
+    Args:
+        executor_type: ``docker``, ``cloudrun`` or ``mock``.
+        value: The connection string.
+
+    Raises:
+        ValidationError: The string does not match the type's format; the message
+            names the value and the expected format.
+
+    Example:
+        >>> validate_connection_string("docker", "unix:///var/run/docker.sock")
+        >>> validate_connection_string("cloudrun", "projects/my-project/locations/europe-west1")
+        >>> validate_connection_string("mock", "docker://x")
+        Traceback (most recent call last):
+        ...
+        django.core.exceptions.ValidationError: ["'docker://x' is not a valid mock connection string; expected mock://NAME."]
+    """
+    if executor_type not in CONNECTION_FORMATS:
+        raise ValidationError(
+            f"Unknown executor type {executor_type!r}; choose one of: "
+            + ", ".join(CONNECTION_FORMATS),
+            code="invalid_executor_type",
+        )
+    value = value or ""
+    ok = False
+    if executor_type == "docker":
+        tcp = _TCP.match(value)
+        ok = bool(_UNIX.match(value)) or bool(tcp and 1 <= int(tcp["port"]) <= 65535)
+    elif executor_type == "cloudrun":
+        ok = bool(_CLOUDRUN.match(value))
+    else:
+        ok = bool(_MOCK.match(value))
+    if not ok:
+        raise ValidationError(
+            f"{value!r} is not a valid {executor_type} connection string; "
+            f"expected {CONNECTION_FORMATS[executor_type]}.",
+            code="invalid_connection_string",
+        )
+
+
+def parse_cloudrun_location(value: str) -> tuple[str, str]:
+    """Split a Cloud Run connection string into ``(project_id, region)``.
+
+    Args:
+        value: ``projects/PROJECT_ID/locations/REGION``.
+
+    Returns:
+        The project id and the region.
+
+    Raises:
+        ValidationError: The string is not in that format.
+
+    Example:
+        >>> parse_cloudrun_location("projects/my-project/locations/us-central1")
+        ('my-project', 'us-central1')
+    """
+    match = _CLOUDRUN.match(value or "")
+    if not match:
+        validate_connection_string("cloudrun", value)
+    assert match is not None
+    return match["project"], match["region"]
