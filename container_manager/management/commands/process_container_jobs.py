@@ -1,0 +1,107 @@
+"""``manage.py process_container_jobs``: run a worker that launches and harvests jobs."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from container_manager.worker import Worker
+
+
+class Command(BaseCommand):
+    """Run a container_manager worker.
+
+    Usage::
+
+        python manage.py process_container_jobs            # run until SIGTERM/SIGINT
+        python manage.py process_container_jobs --once     # one pass, then exit
+        python manage.py process_container_jobs --concurrency 8 --host docker-1
+
+    SIGTERM or SIGINT stops claiming new jobs, lets the jobs in hand reach a safe
+    point (at most a couple of seconds), releases the worker's claims so that
+    other workers adopt its running jobs, and exits with status 0.
+    """
+
+    help = "Launch pending container jobs, wait for them and harvest their results."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare the command-line options.
+
+        Args:
+            parser: The argument parser.
+        """
+        parser.add_argument(
+            "--once", action="store_true",
+            help="Run a single pass (launch pending jobs, harvest finished ones) and exit.",
+        )
+        parser.add_argument(
+            "--concurrency", type=int, default=None,
+            help="Jobs driven at once (default: CONTAINER_MANAGER['WORKER_CONCURRENCY']).",
+        )
+        parser.add_argument(
+            "--host", action="append", dest="hosts", default=None, metavar="NAME",
+            help="Only run jobs on this executor host (repeat for several).",
+        )
+        parser.add_argument(
+            "--poll-interval", type=float, default=None,
+            help="Seconds to sleep when idle (default: CONTAINER_MANAGER['POLL_INTERVAL']).",
+        )
+        parser.add_argument(
+            "--worker-id", default=None, help="Unique worker id (default: host:pid:random)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Run the worker with the given options.
+
+        Args:
+            *args: Unused positional arguments.
+            **options: The parsed options.
+
+        Raises:
+            CommandError: An option is out of range or a named host does not exist.
+        """
+        from container_manager.models import ExecutorHost
+
+        if options["concurrency"] is not None and options["concurrency"] < 1:
+            raise CommandError(f"--concurrency must be at least 1, not {options['concurrency']}.")
+        if options["poll_interval"] is not None and options["poll_interval"] <= 0:
+            raise CommandError(f"--poll-interval must be positive, not {options['poll_interval']}.")
+        hosts = options["hosts"]
+        if hosts:
+            known = set(ExecutorHost.objects.filter(name__in=hosts).values_list("name", flat=True))
+            missing = [h for h in hosts if h not in known]
+            if missing:
+                raise CommandError(f"Unknown executor host(s): {', '.join(missing)}.")
+        worker = Worker(
+            worker_id=options["worker_id"],
+            concurrency=options["concurrency"],
+            hosts=hosts,
+            poll_interval=options["poll_interval"],
+        )
+        verbosity = options["verbosity"]
+        if options["once"]:
+            stats = worker.run_once()
+        else:
+            def stop(signum: int, frame: object) -> None:
+                if verbosity:
+                    self.stderr.write(f"Signal {signum}: stopping after the current pass.")
+                worker.request_stop()
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                if verbosity:
+                    self.stdout.write(
+                        f"Worker {worker.worker_id} started (concurrency {worker.concurrency})."
+                    )
+                stats = worker.run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        if verbosity:
+            self.stdout.write(
+                f"Worker {worker.worker_id}: launched {stats.launched}, launch failures "
+                f"{stats.launch_failures}, harvested {stats.harvested}, adopted {stats.adopted}, "
+                f"errors {stats.errors}."
+            )

@@ -1,0 +1,92 @@
+"""Nox sessions: tests, docs, doctest, lint, linkcheck.
+
+``nox`` with no arguments runs the whole suite (what CI runs); ``nox -s docs``
+builds the documentation site into ``docs/_build/html``.
+"""
+
+import os
+import shutil
+import subprocess
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "docs", "doctest", "tests"]
+
+DOCS_PYTHON = "3.13"
+
+
+def _expose_pyenv_versions() -> None:
+    """Let nox find every pyenv Python (python3.11, python3.12, python3.13) by name."""
+    if "PYENV_VERSION" in os.environ or not shutil.which("pyenv"):
+        return
+    try:
+        out = subprocess.run(
+            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return
+    wanted = [v for v in out if v.startswith(("3.11.", "3.12.", "3.13."))]
+    if wanted:
+        os.environ["PYENV_VERSION"] = ":".join(sorted(wanted))
+
+
+_expose_pyenv_versions()
+
+# (python, Django requirement, run the integration suites: Docker, PostgreSQL, browser)
+TEST_MATRIX = [
+    ("3.13", "Django>=6.0,<7", True),
+    ("3.12", "Django>=5.2,<6", False),
+    ("3.11", "Django>=5.2,<6", False),
+]
+
+
+@nox.session(python=DOCS_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the HTML site, strictly (-n -W), into docs/_build/html."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "-d", "docs/_build/doctrees",
+        "docs", "docs/_build/html", *session.posargs,
+    )
+
+
+@nox.session(python=DOCS_PYTHON)
+def doctest(session: nox.Session) -> None:
+    """Execute every example in the docstrings and guides with Sphinx's doctest builder."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-n", "-W", "--keep-going", "-b", "doctest", "-d",
+        "docs/_build/doctrees", "docs", "docs/_build/doctest", *session.posargs,
+    )
+
+
+@nox.session(python=DOCS_PYTHON)
+def linkcheck(session: nox.Session) -> None:
+    """Check external links (needs the internet; not part of the offline suite)."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-b", "linkcheck", "docs", "docs/_build/linkcheck")
+
+
+@nox.session(python=DOCS_PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff (with the D rules), pydoclint, interrogate (100%) and sphinx-lint."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", "container_manager", "tests", "noxfile.py")
+    session.run("pydoclint", "container_manager")
+    session.run("interrogate", "container_manager")
+
+
+@nox.session
+@nox.parametrize(
+    "python,django,integration",
+    [nox.param(p, d, i, id=p) for p, d, i in TEST_MATRIX],
+)
+def tests(session: nox.Session, django: str, integration: bool) -> None:
+    """Run pytest: all suites on the newest Python, the unit suites on the others."""
+    session.install("-e", ".[test]", django)
+    args = list(session.posargs)
+    if not integration:
+        args = ["-m", "not docker and not postgres and not browser", *args]
+    session.run("pytest", *args)
