@@ -1,0 +1,7 @@
+"""Shared pytest configuration for the test suite.
+
+Integration plugins (a real Docker engine, a real PostgreSQL server) live in
+``tests/plugins`` and are listed in ``pytest_plugins`` below.
+"""
+
+pytest_plugins: list[str] = []
