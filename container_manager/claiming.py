@@ -1,10 +1,19 @@
 """How workers claim jobs: atomically, with a lease, never the same job twice.
 
 A claim moves pending jobs to ``starting`` and stamps them with the worker's id
-and a lease expiry, in conditional UPDATEs (``WHERE status = 'pending'``), so two
-workers can never claim one job. A worker renews the lease of each job it
-drives; a job whose lease lapsed (its worker died) can be adopted by another
-worker with :func:`adopt_jobs`.
+and a lease expiry. On PostgreSQL the candidates are read with
+``SELECT ... FOR UPDATE SKIP LOCKED`` inside one short transaction, so that
+concurrent workers claim disjoint sets without waiting for each other; the hosts
+that have a ``max_concurrent_jobs`` limit are locked (``SELECT ... FOR UPDATE``)
+in the same transaction while their active jobs are counted, so that the limit
+holds across all workers. On backends without row locks (SQLite) the claim is a
+conditional ``UPDATE ... WHERE status = 'pending'``: no job is ever claimed
+twice, and capacity holds for one worker process.
+
+A worker renews the leases of the jobs it drives (:func:`renew_leases`); a job
+whose lease lapsed (its worker died) is adopted by another worker with
+:func:`adopt_jobs`, and :func:`release_jobs` gives a stopping worker's jobs back.
+No executor is called here, and every transaction is short.
 
 Example:
     >>> host = ExecutorHost.objects.create(
@@ -18,11 +27,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from container_manager.conf import get_settings
@@ -31,10 +42,17 @@ from container_manager.lifecycle import ACTIVE_STATUSES, JobStatus
 if TYPE_CHECKING:
     from container_manager.models import ContainerJob
 
+_ACTIVE = sorted(ACTIVE_STATUSES)
+
 
 def _lease_expiry(lease_seconds: float | None) -> datetime.datetime:
     seconds = get_settings().LEASE_SECONDS if lease_seconds is None else lease_seconds
     return timezone.now() + datetime.timedelta(seconds=seconds)
+
+
+def _locking() -> bool:
+    """Whether the database has row locks (PostgreSQL); SQLite has not."""
+    return bool(connection.features.has_select_for_update_skip_locked)
 
 
 def claim_jobs(
@@ -45,9 +63,11 @@ def claim_jobs(
 ) -> list[ContainerJob]:
     """Claim up to ``limit`` launchable pending jobs for ``worker_id``.
 
-    Launchable: status ``pending``, host active, ``not_before`` unset or past.
-    Highest ``priority`` first, then oldest. Claimed jobs are ``starting``, with
-    ``attempts`` incremented, ``claimed_by`` set and a fresh lease.
+    Launchable: status ``pending``, host active, ``not_before`` unset or past,
+    and the host below its ``max_concurrent_jobs`` (jobs ``starting`` or
+    ``running`` on it, whoever drives them). Highest ``priority`` first, then
+    oldest (``created_at``). Claimed jobs are ``starting``, with ``attempts``
+    incremented, ``claimed_by`` set and a fresh lease.
 
     Args:
         worker_id: The claiming worker's unique id.
@@ -59,34 +79,110 @@ def claim_jobs(
         The claimed jobs, with host and template loaded, in claim order.
 
     Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="claim-cap", executor_type="mock", connection_string="mock://cap",
+        ...     max_concurrent_jobs=1)
+        >>> low = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> high = ContainerJob.objects.create(image="busybox", docker_host=host, priority=5)
+        >>> [j.pk for j in claim_jobs("worker-1", limit=5)] == [high.pk]  # capacity 1
+        True
         >>> claim_jobs("worker-1", limit=0)
         []
     """
-    from container_manager.models import ContainerJob
+    from container_manager.models import ContainerJob, ExecutorHost
 
     if limit <= 0:
         return []
     now = timezone.now()
-    candidates = ContainerJob.objects.filter(
-        status=JobStatus.PENDING, docker_host__is_active=True
-    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    host_rows = ExecutorHost.objects.filter(is_active=True)
     if hosts:
-        candidates = candidates.filter(docker_host__name__in=list(hosts))
-    ids = list(candidates.order_by("-priority", "created_at").values_list("pk", flat=True)[:limit])
-    if not ids:
+        host_rows = host_rows.filter(name__in=list(hosts))
+    caps = dict(host_rows.values_list("pk", "max_concurrent_jobs"))
+    if not caps:
         return []
-    ContainerJob.objects.filter(pk__in=ids, status=JobStatus.PENDING).update(
-        status=JobStatus.STARTING,
-        claimed_by=worker_id,
-        lease_expires_at=_lease_expiry(lease_seconds),
-        attempts=F("attempts") + 1,
-        updated_at=now,
-    )
-    claimed = ContainerJob.objects.filter(
-        pk__in=ids, status=JobStatus.STARTING, claimed_by=worker_id
-    ).select_related("docker_host", "environment_template")
-    order = {pk: i for i, pk in enumerate(ids)}
-    return sorted(claimed, key=lambda job: order[job.pk])
+    limited = sorted(pk for pk, cap in caps.items() if cap is not None)
+    locking = _locking()
+    chosen: list[ContainerJob] = []
+    with transaction.atomic() if locking else contextlib.nullcontext():
+        free: dict[int, int] = {}
+        if limited:
+            if locking:
+                # Serialise claims for capacity-limited hosts across workers; the
+                # active jobs are counted after the lock, so they include every
+                # claim committed before it.
+                list(
+                    ExecutorHost.objects.filter(pk__in=limited)
+                    .order_by("pk")
+                    .select_for_update()
+                    .values_list("pk", flat=True)
+                )
+            active = dict(
+                ContainerJob.objects.filter(docker_host_id__in=limited, status__in=_ACTIVE)
+                .order_by()
+                .values("docker_host_id")
+                .annotate(n=Count("pk"))
+                .values_list("docker_host_id", "n")
+            )
+            free = {pk: caps[pk] - active.get(pk, 0) for pk in limited}
+        open_hosts = [pk for pk in caps if free.get(pk, 1) > 0]
+        taken: set[int] = set()
+        # Each round either fills the request or closes at least one full host.
+        for _ in range(len(limited) + 1):
+            want = limit - len(chosen)
+            if want <= 0 or not open_hosts:
+                break
+            candidates = (
+                ContainerJob.objects.filter(status=JobStatus.PENDING, docker_host_id__in=open_hosts)
+                .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+                .exclude(pk__in=taken)
+                .select_related("docker_host", "environment_template")
+                .order_by("-priority", "created_at")
+            )
+            if locking:
+                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+            rows = list(candidates[:want])
+            if not rows:
+                break
+            full = False
+            for job in rows:
+                taken.add(job.pk)
+                host_id = job.docker_host_id
+                if host_id in free:
+                    if free[host_id] <= 0:
+                        full = True
+                        continue
+                    free[host_id] -= 1
+                chosen.append(job)
+            open_hosts = [pk for pk in open_hosts if free.get(pk, 1) > 0]
+            if not full and len(rows) < want:
+                break
+        if not chosen:
+            return []
+        expiry = _lease_expiry(lease_seconds)
+        ids = [job.pk for job in chosen]
+        updated = ContainerJob.objects.filter(pk__in=ids, status=JobStatus.PENDING).update(
+            status=JobStatus.STARTING,
+            claimed_by=worker_id,
+            lease_expires_at=expiry,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    if updated != len(ids):
+        # Without row locks another process may have claimed some first: keep ours.
+        ours = set(
+            ContainerJob.objects.filter(
+                pk__in=ids, status=JobStatus.STARTING, claimed_by=worker_id, lease_expires_at=expiry
+            ).values_list("pk", flat=True)
+        )
+        chosen = [job for job in chosen if job.pk in ours]
+    for job in chosen:
+        job.status = JobStatus.STARTING
+        job.claimed_by = worker_id
+        job.lease_expires_at = expiry
+        job.attempts += 1
+        job.updated_at = now
+        job._cm_fresh_claim = True  # type: ignore[attr-defined]  # no execution for this attempt
+    return chosen
 
 
 def adopt_jobs(
@@ -94,18 +190,23 @@ def adopt_jobs(
     limit: int,
     hosts: Sequence[str] | None = None,
     lease_seconds: float | None = None,
+    exclude: Collection[int] = (),
 ) -> list[ContainerJob]:
-    """Take over active jobs that no live worker drives (no claim, or a lapsed lease).
+    """Take over active jobs that no live worker drives.
 
-    Jobs launched by hand (``job.launch()``) have no claim and are adopted so that
-    a worker harvests them; jobs of a worker that died are adopted once its lease
-    expires.
+    Adoptable: ``running`` with no claim (launched by hand with
+    :meth:`ContainerJob.launch <container_manager.models.ContainerJob.launch>`, or
+    released by a worker that stopped), or ``starting``/``running`` with a lapsed
+    (or no) lease: its worker died. A ``starting`` job with a live lease is never
+    adopted, whoever launches it. The take-over is one conditional ``UPDATE`` that
+    re-checks these conditions, so two workers never adopt the same job.
 
     Args:
         worker_id: The adopting worker's id.
         limit: Most jobs to adopt.
         hosts: Only jobs on hosts with these names (all hosts when None).
         lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
+        exclude: Job ids not to adopt (the ones this worker already drives).
 
     Returns:
         The adopted jobs, with host and template loaded.
@@ -119,25 +220,31 @@ def adopt_jobs(
     if limit <= 0:
         return []
     now = timezone.now()
-    orphaned = Q(claimed_by="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
-    candidates = ContainerJob.objects.filter(orphaned, status__in=sorted(ACTIVE_STATUSES))
+    orphaned = (
+        Q(status=JobStatus.RUNNING, claimed_by="")
+        | Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True)
+    )
+    candidates = ContainerJob.objects.filter(orphaned, status__in=_ACTIVE)
     if hosts:
         candidates = candidates.filter(docker_host__name__in=list(hosts))
-    rows = list(candidates.values_list("pk", "claimed_by", "status")[:limit])
-    adopted = []
+    if exclude:
+        candidates = candidates.exclude(pk__in=list(exclude))
+    ids = list(candidates.order_by("lease_expires_at", "pk").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
     expiry = _lease_expiry(lease_seconds)
-    for pk, previous, status in rows:
-        won = ContainerJob.objects.filter(pk=pk, status=status, claimed_by=previous).filter(
-            orphaned
-        ).update(claimed_by=worker_id, lease_expires_at=expiry, updated_at=now)
-        if won:
-            adopted.append(pk)
-    if not adopted:
+    won = ContainerJob.objects.filter(orphaned, pk__in=ids, status__in=_ACTIVE).update(
+        claimed_by=worker_id, lease_expires_at=expiry, updated_at=now
+    )
+    if not won:
         return []
     return list(
-        ContainerJob.objects.filter(pk__in=adopted, claimed_by=worker_id).select_related(
-            "docker_host", "environment_template"
+        ContainerJob.objects.filter(
+            pk__in=ids, claimed_by=worker_id, lease_expires_at=expiry, status__in=_ACTIVE
         )
+        .select_related("docker_host", "environment_template")
+        .order_by("pk")
     )
 
 
@@ -161,18 +268,52 @@ def renew_lease(job: ContainerJob, worker_id: str, lease_seconds: float | None =
 
     expiry = _lease_expiry(lease_seconds)
     updated = ContainerJob.objects.filter(
-        pk=job.pk, claimed_by=worker_id, status__in=sorted(ACTIVE_STATUSES)
+        pk=job.pk, claimed_by=worker_id, status__in=_ACTIVE
     ).update(lease_expires_at=expiry)
     if updated:
         job.lease_expires_at = expiry
     return bool(updated)
 
 
-def release_jobs(worker_id: str) -> int:
-    """Give up every claim of ``worker_id`` so that other workers adopt the jobs at once.
+def renew_leases(
+    worker_id: str, job_ids: Collection[int], lease_seconds: float | None = None
+) -> set[int]:
+    """Extend this worker's leases on several jobs at once (the worker's heartbeat).
 
-    The jobs keep their status; the next worker pass adopts them
-    (see :func:`adopt_jobs`) and carries on from the executor's evidence.
+    Args:
+        worker_id: The worker's id.
+        job_ids: The jobs the worker drives.
+        lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
+
+    Returns:
+        The ids among ``job_ids`` that are still this worker's and active; the
+        worker stops driving the others (cancelled, finished, or adopted by
+        another worker after the lease lapsed).
+
+    Example:
+        >>> renew_leases("worker-1", [123456])
+        set()
+    """
+    from container_manager.models import ContainerJob
+
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    mine = ContainerJob.objects.filter(pk__in=ids, claimed_by=worker_id, status__in=_ACTIVE)
+    updated = mine.update(lease_expires_at=_lease_expiry(lease_seconds))
+    if updated == len(ids):
+        return set(ids)
+    return set(mine.values_list("pk", flat=True))
+
+
+def release_jobs(worker_id: str) -> int:
+    """Give up every claim of ``worker_id`` so that other workers take the jobs at once.
+
+    A job claimed but not launched yet (``starting``, no execution for its current
+    attempt) goes back to ``pending`` with its attempt count restored: nothing
+    ran. Other active jobs keep their status and lose the claim; the next worker
+    pass adopts them (see :func:`adopt_jobs`) and carries on from the executor's
+    evidence.
 
     Args:
         worker_id: The worker's id.
@@ -184,10 +325,20 @@ def release_jobs(worker_id: str) -> int:
         >>> release_jobs("worker-that-never-ran")
         0
     """
-    from container_manager.models import ContainerJob
+    from container_manager.models import ContainerExecution, ContainerJob
 
     now = timezone.now()
-    released = ContainerJob.objects.filter(
-        claimed_by=worker_id, status__in=sorted(ACTIVE_STATUSES)
-    ).update(claimed_by="", lease_expires_at=now, updated_at=now)
-    return released
+    launched = ContainerExecution.objects.filter(job=OuterRef("pk"), attempt=OuterRef("attempts"))
+    unlaunched = ContainerJob.objects.filter(
+        ~Exists(launched), claimed_by=worker_id, status=JobStatus.STARTING
+    ).update(
+        status=JobStatus.PENDING,
+        attempts=F("attempts") - 1,
+        claimed_by="",
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    released = ContainerJob.objects.filter(claimed_by=worker_id, status__in=_ACTIVE).update(
+        claimed_by="", lease_expires_at=now, updated_at=now
+    )
+    return unlaunched + released

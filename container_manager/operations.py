@@ -19,6 +19,7 @@ import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -226,8 +227,11 @@ def launch(job: ContainerJob) -> bool:
         from django.core.exceptions import ValidationError
 
         raise ValidationError(problems)
+    # No worker claims it, but the lease keeps workers from adopting the job while
+    # this launch is in progress (see claiming.adopt_jobs).
     transition(job, JobStatus.STARTING, attempts=F("attempts") + 1, claimed_by="",
-               lease_expires_at=None)
+               lease_expires_at=timezone.now()
+               + datetime.timedelta(seconds=get_settings().LEASE_SECONDS))
     return start_attempt(job, executor)
 
 
@@ -274,13 +278,25 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
         _launch_failed(job, execution, ExecutorError(f"{type(exc).__name__}: {exc}"))
         return False
     now = timezone.now()
-    ContainerExecution.objects.filter(pk=execution.pk).update(
-        container_id=result.container_id, status=ExecutionStatus.RUNNING, started_at=now
-    )
+    try:
+        with transaction.atomic():
+            ContainerExecution.objects.filter(pk=execution.pk).update(
+                container_id=result.container_id, status=ExecutionStatus.RUNNING, started_at=now
+            )
+            transition(job, JobStatus.RUNNING, started_at=now, finished_at=None,
+                       status_message="")
+    except ConcurrentTransitionError:
+        # Cancelled (or taken over) while the executor was launching: the container
+        # must not run unrecorded.
+        _stop_quietly(executor, result.container_id)
+        try:
+            executor.cleanup(result.container_id)
+        except ExecutorError as exc:
+            logger.warning("Could not clean up container %s: %s", result.container_id, exc)
+        raise
     execution.container_id = result.container_id
     execution.status = ExecutionStatus.RUNNING
     execution.started_at = now
-    transition(job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
     return True
 
 
@@ -469,21 +485,24 @@ def _finish(
             executor.cleanup(execution.container_id)
         except ExecutorError as exc:
             logger.warning("Could not clean up container of job %s: %s", job.pk, exc)
-    _record_execution(
-        execution,
-        status=outcome.value,
-        exit_code=exit_code,
-        stdout=stdout,
-        stderr=stderr,
-        error_message=failure if not cancelled else "cancelled",
-    )
-    now = timezone.now()
-    if outcome == JobStatus.FAILED:
-        _fail_or_retry(job, failure, retryable=retryable, exit_code=exit_code)
-    else:
-        message = "cancelled" if cancelled else "exited with code 0"
-        transition(job, outcome, status_message=message, finished_at=now, exit_code=exit_code,
-                   claimed_by="", lease_expires_at=None)
+    # One transaction: if another process moved the job first (a cancel racing a
+    # harvest), the attempt's record is rolled back with the failed transition.
+    with transaction.atomic():
+        _record_execution(
+            execution,
+            status=outcome.value,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            error_message=failure if not cancelled else "cancelled",
+        )
+        now = timezone.now()
+        if outcome == JobStatus.FAILED:
+            _fail_or_retry(job, failure, retryable=retryable, exit_code=exit_code)
+        else:
+            message = "cancelled" if cancelled else "exited with code 0"
+            transition(job, outcome, status_message=message, finished_at=now,
+                       exit_code=exit_code, claimed_by="", lease_expires_at=None)
 
 
 def cancel(job: ContainerJob) -> bool:

@@ -2,9 +2,11 @@
 
 A :class:`Worker` repeatedly claims pending jobs (:mod:`container_manager.claiming`),
 launches them, waits for their containers and harvests the results, driving up
-to ``concurrency`` jobs at once in threads. It also adopts active jobs that no
-live worker drives (launched by hand, or left by a worker that died). Executor
-calls never run inside a database transaction.
+to ``concurrency`` jobs at once, each in its own long-lived thread (with its own
+database connection). It also adopts active jobs that no live worker drives
+(launched by hand, or left by a worker that died or stopped). A heartbeat thread
+renews the leases of the jobs in hand, also while a launch blocks. Executor calls
+never run inside a database transaction.
 
 Example:
     >>> host = ExecutorHost.objects.create(
@@ -19,10 +21,10 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -31,7 +33,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connections
+from django.db import connections
+from django.utils import timezone
 
 from container_manager import claiming, operations
 from container_manager.conf import get_settings
@@ -39,12 +42,16 @@ from container_manager.executors import ExecutorError
 from container_manager.lifecycle import ConcurrentTransitionError, JobStatus
 
 if TYPE_CHECKING:
-    from container_manager.models import ContainerJob
+    from container_manager.executors import BaseExecutor
+    from container_manager.models import ContainerExecution, ContainerJob
 
 logger = logging.getLogger("container_manager.worker")
 
 #: Longest single wait on a container, so that a stop request is honoured promptly.
-MAX_WAIT_CHUNK = 2.0
+MAX_WAIT_CHUNK = 1.0
+
+#: Jobs claimed at most per claim query by :meth:`Worker.run_once`.
+ONCE_BATCH = 1000
 
 
 @dataclasses.dataclass
@@ -96,16 +103,32 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _check_connections() -> None:
+    """Close this thread's database connections that broke, so the next query reconnects.
+
+    Unlike ``close_old_connections`` this keeps healthy connections open whatever
+    ``CONN_MAX_AGE`` says: a worker is a long-lived process, not a request.
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None or conn.in_atomic_block or not conn.errors_occurred:
+            continue
+        if conn.is_usable():
+            conn.errors_occurred = False
+        else:
+            conn.close()
+
+
 class Worker:
     """Claims, launches, waits for and harvests jobs until stopped.
 
     Args:
         worker_id: Unique id of this worker (default: host, pid and a random part).
         concurrency: Jobs driven at once (default ``WORKER_CONCURRENCY``). With 1,
-            everything runs in the calling thread.
+            everything runs in the calling thread (plus the lease heartbeat).
         hosts: Only run jobs on hosts with these names (default: all active hosts).
         poll_interval: Seconds to sleep when there is nothing to do.
-        lease_seconds: Length of the claim lease (default ``LEASE_SECONDS``).
+        lease_seconds: Length of the claim lease (default ``LEASE_SECONDS``); the
+            heartbeat renews the leases of the jobs in hand every third of it.
 
     Example:
         >>> worker = Worker(worker_id="w1", concurrency=2, hosts=["worker-mock"])
@@ -131,10 +154,20 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._changed = threading.Condition()  # a driving thread became free
+        self._busy = 0
+        self._driving: set[int] = set()  # jobs in hand: their leases are renewed
+        self._lost: set[int] = set()  # jobs no longer ours (cancelled, adopted elsewhere)
+        self._queue: queue.SimpleQueue[tuple[ContainerJob, float | None] | None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._heartbeat_done = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     # -- control -----------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask the worker to stop: it claims nothing more, finishes its pass and releases its claims.
+        """Ask the worker to stop: claim nothing more, finish the pass, release the claims.
+
+        Safe to call from a signal handler or another thread.
 
         Example:
             >>> w = Worker(worker_id="w2"); w.request_stop(); w.stopping
@@ -161,10 +194,14 @@ class Worker:
     def drive(self, job: ContainerJob, max_wait: float | None = None) -> None:
         """Take one claimed job as far as it goes: launch it if needed, wait, harvest.
 
+        Never raises: unexpected errors are logged and counted in
+        :attr:`WorkerStats.errors`; the job is then left for adoption once its
+        lease lapses.
+
         Args:
             job: A job claimed or adopted by this worker.
-            max_wait: Most seconds to wait for the container (None: until it ends,
-                renewing the lease; 0: just look once).
+            max_wait: Most seconds to wait for the container (None: until it ends
+                or the worker stops; 0: just look once).
 
         Example:
             >>> host = ExecutorHost.objects.create(
@@ -175,6 +212,8 @@ class Worker:
             >>> ContainerJob.objects.get(pk=job.pk).status
             'completed'
         """
+        with self._lock:
+            self._driving.add(job.pk)
         try:
             self._drive(job, max_wait)
         except ConcurrentTransitionError as exc:
@@ -182,88 +221,243 @@ class Worker:
         except Exception:
             self._count(errors=1)
             logger.exception("Worker %s failed while driving job %s", self.worker_id, job.pk)
+        finally:
+            with self._lock:
+                self._driving.discard(job.pk)
+                self._lost.discard(job.pk)
 
     def _drive(self, job: ContainerJob, max_wait: float | None) -> None:
         executor = operations.get_executor(job.docker_host)
-        execution = operations.current_execution(job) if job.attempts else None
-        if job.status == JobStatus.STARTING and (
-            execution is None or execution.attempt != job.attempts
-        ):
-            # Claimed by us, nothing launched yet for this attempt.
-            try:
-                job.full_clean()
-            except ValidationError as exc:
-                operations.transition(
-                    job, JobStatus.FAILED, status_message=f"invalid job: {'; '.join(exc.messages)}",
-                    claimed_by="", lease_expires_at=None,
-                    finished_at=operations.timezone.now(),
-                )
-                return
-            try:
-                ok = operations.start_attempt(job, executor)
-            except ExecutorError:
-                ok = False
-            self._count(launched=int(ok), launch_failures=int(not ok))
-            if not ok:
-                return
+        execution: ContainerExecution | None = None
+        if job.status == JobStatus.STARTING:
+            fresh = getattr(job, "_cm_fresh_claim", False)
+            execution = None if fresh else operations.current_execution(job)
+            if execution is None or execution.attempt != job.attempts:
+                # Claimed (or adopted) with nothing launched for this attempt.
+                if self.stopping:
+                    return  # release_jobs() puts it back to pending
+                if not self._launch(job, executor):
+                    return
+                execution = operations.current_execution(job)
+            elif not execution.container_id:
+                if not self._recover_unrecorded_launch(job, execution, executor):
+                    return
+        else:
             execution = operations.current_execution(job)
-        elif job.status == JobStatus.STARTING and execution is not None and not execution.container_id:
-            self._recover_unrecorded_launch(job, execution, executor)
-            execution = operations.current_execution(job)
-            if job.status != JobStatus.RUNNING:
-                return
         if execution is None or not execution.container_id:
             return
+        self._wait_and_harvest(job, execution, executor, max_wait)
+
+    def _launch(self, job: ContainerJob, executor: BaseExecutor) -> bool:
+        """Validate and start the current attempt; False when nothing runs."""
+        try:
+            # The host and template were loaded with the claim: skip their queries.
+            job.full_clean(
+                exclude=["docker_host", "environment_template"],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+        except ValidationError as exc:
+            operations.transition(
+                job,
+                JobStatus.FAILED,
+                status_message=f"invalid job: {'; '.join(exc.messages)}",
+                claimed_by="",
+                lease_expires_at=None,
+                finished_at=timezone.now(),
+            )
+            self._count(launch_failures=1)
+            return False
+        try:
+            ok = operations.start_attempt(job, executor)
+        except ExecutorError:
+            ok = False  # host unavailable: the job is back to pending, with backoff
+        self._count(launched=int(ok), launch_failures=int(not ok))
+        return ok
+
+    def _wait_and_harvest(
+        self,
+        job: ContainerJob,
+        execution: ContainerExecution,
+        executor: BaseExecutor,
+        max_wait: float | None,
+    ) -> None:
         deadline = None if max_wait is None else time.monotonic() + max_wait
+        unreachable_delay = 0.1
         while True:
-            wait_for = min(self.lease_seconds / 3, MAX_WAIT_CHUNK)
+            if job.pk in self._lost:
+                logger.info("Job %s is no longer driven by %s", job.pk, self.worker_id)
+                return
+            wait_for = MAX_WAIT_CHUNK
             if deadline is not None:
                 wait_for = min(wait_for, max(0.0, deadline - time.monotonic()))
             if job.timeout_seconds and execution.started_at is not None:
-                left = job.timeout_seconds - (operations.timezone.now() - execution.started_at).total_seconds()
-                wait_for = min(wait_for, max(0.0, left))
+                elapsed = (timezone.now() - execution.started_at).total_seconds()
+                wait_for = min(wait_for, max(0.0, job.timeout_seconds - elapsed))
             try:
                 state = executor.wait(execution.container_id, wait_for)
             except ExecutorError as exc:
                 logger.warning("Job %s: cannot reach executor: %s", job.pk, exc)
                 state = None
-            if state is not None and state.finished:
-                operations.harvest(job, executor, state)
-                self._count(harvested=1)
-                return
-            if operations.harvest(job, executor):  # enforces timeouts
+            if state is not None:
+                # Records the result when finished; stops and fails a timed-out job.
+                if operations.harvest(job, executor, state):
+                    self._count(harvested=1)
+                    return
+            elif operations._timed_out(job, execution) and operations.harvest(job, executor):
                 self._count(harvested=1)
                 return
             if (deadline is not None and time.monotonic() >= deadline) or self.stopping:
                 return
-            if not claiming.renew_lease(job, self.worker_id, self.lease_seconds):
-                return
             if state is None:
-                self._stop.wait(min(self.poll_interval * 4, self.lease_seconds / 3))
+                self._stop.wait(unreachable_delay)
+                unreachable_delay = min(unreachable_delay * 2, MAX_WAIT_CHUNK)
 
-    def _recover_unrecorded_launch(self, job, execution, executor) -> None:
-        """An adopted ``starting`` job whose container id was never recorded."""
-        from container_manager.models import ExecutionStatus
+    def _recover_unrecorded_launch(
+        self, job: ContainerJob, execution: ContainerExecution, executor: BaseExecutor
+    ) -> bool:
+        """An adopted ``starting`` job whose container id was never recorded.
 
-        container_id = executor.find(execution.pk)
+        Asks the executor for a container labelled with the execution id: if one
+        exists, records it and carries on driving it; if not, nothing ran, so the
+        attempt is recorded as failed and the job goes back to pending (a new
+        attempt, whatever ``max_retries`` says: no container ever ran).
+
+        Returns:
+            True when a container was found and the job is now ``running``.
+        """
+        from container_manager.models import ContainerExecution, ExecutionStatus
+
+        try:
+            container_id = executor.find(execution.pk)
+        except ExecutorError as exc:
+            logger.warning("Job %s: cannot ask the executor about execution %s: %s",
+                           job.pk, execution.pk, exc)
+            return False  # try again once the lease lapses
+        now = timezone.now()
         if container_id:
-            from container_manager.models import ContainerExecution
-
-            now = operations.timezone.now()
-            ContainerExecution.objects.filter(pk=execution.pk).update(
+            ContainerExecution.objects.filter(pk=execution.pk, container_id="").update(
                 container_id=container_id, status=ExecutionStatus.RUNNING, started_at=now
             )
-            execution.container_id, execution.status, execution.started_at = (
-                container_id, ExecutionStatus.RUNNING, now)
+            execution.container_id = container_id
+            execution.status = ExecutionStatus.RUNNING
+            execution.started_at = now
             operations.transition(job, JobStatus.RUNNING, started_at=now)
-            return
-        # The executor has no container for this attempt: nothing ran, so a new
-        # attempt is safe whatever max_retries says.
+            return True
         operations._record_execution(
-            execution, status="failed", error_message="worker stopped before the launch "
-            "was recorded; the executor has no container for this attempt")
-        operations.transition(job, JobStatus.PENDING, claimed_by="", lease_expires_at=None,
-                              status_message="relaunching: previous worker died before launch")
+            execution,
+            status=ExecutionStatus.FAILED,
+            error_message="the worker stopped before the launch was recorded, and the "
+            "executor has no container for this attempt",
+        )
+        operations.transition(
+            job,
+            JobStatus.PENDING,
+            claimed_by="",
+            lease_expires_at=None,
+            status_message="relaunching: the previous worker died before its launch was "
+            "recorded, and no container ran",
+        )
+        return False
+
+    # -- threads -----------------------------------------------------------------
+    def _start(self) -> None:
+        self._heartbeat_done.clear()
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_main, name=f"cm-heartbeat-{self.worker_id}", daemon=True
+        )
+        self._heartbeat.start()
+        if self.concurrency > 1:
+            self._queue = queue.SimpleQueue()
+            self._threads = [
+                threading.Thread(
+                    target=self._thread_main, name=f"cm-worker-{self.worker_id}-{i}", daemon=True
+                )
+                for i in range(self.concurrency)
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def _finish(self) -> None:
+        """Let the driving threads end their pass, stop the heartbeat, release the claims."""
+        try:
+            if self._queue is not None:
+                for _ in self._threads:
+                    self._queue.put(None)
+                for thread in self._threads:
+                    thread.join()
+                self._queue, self._threads = None, []
+        finally:
+            self._heartbeat_done.set()
+            if self._heartbeat is not None:
+                self._heartbeat.join()
+                self._heartbeat = None
+            claiming.release_jobs(self.worker_id)
+
+    def _thread_main(self) -> None:
+        assert self._queue is not None
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                try:
+                    _check_connections()
+                    self.drive(*item)
+                finally:
+                    with self._changed:
+                        self._busy -= 1
+                        self._changed.notify_all()
+        finally:
+            connections.close_all()
+
+    def _heartbeat_main(self) -> None:
+        interval = max(self.lease_seconds / 3, 0.05)
+        try:
+            while not self._heartbeat_done.wait(interval):
+                with self._lock:
+                    driving = set(self._driving)
+                if not driving:
+                    continue
+                try:
+                    _check_connections()
+                    ours = claiming.renew_leases(self.worker_id, driving, self.lease_seconds)
+                except Exception:  # the database may be briefly away: try again
+                    logger.exception("Worker %s could not renew its leases", self.worker_id)
+                    continue
+                with self._lock:
+                    self._lost.update((driving - ours) & self._driving)
+        finally:
+            connections.close_all()
+
+    def _dispatch(self, jobs: list[ContainerJob], max_wait: float | None) -> None:
+        if self._queue is None:
+            for job in jobs:
+                self.drive(job, max_wait)
+            return
+        with self._changed:
+            self._busy += len(jobs)
+        for job in jobs:
+            self._queue.put((job, max_wait))
+
+    def _free(self) -> int:
+        with self._changed:
+            return self.concurrency - self._busy
+
+    def _wait_for_slot(self, timeout: float) -> None:
+        """Wait until a driving thread is free, the worker stops, or ``timeout`` passes."""
+        end = time.monotonic() + timeout
+        with self._changed:
+            while self._busy >= self.concurrency and not self.stopping:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(min(left, 0.1))
+
+    def _wait_idle(self) -> None:
+        with self._changed:
+            while self._busy > 0:
+                self._changed.wait(0.1)
 
     # -- passes ----------------------------------------------------------------------
     def run_once(self) -> WorkerStats:
@@ -280,41 +474,35 @@ class Worker:
             0
         """
         before = dataclasses.replace(self.stats)
+        self._start()
         try:
             while not self.stopping:
-                adopted = claiming.adopt_jobs(self.worker_id, 1000, self.hosts, self.lease_seconds)
+                adopted = claiming.adopt_jobs(self.worker_id, ONCE_BATCH, self.hosts,
+                                              self.lease_seconds)
                 self._count(adopted=len(adopted))
-                claimed = claiming.claim_jobs(self.worker_id, 1000, self.hosts, self.lease_seconds)
+                claimed = claiming.claim_jobs(self.worker_id, ONCE_BATCH, self.hosts,
+                                              self.lease_seconds)
                 if not adopted and not claimed:
                     break
-                self._drive_all(adopted + claimed, max_wait=0)
+                self._dispatch(adopted + claimed, max_wait=0)
+                self._wait_idle()
         finally:
-            claiming.release_jobs(self.worker_id)
+            self._finish()
         after = self.stats
         return WorkerStats(**{
             f.name: getattr(after, f.name) - getattr(before, f.name)
             for f in dataclasses.fields(WorkerStats)
         })
 
-    def _drive_all(self, jobs: list[ContainerJob], max_wait: float | None) -> None:
-        if self.concurrency == 1:
-            for job in jobs:
-                self.drive(job, max_wait)
-            return
-        with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
-            list(pool.map(lambda j: self._threaded_drive(j, max_wait), jobs))
-
-    def _threaded_drive(self, job: ContainerJob, max_wait: float | None) -> None:
-        try:
-            self.drive(job, max_wait)
-        finally:
-            connections.close_all()
-
     def run(self) -> WorkerStats:
         """Run until :meth:`request_stop` (SIGTERM/SIGINT in the command), then release claims.
 
-        Keeps up to ``concurrency`` jobs in flight: claims as soon as a slot frees,
-        and sleeps ``poll_interval`` only when there is nothing to claim.
+        Keeps up to ``concurrency`` jobs in flight: claims as soon as a thread is
+        free, and sleeps ``poll_interval`` only when there is nothing to claim.
+        Looks for jobs to adopt every third of the lease (at most every 5 s).
+        After a stop request it claims nothing more, lets each thread reach a safe
+        point (a launch in progress is completed and recorded; a wait is cut
+        short), and releases its claims.
 
         Returns:
             What the worker did in total.
@@ -325,49 +513,33 @@ class Worker:
             >>> w.run().launched
             0
         """
-        in_flight: set[concurrent.futures.Future[None]] = set()
-        pool = concurrent.futures.ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix=f"cm-worker-{self.worker_id}"
-        ) if self.concurrency > 1 else None
-        last_adopt = 0.0
+        adopt_every = min(5.0, self.lease_seconds / 3)
+        last_adopt = float("-inf")
+        self._start()
         try:
             while not self.stopping:
-                close_old_connections()
-                in_flight = {f for f in in_flight if not f.done()}
-                free = self.concurrency - len(in_flight)
+                _check_connections()
+                free = self._free()
                 jobs: list[ContainerJob] = []
-                if free > 0 and time.monotonic() - last_adopt > min(5.0, self.lease_seconds / 3):
+                if free > 0 and time.monotonic() - last_adopt >= adopt_every:
                     last_adopt = time.monotonic()
-                    adopted = claiming.adopt_jobs(self.worker_id, free, self.hosts, self.lease_seconds)
+                    with self._lock:
+                        driving = set(self._driving)
+                    adopted = claiming.adopt_jobs(
+                        self.worker_id, free, self.hosts, self.lease_seconds, exclude=driving
+                    )
                     self._count(adopted=len(adopted))
                     jobs += adopted
-                if free - len(jobs) > 0:
+                if free - len(jobs) > 0 and not self.stopping:
                     jobs += claiming.claim_jobs(
                         self.worker_id, free - len(jobs), self.hosts, self.lease_seconds
                     )
-                if pool is None:
-                    for job in jobs:
-                        if self.stopping:
-                            break
-                        self.drive(job)
-                else:
-                    for job in jobs:
-                        in_flight.add(pool.submit(self._threaded_drive, job, None))
-                if not jobs:
-                    if in_flight and len(in_flight) >= self.concurrency:
-                        concurrent.futures.wait(
-                            in_flight, timeout=self.poll_interval,
-                            return_when=concurrent.futures.FIRST_COMPLETED,
-                        )
-                    else:
-                        self._stop.wait(self.poll_interval)
-                elif pool is not None and len(in_flight) >= self.concurrency:
-                    concurrent.futures.wait(
-                        in_flight, timeout=self.poll_interval,
-                        return_when=concurrent.futures.FIRST_COMPLETED,
-                    )
+                if jobs:
+                    self._dispatch(jobs, None)
+                if self._queue is not None and self._free() <= 0:
+                    self._wait_for_slot(adopt_every)
+                elif len(jobs) < free:
+                    self._stop.wait(self.poll_interval)  # nothing more to claim now
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-            claiming.release_jobs(self.worker_id)
+            self._finish()
         return self.stats
