@@ -1,0 +1,1131 @@
+"""The Cloud Run executor: each execution of a job runs as its own Google Cloud Run job.
+
+A Cloud Run host is an :class:`~container_manager.models.ExecutorHost` with
+``executor_type="cloudrun"`` and the connection string
+``projects/PROJECT_ID/locations/REGION``. It needs the ``cloudrun`` extra
+(``pip install 'django-container-manager[cloudrun]'``: ``google-cloud-run`` and
+``google-cloud-logging``); the Google libraries are imported only when the
+executor talks to Google, so :attr:`CloudRunExecutor.config_keys` and
+:meth:`CloudRunExecutor.validate_config` work without them.
+
+For every :class:`~container_manager.models.ContainerExecution` the executor
+creates one Cloud Run job named ``<job_prefix>-<execution id>`` (the Cloud Run
+Admin API v2), runs it once (one task, no Cloud Run retries: container_manager
+owns the retry policy), and deletes the job at clean-up. The container id
+recorded on the execution is the full name of the Cloud Run *execution*,
+``projects/P/locations/R/jobs/J/executions/E``; status, exit code and logs are
+always read back from Google, so a worker restart loses nothing.
+
+Limits are checked before launch against what Cloud Run accepts:
+
+>>> from container_manager.models import ExecutorHost
+>>> from container_manager.executors.base import LaunchSpec
+>>> host = ExecutorHost(name="run", executor_type="cloudrun",
+...                     connection_string="projects/my-project/locations/europe-west1")
+>>> CloudRunExecutor(host).validate_spec(LaunchSpec(
+...     job_id=1, execution_id=1, image="busybox", command=[], cpu_limit=3, memory_limit_mb=256))
+['cpu_limit: Cloud Run accepts 1, 2, 4, 6 or 8 CPUs, or a fraction between 0.08 and 1 in steps of 0.001; got 3.', 'memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 256 MB.']
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from container_manager.executors.base import (
+    LABEL_EXECUTION,
+    BaseExecutor,
+    ConfigKey,
+    ContainerLogs,
+    ContainerStatus,
+    HealthResult,
+    LaunchResult,
+    LaunchSpec,
+)
+from container_manager.executors.errors import (
+    ContainerNotFoundError,
+    ExecutorConfigurationError,
+    ExecutorError,
+    ExecutorNotAvailableError,
+    HostUnavailableError,
+    ImageNotFoundError,
+    LaunchError,
+)
+
+logger = logging.getLogger("container_manager")
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+"""The OAuth scope requested for a service-account key file."""
+
+#: CPU values above 1 that Cloud Run accepts (whole CPUs).
+CPU_WHOLE_VALUES = (1, 2, 4, 6, 8)
+#: Smallest fractional CPU Cloud Run accepts.
+CPU_MIN = 0.08
+#: Memory bounds of a Cloud Run job (second-generation environment), in MiB.
+MEMORY_MIN_MB = 512
+MEMORY_MAX_MB = 32 * 1024
+#: Longest task timeout of a Cloud Run job: 168 hours.
+TASK_TIMEOUT_MAX_SECONDS = 168 * 3600
+#: Task timeout used when neither the job nor the host sets one.
+DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
+#: Environment variable names that Cloud Run sets itself in a job's tasks.
+RESERVED_ENV = frozenset(
+    {
+        "CLOUD_RUN_JOB",
+        "CLOUD_RUN_EXECUTION",
+        "CLOUD_RUN_TASK_INDEX",
+        "CLOUD_RUN_TASK_ATTEMPT",
+        "CLOUD_RUN_TASK_COUNT",
+    }
+)
+
+# (memory above MiB, minimum CPUs) from the Cloud Run memory-limit table.
+_MEMORY_NEEDS_CPU = ((24 * 1024, 8), (16 * 1024, 6), (8 * 1024, 4), (4 * 1024, 2))
+# (CPUs, minimum memory MiB) from the Cloud Run CPU table.
+_CPU_NEEDS_MEMORY = {4: 2048, 6: 4096, 8: 4096}
+_JOB_PREFIX = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}\Z")
+_EXECUTION_NAME = re.compile(
+    r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)"
+    r"/executions/(?P<execution>[^/]+)\Z"
+)
+_STDOUT_LOG = "run.googleapis.com%2Fstdout"
+_STDERR_LOG = "run.googleapis.com%2Fstderr"
+_LOG_PAGE_SIZE = 1000
+_MAX_LOG_ENTRIES = 20_000
+
+
+def cloudrun_label_key(key: str) -> str:
+    """Turn a label key into one Cloud Run accepts (lower case, ``[a-z0-9_-]``, 63 characters).
+
+    Cloud Run (like all Google Cloud labels) allows lower-case letters, digits,
+    ``_`` and ``-`` in keys, which must start with a letter. Dots become ``-``;
+    other characters become ``_``.
+
+    Args:
+        key: A label key such as ``container_manager.job_id``.
+
+    Returns:
+        The sanitized key.
+
+    Example:
+        >>> cloudrun_label_key("container_manager.execution_id")
+        'container_manager-execution_id'
+        >>> cloudrun_label_key("9 Lives")
+        'l9_lives'
+    """
+    text = re.sub(r"[^a-z0-9_-]", "_", key.lower().replace(".", "-"))
+    if not text or not text[0].isalpha():
+        text = "l" + text
+    return text[:63]
+
+
+def cloudrun_label_value(value: str) -> str:
+    """Turn a label value into one Cloud Run accepts (lower case, ``[a-z0-9_-]``, 63 characters).
+
+    Args:
+        value: A label value such as a host name.
+
+    Returns:
+        The sanitized value (possibly empty).
+
+    Example:
+        >>> cloudrun_label_value("Prod Docker.1")
+        'prod_docker-1'
+    """
+    return re.sub(r"[^a-z0-9_-]", "_", value.lower().replace(".", "-"))[:63]
+
+
+def memory_quantity(memory_mb: int) -> str:
+    """Format a memory limit in MB (container_manager's unit, read as MiB) for Cloud Run.
+
+    Args:
+        memory_mb: The limit in megabytes.
+
+    Returns:
+        A Kubernetes-style quantity.
+
+    Example:
+        >>> memory_quantity(512)
+        '512Mi'
+    """
+    return f"{int(memory_mb)}Mi"
+
+
+def cpu_quantity(cpu: float) -> str:
+    """Format a CPU limit for Cloud Run: whole CPUs as integers, fractions in millicores.
+
+    Args:
+        cpu: CPUs (cores).
+
+    Returns:
+        A Kubernetes-style quantity.
+
+    Example:
+        >>> cpu_quantity(2.0), cpu_quantity(0.5)
+        ('2', '500m')
+    """
+    if float(cpu).is_integer():
+        return str(int(cpu))
+    return f"{round(cpu * 1000)}m"
+
+
+def check_limits(
+    cpu_limit: float | None, memory_limit_mb: int | None, timeout_seconds: int | None
+) -> list[str]:
+    """List the reasons Cloud Run would reject these limits for a job.
+
+    The rules come from the Cloud Run documentation for jobs: CPU is 1, 2, 4, 6
+    or 8, or a fraction from 0.08 to 1 in steps of 0.001 (default 1); memory is
+    512 MiB to 32 GiB (default 512 MiB); more than 4, 8, 16 or 24 GiB needs at
+    least 2, 4, 6 or 8 CPUs; 4 CPUs need at least 2 GiB and 6 or 8 CPUs at least
+    4 GiB; below 1 CPU memory is at most 1 GiB (at most 512 MiB below 0.5 CPU);
+    the task timeout is at most 168 hours.
+
+    Args:
+        cpu_limit: CPUs, or None for Cloud Run's default (1).
+        memory_limit_mb: Memory in MB (MiB), or None for Cloud Run's default (512).
+        timeout_seconds: Task timeout, or None.
+
+    Returns:
+        One message per problem, each naming the field; empty when acceptable.
+
+    Example:
+        >>> check_limits(4, None, None)
+        ['cpu_limit: 4 CPUs on Cloud Run need memory_limit of at least 2048 MB; memory_limit is unset (Cloud Run default 512 MB).']
+        >>> check_limits(2, 6144, 3600)
+        []
+    """
+    problems: list[str] = []
+    cpu_ok = True
+    if cpu_limit is not None:
+        cpu = float(cpu_limit)
+        whole = cpu.is_integer() and int(cpu) in CPU_WHOLE_VALUES
+        fraction = CPU_MIN <= cpu < 1 and abs(cpu * 1000 - round(cpu * 1000)) < 1e-6
+        if not (whole or fraction):
+            cpu_ok = False
+            problems.append(
+                "cpu_limit: Cloud Run accepts 1, 2, 4, 6 or 8 CPUs, or a fraction between "
+                f"0.08 and 1 in steps of 0.001; got {cpu_limit:g}."
+            )
+    memory_ok = True
+    if memory_limit_mb is not None and not MEMORY_MIN_MB <= memory_limit_mb <= MEMORY_MAX_MB:
+        memory_ok = False
+        if memory_limit_mb < MEMORY_MIN_MB:
+            problems.append(
+                f"memory_limit: Cloud Run jobs need at least {MEMORY_MIN_MB} MB (512Mi); "
+                f"got {memory_limit_mb} MB."
+            )
+        else:
+            problems.append(
+                f"memory_limit: Cloud Run allows at most {MEMORY_MAX_MB} MB (32Gi); "
+                f"got {memory_limit_mb} MB."
+            )
+    if cpu_ok and memory_ok:
+        cpu = 1.0 if cpu_limit is None else float(cpu_limit)
+        memory = MEMORY_MIN_MB if memory_limit_mb is None else memory_limit_mb
+        cpu_text = f"{cpu:g}" + (" (Cloud Run default)" if cpu_limit is None else "")
+        for above, need in _MEMORY_NEEDS_CPU:
+            if memory > above and cpu < need:
+                problems.append(
+                    f"memory_limit: more than {above} MB on Cloud Run needs cpu_limit of at "
+                    f"least {need}; cpu_limit is {cpu_text}."
+                )
+                break
+        need_memory = _CPU_NEEDS_MEMORY.get(int(cpu)) if cpu.is_integer() else None
+        if need_memory and memory < need_memory:
+            unset = (
+                "unset (Cloud Run default 512 MB)" if memory_limit_mb is None else f"{memory} MB"
+            )
+            problems.append(
+                f"cpu_limit: {int(cpu)} CPUs on Cloud Run need memory_limit of at least "
+                f"{need_memory} MB; memory_limit is {unset}."
+            )
+        if cpu < 0.5 and memory > 512:
+            problems.append(
+                f"cpu_limit: below 0.5 CPU Cloud Run allows at most 512 MB of memory; "
+                f"memory_limit is {memory} MB."
+            )
+        elif cpu < 1 and memory > 1024:
+            problems.append(
+                f"cpu_limit: below 1 CPU Cloud Run allows at most 1024 MB of memory; "
+                f"memory_limit is {memory} MB."
+            )
+    if timeout_seconds is not None and timeout_seconds > TASK_TIMEOUT_MAX_SECONDS:
+        problems.append(
+            f"timeout_seconds: a Cloud Run task runs at most 168 hours "
+            f"({TASK_TIMEOUT_MAX_SECONDS} s); got {timeout_seconds} s."
+        )
+    return problems
+
+
+def _google_exceptions() -> Any:
+    """Import ``google.api_core.exceptions`` or say which extra is missing."""
+    try:
+        from google.api_core import exceptions
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+        raise ExecutorNotAvailableError(
+            f"The cloudrun executor needs the {exc.name!r} package: "
+            "pip install 'django-container-manager[cloudrun]'."
+        ) from None
+    return exceptions
+
+
+def _translate(exc: Exception, what: str) -> ExecutorError:
+    """Map a Google client or transport error onto the executor error hierarchy."""
+    gexc = _google_exceptions()
+    text = f"{what}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ExecutorError):
+        return exc
+    if isinstance(exc, gexc.NotFound):
+        return ContainerNotFoundError(text)
+    if isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied)):
+        return ExecutorConfigurationError(
+            f"{text} (check the credentials and the service account's roles)"
+        )
+    if isinstance(exc, (gexc.BadRequest, gexc.FailedPrecondition, gexc.AlreadyExists)):
+        return LaunchError(text)
+    # Unavailable, deadline exceeded, quota (429), 5xx, connection errors, bad credentials.
+    return HostUnavailableError(text)
+
+
+class CloudRunExecutor(BaseExecutor):
+    """Runs each execution as its own Cloud Run job, and reads results back from Google.
+
+    The host's ``connection_string`` is ``projects/PROJECT_ID/locations/REGION``.
+    Credentials come from Application Default Credentials, or from the key file
+    named by ``service_account_file``; nothing secret is stored in the database.
+
+    Example:
+        >>> from container_manager.models import ExecutorHost
+        >>> CloudRunExecutor.validate_config({"job_prefix": "Bad_Prefix", "timeout": 5})
+        ["Unknown executor_config key 'timeout' for cloudrun hosts; allowed: anonymous_credentials, api_endpoint, api_timeout_seconds, job_prefix, labels, log_settle_seconds, logging_api_endpoint, poll_seconds, service_account, service_account_file, task_timeout_seconds, vpc_connector.", "executor_config['job_prefix'] must be lower-case letters, digits and '-', start with a letter, not end with '-', and be at most 40 characters; got 'Bad_Prefix'."]
+
+    ::
+
+        ExecutorHost.objects.create(
+            name="cloud-run-eu",
+            executor_type="cloudrun",
+            connection_string="projects/my-project/locations/europe-west1",
+            executor_config={"service_account": "jobs@my-project.iam.gserviceaccount.com"},
+        )
+    """
+
+    executor_type = "cloudrun"
+    config_keys: Mapping[str, ConfigKey] = {
+        "service_account_file": ConfigKey(
+            (str,),
+            "Path of a service-account JSON key file used to call Google. Default: "
+            "Application Default Credentials. Only the path is stored, never the key.",
+        ),
+        "service_account": ConfigKey(
+            (str,),
+            "E-mail of the service account the containers run as (the job's identity). "
+            "Default: the project's Compute Engine default service account.",
+        ),
+        "job_prefix": ConfigKey(
+            (str,),
+            "Prefix of the Cloud Run job names, '<prefix>-<execution id>' (default 'cm-exec'). "
+            "Use a different prefix for each deployment sharing a project and region.",
+        ),
+        "task_timeout_seconds": ConfigKey(
+            (int,),
+            "Cloud Run task timeout for jobs without timeout_seconds (default 86400, at most "
+            "604800 = 168 h). Cloud Run's own default would be 10 minutes.",
+        ),
+        "labels": ConfigKey(
+            (dict,),
+            "Extra Cloud Run labels put on every job (lower-case keys and values, e.g. "
+            "billing tags).",
+        ),
+        "vpc_connector": ConfigKey(
+            (str,),
+            "Serverless VPC Access connector for the containers, "
+            "'projects/P/locations/R/connectors/NAME'.",
+        ),
+        "api_endpoint": ConfigKey(
+            (str,),
+            "Cloud Run Admin API endpoint (default run.googleapis.com); for private or "
+            "regional endpoints and local stand-ins such as 'http://127.0.0.1:8080'.",
+        ),
+        "logging_api_endpoint": ConfigKey(
+            (str,),
+            "Cloud Logging API endpoint (default logging.googleapis.com).",
+        ),
+        "anonymous_credentials": ConfigKey(
+            (bool,),
+            "Send no credentials at all (only for local stand-ins and emulators).",
+        ),
+        "api_timeout_seconds": ConfigKey(
+            (int, float), "Timeout of each API call in seconds (default 30)."
+        ),
+        "poll_seconds": ConfigKey(
+            (int, float),
+            "Seconds between status calls while waiting for an execution (default 2).",
+        ),
+        "log_settle_seconds": ConfigKey(
+            (int, float),
+            "Seconds after an execution completes before its logs are read, to let Cloud "
+            "Logging ingest the last lines (default 5).",
+        ),
+    }
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def validate_config(cls, config: Any) -> list[str]:
+        """List the problems of an ``executor_config`` for Cloud Run hosts.
+
+        Beyond the generic key and type checks: ``job_prefix`` must make valid
+        Cloud Run job names, ``task_timeout_seconds`` must be 1 to 604800,
+        ``labels`` must already be valid Cloud Run labels, and
+        ``anonymous_credentials`` excludes ``service_account_file``.
+
+        Args:
+            config: The value to check.
+
+        Returns:
+            One message per problem; empty when valid.
+
+        Example:
+            >>> CloudRunExecutor.validate_config({"task_timeout_seconds": 700000,
+            ...                                   "labels": {"Team": "x"}})
+            ['executor_config[\\'task_timeout_seconds\\'] must be between 1 and 604800 (168 h); got 700000.', "executor_config['labels'] key 'Team' is not a valid Cloud Run label key (lower-case letters, digits, '_' and '-', starting with a letter, at most 63 characters)."]
+            >>> CloudRunExecutor.validate_config({"job_prefix": "etl", "poll_seconds": 5})
+            []
+        """
+        problems = super().validate_config(config)
+        if not isinstance(config, dict):
+            return problems
+        prefix = config.get("job_prefix")
+        if isinstance(prefix, str) and not _JOB_PREFIX.match(prefix):
+            problems.append(
+                "executor_config['job_prefix'] must be lower-case letters, digits and '-', "
+                "start with a letter, not end with '-', and be at most 40 characters; "
+                f"got {prefix!r}."
+            )
+        timeout = config.get("task_timeout_seconds")
+        if isinstance(timeout, int) and not 1 <= timeout <= TASK_TIMEOUT_MAX_SECONDS:
+            problems.append(
+                "executor_config['task_timeout_seconds'] must be between 1 and "
+                f"{TASK_TIMEOUT_MAX_SECONDS} (168 h); got {timeout}."
+            )
+        labels = config.get("labels")
+        if isinstance(labels, dict):
+            for key, value in labels.items():
+                if not isinstance(key, str) or not _LABEL_KEY.match(key):
+                    problems.append(
+                        f"executor_config['labels'] key {key!r} is not a valid Cloud Run label "
+                        "key (lower-case letters, digits, '_' and '-', starting with a letter, "
+                        "at most 63 characters)."
+                    )
+                elif not isinstance(value, str) or not _LABEL_VALUE.match(value):
+                    problems.append(
+                        f"executor_config['labels'][{key!r}] value {value!r} is not a valid "
+                        "Cloud Run label value (lower-case letters, digits, '_' and '-', at "
+                        "most 63 characters)."
+                    )
+        for key in ("api_timeout_seconds", "poll_seconds", "log_settle_seconds"):
+            value = config.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                problems.append(f"executor_config[{key!r}] must not be negative; got {value}.")
+        if config.get("anonymous_credentials") and config.get("service_account_file"):
+            problems.append(
+                "executor_config: anonymous_credentials and service_account_file exclude "
+                "each other."
+            )
+        return problems
+
+    def validate_spec(self, spec: LaunchSpec) -> list[str]:
+        """List the reasons Cloud Run would reject ``spec``'s limits (see :func:`check_limits`).
+
+        Args:
+            spec: The launch specification.
+
+        Returns:
+            Problems naming the field (``cpu_limit``, ``memory_limit``,
+            ``timeout_seconds``); empty when acceptable.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> ex = CloudRunExecutor(ExecutorHost(name="r", executor_type="cloudrun"))
+            >>> ex.validate_spec(LaunchSpec(job_id=1, execution_id=1, image="busybox",
+            ...                             command=[], memory_limit_mb=8192))
+            ['memory_limit: more than 4096 MB on Cloud Run needs cpu_limit of at least 2; cpu_limit is 1 (Cloud Run default).']
+        """
+        return check_limits(spec.cpu_limit, spec.memory_limit_mb, spec.timeout_seconds)
+
+    # ----------------------------------------------------------------- clients
+    @property
+    def location(self) -> tuple[str, str]:
+        """The ``(project_id, region)`` of the host's connection string.
+
+        Raises:
+            ExecutorConfigurationError: The connection string is malformed.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> CloudRunExecutor(ExecutorHost(
+            ...     executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/us-central1")).location
+            ('my-project', 'us-central1')
+        """
+        from django.core.exceptions import ValidationError
+
+        from container_manager.validators import parse_cloudrun_location
+
+        try:
+            return parse_cloudrun_location(self.host.connection_string)
+        except ValidationError as exc:
+            raise ExecutorConfigurationError(" ".join(exc.messages)) from None
+
+    @property
+    def parent(self) -> str:
+        """The Cloud Run location resource name, ``projects/P/locations/R``.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> CloudRunExecutor(ExecutorHost(
+            ...     executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/us-central1")).parent
+            'projects/my-project/locations/us-central1'
+        """
+        project, region = self.location
+        return f"projects/{project}/locations/{region}"
+
+    def job_name(self, execution_id: int) -> str:
+        """The full resource name of the Cloud Run job for an execution.
+
+        Args:
+            execution_id: The :class:`~container_manager.models.ContainerExecution` id.
+
+        Returns:
+            ``projects/P/locations/R/jobs/<job_prefix>-<execution_id>``.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> CloudRunExecutor(ExecutorHost(
+            ...     executor_type="cloudrun", executor_config={"job_prefix": "etl"},
+            ...     connection_string="projects/my-project/locations/us-central1")).job_name(7)
+            'projects/my-project/locations/us-central1/jobs/etl-7'
+        """
+        prefix = self.config.get("job_prefix", "cm-exec")
+        return f"{self.parent}/jobs/{prefix}-{int(execution_id)}"
+
+    @property
+    def _api_timeout(self) -> float:
+        return float(self.config.get("api_timeout_seconds", 30))
+
+    def _credentials(self) -> Any:
+        """Credentials for both clients: anonymous, a key file, or None (ADC)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if "credentials" in cache:
+            return cache["credentials"]
+        if self.config.get("anonymous_credentials"):
+            from google.auth.credentials import AnonymousCredentials
+
+            creds: Any = AnonymousCredentials()
+        elif self.config.get("service_account_file"):
+            from google.oauth2 import service_account
+
+            path = self.config["service_account_file"]
+            try:
+                creds = service_account.Credentials.from_service_account_file(
+                    path, scopes=[CLOUD_PLATFORM_SCOPE]
+                )
+            except (OSError, ValueError) as exc:
+                raise ExecutorConfigurationError(
+                    f"executor_config['service_account_file'] {path!r} cannot be used: {exc}"
+                ) from None
+        else:
+            creds = None  # Application Default Credentials, resolved by the clients
+        cache["credentials"] = creds
+        return creds
+
+    def _client(self, kind: str) -> Any:
+        """A cached google-cloud-run REST client: ``jobs``, ``executions`` or ``tasks``."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if kind in cache:
+            return cache[kind]
+        try:
+            from google.api_core.client_options import ClientOptions
+            from google.cloud import run_v2
+        except ModuleNotFoundError as exc:
+            raise ExecutorNotAvailableError(
+                f"The cloudrun executor needs the {exc.name!r} package: "
+                "pip install 'django-container-manager[cloudrun]'."
+            ) from None
+        classes = {
+            "jobs": run_v2.JobsClient,
+            "executions": run_v2.ExecutionsClient,
+            "tasks": run_v2.TasksClient,
+        }
+        endpoint = self.config.get("api_endpoint")
+        options = ClientOptions(api_endpoint=endpoint) if endpoint else None
+        try:
+            client = classes[kind](
+                credentials=self._credentials(), transport="rest", client_options=options
+            )
+        except ExecutorError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. DefaultCredentialsError
+            raise ExecutorConfigurationError(
+                f"Cannot create the Cloud Run client: {type(exc).__name__}: {exc}"
+            ) from None
+        cache[kind] = client
+        return client
+
+    def _logging_client(self) -> Any:
+        """A cached google-cloud-logging client (JSON over HTTP)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if "logging" in cache:
+            return cache["logging"]
+        try:
+            from google.cloud import logging_v2
+        except ModuleNotFoundError as exc:
+            raise ExecutorNotAvailableError(
+                f"The cloudrun executor needs the {exc.name!r} package: "
+                "pip install 'django-container-manager[cloudrun]'."
+            ) from None
+        endpoint = self.config.get("logging_api_endpoint")
+        try:
+            client = logging_v2.Client(
+                project=self.location[0],
+                credentials=self._credentials(),
+                _use_grpc=False,
+                client_options={"api_endpoint": endpoint} if endpoint else None,
+            )
+        except ExecutorError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. DefaultCredentialsError
+            raise ExecutorConfigurationError(
+                f"Cannot create the Cloud Logging client: {type(exc).__name__}: {exc}"
+            ) from None
+        cache["logging"] = client
+        return client
+
+    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call a client method with our timeout and no client-side retry; translate errors."""
+        try:
+            return func(*args, retry=None, timeout=self._api_timeout, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an ExecutorError
+            raise _translate(exc, what) from exc
+
+    # ------------------------------------------------------------------ launch
+    def build_job(self, spec: LaunchSpec) -> Any:
+        """Build the Cloud Run ``Job`` for ``spec`` (one task, no Cloud Run retries).
+
+        The exec-form command is passed as the container's ``args`` (the image's
+        entrypoint stays); the shell form (``/bin/sh -c TEXT``) sets ``command``
+        to ``/bin/sh`` and ``args`` to ``-c TEXT`` so that it runs in a shell even
+        when the image has an entrypoint.
+
+        Args:
+            spec: What to run.
+
+        Returns:
+            A ``google.cloud.run_v2.Job``.
+
+        Raises:
+            LaunchError: An environment variable name is reserved by Cloud Run.
+
+        Example::
+
+            job = executor.build_job(spec)
+            job.template.template.containers[0].resources.limits  # {'cpu': '2', 'memory': '1024Mi'}
+        """
+        from google.cloud import run_v2
+        from google.protobuf import duration_pb2
+
+        reserved = sorted(RESERVED_ENV.intersection(spec.environment))
+        if reserved:
+            raise LaunchError(
+                f"environment: Cloud Run sets {', '.join(reserved)} itself; rename the variable."
+            )
+        command: list[str] = []
+        args = list(spec.command)
+        if len(args) == 3 and args[:2] == ["/bin/sh", "-c"]:
+            command, args = ["/bin/sh"], args[1:]
+        limits: dict[str, str] = {}
+        if spec.cpu_limit is not None:
+            limits["cpu"] = cpu_quantity(spec.cpu_limit)
+        if spec.memory_limit_mb is not None:
+            limits["memory"] = memory_quantity(spec.memory_limit_mb)
+        container = run_v2.Container(
+            name="job",
+            image=spec.image,
+            command=command,
+            args=args,
+            env=[run_v2.EnvVar(name=k, value=v) for k, v in spec.environment.items()],
+            resources=run_v2.ResourceRequirements(limits=limits) if limits else None,
+        )
+        timeout = spec.timeout_seconds or self.config.get(
+            "task_timeout_seconds", DEFAULT_TASK_TIMEOUT_SECONDS
+        )
+        task = run_v2.TaskTemplate(
+            containers=[container],
+            max_retries=0,
+            timeout=duration_pb2.Duration(seconds=int(timeout)),
+        )
+        if self.config.get("service_account"):
+            task.service_account = self.config["service_account"]
+        if self.config.get("vpc_connector"):
+            task.vpc_access = run_v2.VpcAccess(connector=self.config["vpc_connector"])
+        labels = {cloudrun_label_key(k): cloudrun_label_value(v) for k, v in spec.labels.items()}
+        labels.update(self.config.get("labels", {}))
+        return run_v2.Job(
+            labels=labels,
+            template=run_v2.ExecutionTemplate(
+                labels=labels, task_count=1, parallelism=1, template=task
+            ),
+        )
+
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        """Create the Cloud Run job for this execution and run it once.
+
+        Launching the same execution twice does not run it twice: when the job
+        already exists and has an execution, that execution is returned.
+
+        Args:
+            spec: What to run.
+
+        Returns:
+            The Cloud Run execution's full name as the container id.
+
+        Raises:
+            HostUnavailableError: Google could not be reached (retryable).
+            ImageNotFoundError: Cloud Run could not find the image.
+            LaunchError: Cloud Run refused the job (invalid spec, quota, permissions).
+            ExecutorConfigurationError: Credentials or permissions are wrong.
+
+        Example::
+
+            result = CloudRunExecutor(host).launch(spec)
+            result.container_id  # 'projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q'
+        """
+        problems = self.validate_spec(spec)
+        if problems:
+            raise LaunchError(" ".join(problems))
+        gexc = _google_exceptions()
+        jobs = self._client("jobs")
+        name = self.job_name(spec.execution_id)
+        job = self.build_job(spec)
+        try:
+            operation = jobs.create_job(
+                parent=self.parent,
+                job=job,
+                job_id=name.rsplit("/", 1)[1],
+                retry=None,
+                timeout=self._api_timeout,
+            )
+            operation.result(timeout=self._api_timeout * 4)
+        except gexc.AlreadyExists:
+            existing = self._existing_execution(name)
+            if existing:
+                logger.info("Cloud Run job %s already ran for this execution; adopting it", name)
+                return LaunchResult(container_id=existing, running=True)
+        except gexc.NotFound as exc:
+            if "image" in str(exc).lower():
+                raise ImageNotFoundError(f"Cloud Run cannot find image {spec.image!r}: {exc}")
+            raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, f"create Cloud Run job {name}") from exc
+        operation = self._call(f"run Cloud Run job {name}", jobs.run_job, name=name)
+        execution = getattr(operation, "metadata", None)
+        execution_name = getattr(execution, "name", "") or self._existing_execution(name)
+        if not execution_name:
+            raise HostUnavailableError(f"Cloud Run did not report the execution of job {name}")
+        return LaunchResult(container_id=execution_name, running=True)
+
+    def _existing_execution(self, job_name: str) -> str | None:
+        """The name of the (latest) execution of a Cloud Run job, or None."""
+        gexc = _google_exceptions()
+        try:
+            job = self._client("jobs").get_job(
+                name=job_name, retry=None, timeout=self._api_timeout
+            )
+        except gexc.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, f"get Cloud Run job {job_name}") from exc
+        if job.latest_created_execution.name:
+            return job.latest_created_execution.name
+        pager = self._call(
+            f"list executions of {job_name}",
+            self._client("executions").list_executions,
+            parent=job_name,
+        )
+        for execution in pager:
+            return execution.name
+        return None
+
+    # ------------------------------------------------------------------ status
+    @staticmethod
+    def _parse(container_id: str) -> re.Match[str]:
+        match = _EXECUTION_NAME.match(container_id or "")
+        if not match:
+            raise ContainerNotFoundError(
+                f"{container_id!r} is not a Cloud Run execution name "
+                "(projects/P/locations/R/jobs/J/executions/E)"
+            )
+        return match
+
+    def _get_execution(self, container_id: str) -> Any:
+        """The execution, or None when Google says it does not exist."""
+        gexc = _google_exceptions()
+        try:
+            return self._client("executions").get_execution(
+                name=container_id, retry=None, timeout=self._api_timeout
+            )
+        except gexc.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, f"get Cloud Run execution {container_id}") from exc
+
+    def status(self, container_id: str) -> ContainerStatus:
+        """Read the execution's state from Cloud Run: counters, conditions and its task.
+
+        ``exited`` with exit code 0 only when Cloud Run counts a succeeded task;
+        a failed task gives its exit code (or 128 + the signal that killed it);
+        a cancelled execution exits 137; a deleted or unknown execution is
+        ``missing``, never a success.
+
+        Args:
+            container_id: The execution name :meth:`launch` returned.
+
+        Returns:
+            The state.
+
+        Raises:
+            HostUnavailableError: Google could not be reached.
+
+        Example::
+
+            executor.status(container_id)  # ContainerStatus(state='exited', exit_code=0, ...)
+        """
+        if not _EXECUTION_NAME.match(container_id or ""):
+            return ContainerStatus("missing", error=f"not a Cloud Run execution: {container_id!r}")
+        execution = self._get_execution(container_id)
+        if execution is None:
+            return ContainerStatus("missing", error=f"Cloud Run execution {container_id} not found")
+        return self._state_of(execution)
+
+    def _state_of(self, execution: Any) -> ContainerStatus:
+        from google.cloud import run_v2
+
+        state = run_v2.Condition.State
+        reason = run_v2.Condition.ExecutionReason
+        if execution.delete_time:
+            return ContainerStatus("missing", error=f"Cloud Run execution {execution.name} deleted")
+        completed = next((c for c in execution.conditions if c.type_ == "Completed"), None)
+        terminal = bool(execution.completion_time) or (
+            completed is not None
+            and completed.state in (state.CONDITION_SUCCEEDED, state.CONDITION_FAILED)
+        )
+        if not terminal:
+            return ContainerStatus("running")
+        message = completed.message if completed is not None else ""
+        if execution.succeeded_count >= max(execution.task_count, 1) and not (
+            execution.failed_count or execution.cancelled_count
+        ):
+            return ContainerStatus("exited", exit_code=0)
+        cancelled = bool(execution.cancelled_count) or (
+            completed is not None and completed.execution_reason == reason.CANCELLED
+        )
+        exit_code, oom, task_message = self._task_result(execution.name)
+        detail = task_message or message
+        if cancelled:
+            return ContainerStatus(
+                "exited", exit_code=exit_code or 137, error=f"cancelled in Cloud Run {detail}".strip()
+            )
+        if exit_code == 0 or exit_code is None:
+            # Finished without a succeeded task: never report success without evidence.
+            return ContainerStatus(
+                "exited",
+                exit_code=None if exit_code is None else 1,
+                oom_killed=oom,
+                error=detail or "Cloud Run execution finished without a succeeded task",
+            )
+        return ContainerStatus("exited", exit_code=exit_code, oom_killed=oom, error=detail)
+
+    def _task_result(self, execution_name: str) -> tuple[int | None, bool, str]:
+        """Exit code, out-of-memory flag and message of the execution's (single) task."""
+        pager = self._call(
+            f"list tasks of {execution_name}",
+            self._client("tasks").list_tasks,
+            parent=execution_name,
+        )
+        for task in pager:
+            result = task.last_attempt_result
+            message = result.status.message if result.status else ""
+            oom = "memory limit" in message.lower() or "out of memory" in message.lower()
+            if result.exit_code:
+                return result.exit_code, oom, message
+            if result.term_signal:
+                return 128 + result.term_signal, oom, message
+            failed = any(
+                c.type_ == "Completed" and c.state == c.State.CONDITION_FAILED
+                for c in task.conditions
+            )
+            if result.status and result.status.code:
+                return None, oom, message
+            return (None if failed else 0), oom, message
+        return None, False, ""
+
+    def wait(self, container_id: str, timeout: float) -> ContainerStatus:
+        """Poll :meth:`status` every ``poll_seconds`` (default 2) for up to ``timeout`` seconds.
+
+        Args:
+            container_id: The execution name.
+            timeout: Most seconds to wait.
+
+        Returns:
+            The state at the end of the wait.
+
+        Example::
+
+            executor.wait(container_id, timeout=60).state  # 'exited'
+        """
+        deadline = time.monotonic() + timeout
+        interval = float(self.config.get("poll_seconds", 2))
+        while True:
+            state = self.status(container_id)
+            remaining = deadline - time.monotonic()
+            if state.finished or remaining <= 0:
+                return state
+            time.sleep(min(interval, remaining))
+
+    def find(self, execution_id: int) -> str | None:
+        """Find the Cloud Run execution of an attempt by its job name.
+
+        A job that exists but never ran (the launching worker died between
+        creating and running it) is deleted, so that a relaunch under a new
+        attempt leaves nothing behind; None is returned for it.
+
+        Args:
+            execution_id: The execution's primary key.
+
+        Returns:
+            The execution name, or None.
+
+        Raises:
+            HostUnavailableError: Google could not be reached.
+
+        Example::
+
+            executor.find(7)  # 'projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q'
+        """
+        name = self.job_name(execution_id)
+        gexc = _google_exceptions()
+        try:
+            job = self._client("jobs").get_job(name=name, retry=None, timeout=self._api_timeout)
+        except gexc.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, f"get Cloud Run job {name}") from exc
+        label = job.labels.get(cloudrun_label_key(LABEL_EXECUTION))
+        if label is not None and label != str(execution_id):
+            logger.warning("Cloud Run job %s belongs to execution %s, not %s", name, label,
+                           execution_id)
+            return None
+        existing = self._existing_execution(name)
+        if existing:
+            return existing
+        try:
+            self._client("jobs").delete_job(name=name, retry=None, timeout=self._api_timeout)
+        except Exception as exc:  # noqa: BLE001 - best effort
+            logger.warning("Could not delete never-run Cloud Run job %s: %s", name, exc)
+        return None
+
+    # -------------------------------------------------------------------- logs
+    def logs(self, container_id: str) -> ContainerLogs:
+        """Read the execution's stdout and stderr from Cloud Logging.
+
+        Entries are filtered to the execution (``resource.type="cloud_run_job"``,
+        its job name and location, the ``run.googleapis.com/execution_name``
+        label) and to one stream (log ``run.googleapis.com/stdout`` or
+        ``run.googleapis.com/stderr``). Each stream is read newest first and
+        stops once ``LOG_MAX_BYTES`` are collected, so a huge log costs a bounded
+        number of pages. Right after an execution completes, this waits up to
+        ``log_settle_seconds`` for Cloud Logging to ingest the last lines.
+
+        Args:
+            container_id: The execution name.
+
+        Returns:
+            Both streams, oldest line first, one entry per line.
+
+        Raises:
+            ContainerNotFoundError: ``container_id`` is not an execution name.
+            HostUnavailableError: Google could not be reached.
+
+        Example::
+
+            executor.logs(container_id).stderr  # 'Traceback (most recent call last): ...'
+        """
+        from container_manager.conf import get_settings
+
+        match = self._parse(container_id)
+        execution = self._get_execution(container_id)
+        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+        if execution is not None:
+            if execution.create_time:
+                since = execution.create_time - datetime.timedelta(minutes=5)
+            settle = float(self.config.get("log_settle_seconds", 5))
+            if execution.completion_time and settle > 0:
+                age = (
+                    datetime.datetime.now(datetime.timezone.utc) - execution.completion_time
+                ).total_seconds()
+                if 0 <= age < settle:
+                    time.sleep(settle - age)
+        base = (
+            'resource.type="cloud_run_job"'
+            f' AND resource.labels.job_name="{match["job"]}"'
+            f' AND resource.labels.location="{match["region"]}"'
+            f' AND labels."run.googleapis.com/execution_name"="{match["execution"]}"'
+            f' AND timestamp>="{since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
+        )
+        limit = get_settings().LOG_MAX_BYTES
+        out = {}
+        for stream, log_id in (("stdout", _STDOUT_LOG), ("stderr", _STDERR_LOG)):
+            filter_ = f'{base} AND logName="projects/{match["project"]}/logs/{log_id}"'
+            out[stream] = self._read_stream(match["project"], filter_, limit)
+        return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])
+
+    def _read_stream(self, project: str, filter_: str, limit: int) -> str:
+        """Newest-first read of one stream until ``limit`` bytes; returned oldest first."""
+        from google.cloud import logging_v2
+
+        client = self._logging_client()
+        lines: list[str] = []
+        size = 0
+        more = False
+        try:
+            entries: Iterator[Any] = iter(
+                client.list_entries(
+                    resource_names=[f"projects/{project}"],
+                    filter_=filter_,
+                    order_by=logging_v2.DESCENDING,
+                    page_size=_LOG_PAGE_SIZE,
+                )
+            )
+            for entry in entries:
+                if size >= limit or len(lines) >= _MAX_LOG_ENTRIES:
+                    more = True
+                    break
+                line = _entry_text(entry.payload)
+                lines.append(line)
+                size += len(line.encode("utf-8", errors="replace"))
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, "read Cloud Logging entries") from exc
+        lines.reverse()
+        text = "".join(lines)
+        if more and size < limit:
+            text = "[container_manager: older log entries not read]\n" + text
+        return text
+
+    # ---------------------------------------------------------- stop / cleanup
+    def stop(self, container_id: str, grace_seconds: int) -> None:
+        """Cancel the execution and wait (up to ``grace_seconds`` + 10 s) until it ends.
+
+        Cloud Run sends the container SIGTERM and, 10 seconds later, SIGKILL; the
+        grace period is Cloud Run's, not configurable. Stopping a finished or
+        missing execution does nothing.
+
+        Args:
+            container_id: The execution name.
+            grace_seconds: How long to wait for the execution to end, minus the
+                10 s Cloud Run itself allows.
+
+        Raises:
+            HostUnavailableError: Google could not be reached.
+
+        Example::
+
+            executor.stop(container_id, grace_seconds=10)
+        """
+        if not _EXECUTION_NAME.match(container_id or ""):
+            return
+        state = self.status(container_id)
+        if state.finished:
+            return
+        gexc = _google_exceptions()
+        try:
+            self._client("executions").cancel_execution(
+                name=container_id, retry=None, timeout=self._api_timeout
+            )
+        except (gexc.NotFound, gexc.FailedPrecondition):
+            return
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, f"cancel Cloud Run execution {container_id}") from exc
+        self.wait(container_id, grace_seconds + 10)
+
+    def cleanup(self, container_id: str) -> None:
+        """Delete the Cloud Run job (and with it its execution) created for this attempt.
+
+        Logs stay in Cloud Logging. Deleting what is already gone is not an error.
+
+        Args:
+            container_id: The execution name.
+
+        Raises:
+            HostUnavailableError: Google could not be reached.
+            ExecutorError: Cloud Run refused the deletion.
+
+        Example::
+
+            executor.cleanup(container_id)
+        """
+        match = _EXECUTION_NAME.match(container_id or "")
+        if not match:
+            return
+        job_name = container_id.split("/executions/", 1)[0]
+        gexc = _google_exceptions()
+        try:
+            self._client("jobs").delete_job(name=job_name, retry=None, timeout=self._api_timeout)
+        except gexc.NotFound:
+            return
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, f"delete Cloud Run job {job_name}") from exc
+
+    def health_check(self) -> HealthResult:
+        """List one job of the location: a cheap authenticated call; never raises.
+
+        Returns:
+            ok with the location checked, or the error.
+
+        Example::
+
+            CloudRunExecutor(host).health_check()
+            # HealthResult(ok=True, detail='Cloud Run Admin API v2 answered for projects/p/locations/r')
+        """
+        try:
+            parent = self.parent
+            pager = self._call(
+                "list Cloud Run jobs",
+                self._client("jobs").list_jobs,
+                request={"parent": parent, "page_size": 1},
+            )
+            next(iter(pager), None)
+        except Exception as exc:  # noqa: BLE001 - a health check never raises
+            return HealthResult(ok=False, detail=str(exc))
+        return HealthResult(ok=True, detail=f"Cloud Run Admin API v2 answered for {parent}")
+
+
+def _entry_text(payload: Any) -> str:
+    """One log line from an entry payload: text as is, JSON by its ``message`` or whole."""
+    if payload is None:
+        text = ""
+    elif isinstance(payload, str):
+        text = payload
+    elif isinstance(payload, dict):
+        message = payload.get("message")
+        text = message if isinstance(message, str) else json.dumps(payload, sort_keys=True)
+    else:
+        text = str(payload)
+    return text if text.endswith("\n") else text + "\n"
