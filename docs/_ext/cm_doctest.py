@@ -1,0 +1,150 @@
+"""Doctest support: a migrated in-memory database, isolation, true line numbers, counts.
+
+* When the ``doctest`` builder starts, the in-memory database of
+  ``docs/docs_settings.py`` is migrated once.
+* ``doctest_global_setup`` (in ``conf.py``) calls :func:`reset_database` before the
+  examples of every document (each document is one doctest group), so documents
+  never see each other's rows.
+* Examples that come from docstrings are reported at their real file and line
+  (Sphinx only knows the line inside the docstring): the builder below finds the
+  example's first line in the source file of the documented object.
+* At the end the builder prints how many examples ran and how many failed (also
+  written to ``docs/_build/doctest/output.txt``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from docutils.nodes import Node
+from sphinx.application import Sphinx
+from sphinx.ext.doctest import DocTestBuilder
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+_MIGRATED = False
+
+
+def migrate_database() -> None:
+    """Create the tables of the in-memory documentation database (once per process)."""
+    global _MIGRATED
+    if _MIGRATED:
+        return
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0, run_syncdb=True)
+    _MIGRATED = True
+
+
+def reset_database() -> None:
+    """Empty every table, so that each document's examples start from nothing."""
+    migrate_database()
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+
+
+@cache
+def _object_for(dotted: str) -> Any:
+    """Import the object named by ``dotted`` (module path, then attributes)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+@cache
+def _file_lines(path: str) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+def _start_line(obj: Any) -> int:
+    """1-based line where ``obj``'s source starts, or 1."""
+    obj = getattr(obj, "fget", obj)  # properties
+    try:
+        return inspect.getsourcelines(inspect.unwrap(obj))[1]
+    except (OSError, TypeError):
+        return 1
+
+
+def docstring_example_line(source: str, text: str) -> tuple[str, int] | None:
+    """Map a doctest block from a docstring to ``(file, 1-based line)`` in that file.
+
+    Args:
+        source: The node source, ``"<file>:docstring of <dotted name>"``.
+        text: The doctest block's text.
+
+    Returns:
+        The file and the line of the block's first ``>>>`` line, or None.
+    """
+    path, _, dotted = source.partition(":docstring of ")
+    if not dotted or not os.path.exists(path):
+        return None
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    wanted = {first, first.replace("\\", "\\\\")}
+    lines = _file_lines(path)
+    start = _start_line(_object_for(dotted)) if _object_for(dotted) is not None else 1
+    for number in range(max(start, 1), len(lines) + 1):
+        if lines[number - 1].strip() in wanted:
+            return path, number
+    for number in range(1, len(lines) + 1):  # decorated or re-exported: search the file
+        if lines[number - 1].strip() in wanted:
+            return path, number
+    return path, start
+
+
+class CMDocTestBuilder(DocTestBuilder):
+    """Sphinx's doctest builder, with real docstring line numbers and a printed summary."""
+
+    def init(self) -> None:
+        """Migrate the database, then start as usual."""
+        migrate_database()
+        super().init()
+
+    def get_filename_for_node(self, node: Node, docname: str) -> str:
+        """The real file of the example (the .py file for docstring examples)."""
+        mapped = docstring_example_line(node.source or "", node.astext())
+        if mapped:
+            return os.path.relpath(mapped[0])
+        return super().get_filename_for_node(node, docname)
+
+    def get_line_number(self, node: Node) -> int | None:
+        """The example's line in its real file (0-based, as Sphinx's doctest expects)."""
+        mapped = docstring_example_line(node.source or "", node.astext())
+        if mapped:
+            return mapped[1] - 1
+        return super().get_line_number(node)
+
+    def finish(self) -> None:
+        """Write the summary as usual, then print the counts on one line."""
+        super().finish()
+        line = (
+            f"doctest: {self.total_tries} examples ran, {self.total_failures} failed "
+            f"(setup code: {self.setup_tries} ran, {self.setup_failures} failed); "
+            f"report in {Path(self.outdir, 'output.txt')}"
+        )
+        self.outfile = Path(self.outdir, "output.txt").open("a", encoding="utf-8")
+        self.outfile.write(line + "\n")
+        self.outfile.close()
+        print(line)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Replace the doctest builder."""
+    app.setup_extension("sphinx.ext.doctest")
+    app.add_builder(CMDocTestBuilder, override=True)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,250 @@
+"""Model reference pages: fields generated from the models, and no descriptor noise.
+
+For every Django model documented with ``autoclass``, this extension
+
+* appends one ``py:attribute`` per field, written from ``Model._meta``: its
+  help_text, type (with max length), choices, default, null/blank, uniqueness and,
+  for relations, a link to the related model and the ``on_delete`` rule;
+* documents the reverse relations (``job.containerexecution_set``, ``host.jobs``),
+  the default manager (``objects``) and the ``DoesNotExist`` /
+  ``MultipleObjectsReturned`` exceptions, with links;
+* skips what autodoc would otherwise print for the same attributes: field
+  descriptors ("A wrapper for a deferred-loading field"), relation descriptors
+  ("Accessor to the related object"), the manager's ``<...Manager object>``
+  repr, Django's generated ``get_FOO_display`` / ``get_next_by_FOO`` methods and
+  the ``Meta`` options class.
+
+It replaces sphinxcontrib-django, which needs Sphinx's legacy autodoc on Sphinx 9.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from django.db import models
+from django.db.models.fields import NOT_PROVIDED
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ManyToManyDescriptor,
+    ReverseManyToOneDescriptor,
+    ReverseOneToOneDescriptor,
+)
+from django.db.models.manager import BaseManager
+from django.db.models.query_utils import DeferredAttribute
+from sphinx.application import Sphinx
+
+_NOISE_TYPES = (
+    DeferredAttribute,
+    ForwardManyToOneDescriptor,
+    ReverseManyToOneDescriptor,
+    ReverseOneToOneDescriptor,
+    ManyToManyDescriptor,
+    BaseManager,
+    functools.partialmethod,
+)
+_GENERATED = re.compile(r"get_(next|previous)_by_\w+|get_\w+_display\Z")
+_RST_SPECIAL = re.compile(r"([\\*`|_])")
+
+
+def escape(text: str) -> str:
+    """Escape reStructuredText markup characters in plain text (help_text)."""
+    return _RST_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def is_model(obj: Any) -> bool:
+    """Whether ``obj`` is a concrete Django model class."""
+    return isinstance(obj, type) and issubclass(obj, models.Model) and not obj._meta.abstract
+
+
+def public_path(model: type[models.Model]) -> str:
+    """The documented path of a model: ``container_manager.models.Name`` for ours."""
+    if model.__module__.startswith("container_manager.models"):
+        return f"container_manager.models.{model.__name__}"
+    return f"{model.__module__}.{model.__qualname__}"
+
+
+def _default(field: models.Field) -> str | None:
+    if getattr(field, "auto_now", False):
+        return "set to the current time on every save"
+    if getattr(field, "auto_now_add", False):
+        return "set to the current time when the row is created"
+    if field.default is NOT_PROVIDED:
+        return None
+    default = field.default
+    if callable(default):
+        name = getattr(default, "__qualname__", repr(default))
+        module = getattr(default, "__module__", "")
+        if module == "builtins":
+            return f"``{name}()`` (a new empty {name} for every row)"
+        return f"``{module}.{name}()`` (called for every new row)"
+    value = getattr(default, "value", default)  # TextChoices members -> plain value
+    return f"``{value!r}``"
+
+
+def _type_text(field: models.Field) -> str:
+    text = f"``{type(field).__name__}``"
+    details = []
+    if getattr(field, "max_length", None):
+        details.append(f"max length {field.max_length}")
+    if field.primary_key:
+        details.append("primary key")
+    if field.unique and not field.primary_key:
+        details.append("unique")
+    if field.db_index and not field.unique:
+        details.append("indexed")
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
+def field_lines(field: models.Field) -> list[str]:
+    """The reST for one concrete field, as a ``py:attribute``."""
+    lines = [f".. py:attribute:: {field.name}", ""]
+    help_text = escape(field.help_text) if field.help_text else ""
+    if field.auto_created and field.primary_key:
+        help_text = help_text or "Primary key, assigned by the database when the row is saved."
+    if help_text:
+        lines += [f"   {help_text}", ""]
+    facts = [f"**Type:** {_type_text(field)}"]
+    if field.is_relation and field.related_model is not None:
+        on_delete = getattr(getattr(field.remote_field, "on_delete", None), "__name__", "")
+        facts.append(
+            f"**Related model:** :class:`~{public_path(field.related_model)}`"
+            + (f", ``on_delete={on_delete}``" if on_delete else "")
+        )
+        facts.append(f"**Column:** ``{field.attname}`` (the related primary key)")
+        related_name = field.remote_field.get_accessor_name()
+        if related_name:
+            facts.append(
+                f"**Reverse accessor:** ``{field.related_model._meta.model_name}"
+                f".{related_name}``"
+            )
+    facts.append(f"**Null:** {'yes' if field.null else 'no'}")
+    facts.append(f"**Blank:** {'yes' if field.blank else 'no (required)'}")
+    default = _default(field)
+    if default:
+        facts.append(f"**Default:** {default}")
+    if field.choices:
+        choices = ", ".join(f"``{value}`` ({escape(label)})" for value, label in field.flatchoices)
+        facts.append(f"**Choices:** {choices}")
+    lines += [f"   | {fact}" for fact in facts]
+    lines.append("")
+    return lines
+
+
+def reverse_lines(rel: models.ForeignObjectRel) -> list[str]:
+    """The reST for a reverse relation (``host.jobs``, ``job.containerexecution_set``)."""
+    accessor = rel.get_accessor_name()
+    if not accessor or accessor.endswith("+"):
+        return []
+    other = public_path(rel.related_model)
+    what = "A related manager over the" if rel.multiple else "The"
+    return [
+        f".. py:attribute:: {accessor}",
+        "",
+        f"   {what} :class:`~{other}` objects whose ``{rel.field.name}`` is this object "
+        f"(reverse of :attr:`~{other}.{rel.field.name}`); e.g. ``.{accessor}.all()``.",
+        "",
+    ]
+
+
+def model_lines(model: type[models.Model]) -> list[str]:
+    """Everything appended to a model's class docstring."""
+    meta = model._meta
+    path = public_path(model)
+    lines = ["", ".. rubric:: Fields", ""]
+    for field in meta.concrete_fields:
+        lines += field_lines(field)
+    reverse = [
+        rel for rel in meta.get_fields() if rel.auto_created and not rel.concrete and rel.is_relation
+    ]
+    if reverse:
+        lines += ["", ".. rubric:: Related objects", ""]
+        for rel in reverse:
+            lines += reverse_lines(rel)
+    manager = meta.default_manager
+    lines += ["", ".. rubric:: Manager and exceptions", ""]
+    if manager is not None:
+        manager_cls = type(manager)
+        if manager_cls.__module__.startswith("container_manager"):
+            manager_ref = f":class:`~{public_path_of(manager_cls)}`"
+        else:
+            manager_ref = f"``{manager_cls.__name__}``"
+        lines += [
+            f".. py:attribute:: {manager.name}",
+            "",
+            f"   The default manager, a {manager_ref}: ``{model.__name__}.{manager.name}"
+            ".filter(...)``, ``.create(...)``, ``.get(...)``.",
+            "",
+        ]
+    lines += [
+        ".. py:exception:: DoesNotExist",
+        "",
+        f"   Raised by ``{model.__name__}.objects.get()`` when no row matches; a subclass "
+        "of :exc:`django.core.exceptions.ObjectDoesNotExist`.",
+        "",
+        ".. py:exception:: MultipleObjectsReturned",
+        "",
+        f"   Raised by ``{model.__name__}.objects.get()`` when several rows match; a "
+        "subclass of :exc:`django.core.exceptions.MultipleObjectsReturned`.",
+        "",
+        f".. seealso:: :doc:`/guides/concepts` for how ``{path.rsplit('.', 1)[-1]}`` fits in.",
+        "",
+    ]
+    return lines
+
+
+def public_path_of(cls: type) -> str:
+    """Documented path of one of our classes (managers are re-exported by models)."""
+    import container_manager.models as public
+
+    if getattr(public, cls.__name__, None) is cls:
+        return f"container_manager.models.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def on_process_docstring(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Append the generated field documentation to model class docstrings."""
+    if what == "class" and is_model(obj):
+        lines.extend(model_lines(obj))
+
+
+_PROSE_BEFORE_COLON = re.compile(r"^[^:`]*\s[^:`]*:\s")
+
+
+def protect_inline_colon(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Stop napoleon reading "Summary text: more" of an attribute as "type: description".
+
+    Napoleon splits the first line of attribute, data and property docstrings on
+    the first colon and turns the left part into a type. When that part is prose
+    (it has spaces), an empty type is put in front, so the line stays as written.
+    """
+    if what in ("attribute", "data", "property") and lines and _PROSE_BEFORE_COLON.match(lines[0]):
+        lines[0] = ": " + lines[0]
+
+
+def on_skip_member(
+    app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    """Skip descriptors, managers and Django-generated members (documented above)."""
+    if isinstance(obj, _NOISE_TYPES):
+        return True
+    if _GENERATED.fullmatch(name):
+        return True
+    if name in ("DoesNotExist", "MultipleObjectsReturned", "Meta") and isinstance(obj, type):
+        return True
+    if name == "config_keys" and what == "class":
+        return True  # generated as a table by cm_generated
+    return None
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the handlers (after napoleon has converted the docstring)."""
+    app.connect("autodoc-process-docstring", on_process_docstring, priority=900)
+    app.connect("autodoc-skip-member", on_skip_member)
+    app.connect("autodoc-process-docstring", protect_inline_colon, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
