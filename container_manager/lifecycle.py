@@ -39,10 +39,11 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+_S = JobStatus
+
 #: Allowed moves, from each status to the statuses it may change into.
 #: ``starting``/``running`` may go back to ``pending`` only when an attempt is
 #: retried (see the retry policy in the Running workers guide).
-_S = JobStatus
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     _S.PENDING.value: frozenset({_S.STARTING.value, _S.FAILED.value, _S.CANCELLED.value}),
     _S.STARTING.value: frozenset(
@@ -123,6 +124,7 @@ def check_transition(old: str, new: str, *, job_id: object = None) -> None:
         ...
         container_manager.lifecycle.InvalidTransitionError: Unknown job status 'done'; valid statuses are: pending, starting, running, completed, failed, cancelled.
     """
+    old, new = getattr(old, "value", old), getattr(new, "value", new)
     for status in (old, new):
         if status not in TRANSITIONS:
             valid = ", ".join(JobStatus.values)
