@@ -1,5 +1,6 @@
 """Django settings for the test suite: in-memory SQLite unless CM_TEST_POSTGRES_DSN is set."""
 
+import json
 import os
 
 SECRET_KEY = "tests-only-not-secret"
@@ -34,5 +35,40 @@ TEMPLATES = [
 ]
 ROOT_URLCONF = "tests.urls"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+
+def _postgres(dsn):
+    """Django database settings for a ``postgresql://user@host:port/name?host=/socket/dir`` URL."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    url = urlsplit(dsn)
+    query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(url.path.lstrip("/")) or "postgres",
+        "USER": unquote(url.username or "postgres"),
+        "PASSWORD": unquote(url.password or ""),
+        "HOST": query.pop("host", url.hostname or ""),
+        "PORT": str(query.pop("port", url.port or "")),
+        "CONN_MAX_AGE": None,
+        "OPTIONS": query,
+    }
+
+
+# The fleet tests run workers as subprocesses against a PostgreSQL database made by
+# tests/plugins/postgres_server.py; they pass it here. A file SQLite database
+# (CM_TEST_SQLITE_PATH) serves the same purpose for the benchmarks.
+if os.environ.get("CM_TEST_POSTGRES_DSN"):
+    DATABASES = {"default": _postgres(os.environ["CM_TEST_POSTGRES_DSN"])}
+elif os.environ.get("CM_TEST_SQLITE_PATH"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["CM_TEST_SQLITE_PATH"],
+            "OPTIONS": {"timeout": 30},
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CONTAINER_MANAGER = {"RETRY_BACKOFF_SECONDS": 0.01, "POLL_INTERVAL": 0.05, "STOP_GRACE_SECONDS": 2}
+# Overrides for worker subprocesses (fleet tests, benchmarks), as a JSON object.
+CONTAINER_MANAGER.update(json.loads(os.environ.get("CM_TEST_CONTAINER_MANAGER") or "{}"))

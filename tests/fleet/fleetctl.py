@@ -1,0 +1,56 @@
+"""Set up fleet-test data in the database named by the environment (see tests.settings).
+
+Run as ``python -m tests.fleet.fleetctl create HOST COUNT [options]`` with
+``CM_TEST_POSTGRES_DSN`` (or ``CM_TEST_SQLITE_PATH``) set; prints the new job ids
+as JSON. Used by the fleet tests and the benchmark, which run workers as
+subprocesses against the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import django
+
+    django.setup()
+    from container_manager.models import ContainerJob, ExecutorHost
+
+    parser = argparse.ArgumentParser(prog="fleetctl")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    create = sub.add_parser("create", help="create a mock host (if missing) and COUNT jobs")
+    create.add_argument("host")
+    create.add_argument("count", type=int)
+    create.add_argument("--config", default="{}", help="the host's executor_config (JSON)")
+    create.add_argument("--max-concurrent", type=int, default=None)
+    create.add_argument("--priority", type=int, default=0)
+    create.add_argument("--max-retries", type=int, default=0)
+    create.add_argument("--timeout", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    host, _ = ExecutorHost.objects.get_or_create(
+        name=args.host,
+        defaults={
+            "executor_type": "mock",
+            "connection_string": f"mock://{args.host}",
+            "executor_config": json.loads(args.config),
+            "max_concurrent_jobs": args.max_concurrent,
+        },
+    )
+    jobs = ContainerJob.objects.bulk_create(
+        ContainerJob(image="busybox", command="echo fleet", docker_host=host,
+                     priority=args.priority, max_retries=args.max_retries,
+                     timeout_seconds=args.timeout)
+        for _ in range(args.count)
+    )
+    json.dump([job.pk for job in jobs], sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
