@@ -73,6 +73,8 @@ MEMORY_MAX_MB = 32 * 1024
 TASK_TIMEOUT_MAX_SECONDS = 168 * 3600
 #: Task timeout used when neither the job nor the host sets one.
 DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
+#: Seconds added to a job's timeout_seconds for the Cloud Run task timeout (a backstop).
+TIMEOUT_MARGIN_SECONDS = 60
 #: Environment variable names that Cloud Run sets itself in a job's tasks.
 RESERVED_ENV = frozenset(
     {
@@ -289,7 +291,7 @@ def _translate(exc: Exception, what: str) -> ExecutorError:
         return ExecutorConfigurationError(
             f"{text} (check the credentials and the service account's roles)"
         )
-    if isinstance(exc, (gexc.BadRequest, gexc.FailedPrecondition, gexc.AlreadyExists)):
+    if isinstance(exc, (gexc.BadRequest, gexc.Conflict)):
         return LaunchError(text)
     # Unavailable, deadline exceeded, quota (429), 5xx, connection errors, bad credentials.
     return HostUnavailableError(text)
@@ -664,9 +666,12 @@ class CloudRunExecutor(BaseExecutor):
             env=[run_v2.EnvVar(name=k, value=v) for k, v in spec.environment.items()],
             resources=run_v2.ResourceRequirements(limits=limits) if limits else None,
         )
-        timeout = spec.timeout_seconds or self.config.get(
-            "task_timeout_seconds", DEFAULT_TASK_TIMEOUT_SECONDS
-        )
+        if spec.timeout_seconds:
+            # container_manager stops the job at its timeout (and records "timed out");
+            # Cloud Run's own task timeout is a backstop a little later.
+            timeout = min(spec.timeout_seconds + TIMEOUT_MARGIN_SECONDS, TASK_TIMEOUT_MAX_SECONDS)
+        else:
+            timeout = self.config.get("task_timeout_seconds", DEFAULT_TASK_TIMEOUT_SECONDS)
         task = run_v2.TaskTemplate(
             containers=[container],
             max_retries=0,
@@ -724,7 +729,7 @@ class CloudRunExecutor(BaseExecutor):
                 timeout=self._api_timeout,
             )
             operation.result(timeout=self._api_timeout * 4)
-        except gexc.AlreadyExists:
+        except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
             existing = self._existing_execution(name)
             if existing:
                 logger.info("Cloud Run job %s already ran for this execution; adopting it", name)
@@ -742,17 +747,18 @@ class CloudRunExecutor(BaseExecutor):
             raise HostUnavailableError(f"Cloud Run did not report the execution of job {name}")
         return LaunchResult(container_id=execution_name, running=True)
 
-    def _existing_execution(self, job_name: str) -> str | None:
+    def _existing_execution(self, job_name: str, job: Any = None) -> str | None:
         """The name of the (latest) execution of a Cloud Run job, or None."""
         gexc = _google_exceptions()
-        try:
-            job = self._client("jobs").get_job(
-                name=job_name, retry=None, timeout=self._api_timeout
-            )
-        except gexc.NotFound:
-            return None
-        except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, f"get Cloud Run job {job_name}") from exc
+        if job is None:
+            try:
+                job = self._client("jobs").get_job(
+                    name=job_name, retry=None, timeout=self._api_timeout
+                )
+            except gexc.NotFound:
+                return None
+            except Exception as exc:  # noqa: BLE001
+                raise _translate(exc, f"get Cloud Run job {job_name}") from exc
         if job.latest_created_execution.name:
             return job.latest_created_execution.name
         pager = self._call(
@@ -933,7 +939,7 @@ class CloudRunExecutor(BaseExecutor):
             logger.warning("Cloud Run job %s belongs to execution %s, not %s", name, label,
                            execution_id)
             return None
-        existing = self._existing_execution(name)
+        existing = self._existing_execution(name, job)
         if existing:
             return existing
         try:
@@ -1059,7 +1065,7 @@ class CloudRunExecutor(BaseExecutor):
             self._client("executions").cancel_execution(
                 name=container_id, retry=None, timeout=self._api_timeout
             )
-        except (gexc.NotFound, gexc.FailedPrecondition):
+        except (gexc.NotFound, gexc.BadRequest):  # gone, or already finished (400)
             return
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc, f"cancel Cloud Run execution {container_id}") from exc

@@ -1,0 +1,55 @@
+"""Fixtures: a Cloud Run stand-in per test, and a host that points the real clients at it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cloudrun.standin import CloudRunStandIn
+
+PROJECT = "test-project"
+REGION = "europe-west1"
+
+
+def standin_config(endpoint: str, **extra):
+    """executor_config that sends the real google-cloud-run/logging clients to the stand-in."""
+    return {
+        "api_endpoint": endpoint,
+        "logging_api_endpoint": endpoint,
+        "anonymous_credentials": True,
+        "poll_seconds": 0.05,
+        "log_settle_seconds": 0,
+        "api_timeout_seconds": 5,
+        **extra,
+    }
+
+
+@pytest.fixture
+def standin():
+    server = CloudRunStandIn(PROJECT, REGION).start()
+    yield server
+    server.stop()
+    assert server.violations == [], "requests the Google API would refuse"
+
+
+@pytest.fixture
+def cloudrun_host(db, standin):
+    from container_manager.models import ExecutorHost
+
+    host = ExecutorHost.objects.create(
+        name="cloud-run-test",
+        executor_type="cloudrun",
+        connection_string=f"projects/{PROJECT}/locations/{REGION}",
+        executor_config=standin_config(standin.endpoint),
+    )
+    host.full_clean()
+    return host
+
+
+def harvest_until_done(job, timeout: float = 10.0) -> None:
+    """Call job.harvest() until it returns True (the job is terminal)."""
+    deadline = time.monotonic() + timeout
+    while not job.harvest():
+        assert time.monotonic() < deadline, f"job {job.pk} still {job.status}"
+        time.sleep(0.05)

@@ -1,0 +1,410 @@
+"""The Cloud Run executor, driven through the model API against the local stand-in.
+
+The real google-cloud-run (REST transport) and google-cloud-logging (JSON API)
+clients make every call; nothing in them is patched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+
+from container_manager.executors import HostUnavailableError, get_executor, get_executor_class
+from container_manager.executors.base import LaunchSpec
+from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
+from container_manager.models import ContainerJob, ExecutorHost
+from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config
+
+pytestmark = pytest.mark.django_db
+
+
+def make_job(host, command, **fields) -> ContainerJob:
+    return ContainerJob.objects.create(image="busybox", command=command, docker_host=host, **fields)
+
+
+def execution(job):
+    return job.containerexecution_set.order_by("-attempt").first()
+
+
+def created_job_body(standin):
+    bodies = [b for m, p, _q, b in standin.requests if m == "POST" and p.endswith("/jobs")]
+    assert len(bodies) == 1
+    return bodies[0]
+
+
+# --------------------------------------------------------------------- outcomes
+def test_success_launch_status_harvest(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo hello; echo warning >&2", memory_limit=1024,
+                   cpu_limit=2, timeout_seconds=120, environment_overrides="GREETING=hi")
+    assert job.launch() is True
+    assert job.status == "running"
+    run = execution(job)
+    assert run.container_id.startswith(
+        f"projects/{PROJECT}/locations/{REGION}/jobs/cm-exec-{run.pk}/executions/cm-exec-{run.pk}-")
+    harvest_until_done(job)
+    job.refresh_from_db()
+    run.refresh_from_db()
+    assert (job.status, job.exit_code) == ("completed", 0)
+    assert (run.status, run.stdout, run.stderr) == ("completed", "hello\n", "warning\n")
+    # What was sent: one task, no Cloud Run retries, limits, env, timeout, labels.
+    body = created_job_body(standin)
+    task = body["template"]["template"]
+    container = task["containers"][0]
+    assert body["template"]["taskCount"] == 1
+    assert task["maxRetries"] == 0
+    assert task["timeout"] == "180s"  # the job's timeout plus a 60 s backstop margin
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "1024Mi"}
+    assert {"name": "GREETING", "value": "hi"} in container["env"]
+    assert container["command"] == ["/bin/sh"]
+    assert container["args"] == ["-c", "echo hello; echo warning >&2"]
+    assert body["labels"] == {
+        "container_manager": "true",
+        "container_manager-job_id": str(job.pk),
+        "container_manager-execution_id": str(run.pk),
+        "container_manager-host": "cloud-run-test",
+    }
+    # What we created is deleted after the harvest.
+    assert standin.deleted_jobs == [f"projects/{PROJECT}/locations/{REGION}/jobs/cm-exec-{run.pk}"]
+
+
+def test_exec_form_is_passed_as_args(cloudrun_host, standin):
+    job = make_job(cloudrun_host, '["echo", "a b"]')
+    assert job.launch()
+    harvest_until_done(job)
+    container = created_job_body(standin)["template"]["template"]["containers"][0]
+    assert "command" not in container
+    assert container["args"] == ["echo", "a b"]
+    assert execution(job).stdout == "a b\n"
+
+
+def test_no_limits_no_timeout_uses_host_task_timeout(cloudrun_host, standin):
+    cloudrun_host.executor_config["task_timeout_seconds"] = 7200
+    cloudrun_host.save()
+    job = make_job(cloudrun_host, "true")
+    assert job.launch()
+    task = created_job_body(standin)["template"]["template"]
+    assert task["timeout"] == "7200s"
+    assert "resources" not in task["containers"][0]
+
+
+def test_exit_failure_records_code_and_stderr(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo boom >&2; exit 3")
+    assert job.launch()
+    harvest_until_done(job)
+    job.refresh_from_db()
+    run = execution(job)
+    assert (job.status, job.exit_code, job.status_message) == ("failed", 3, "exited with code 3")
+    assert (run.status, run.exit_code, run.stderr) == ("failed", 3, "boom\n")
+
+
+def test_killed_by_signal_is_128_plus_signal(cloudrun_host, standin):
+    standin.script(exit_code=0, term_signal=9, message="Container terminated on signal 9.")
+    job = make_job(cloudrun_host, "anything")
+    assert job.launch()
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == ("failed", 137)
+
+
+def test_memory_limit_message_is_out_of_memory(cloudrun_host, standin):
+    standin.script(exit_code=137, message="Memory limit of 512 MiB exceeded with 530 MiB used.")
+    job = make_job(cloudrun_host, "allocate", memory_limit=512)
+    assert job.launch()
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "out of memory" in job.status_message
+
+
+def test_still_running_then_cancel(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo started; sleep 60")
+    assert job.launch()
+    time.sleep(0.2)
+    assert job.harvest() is False
+    assert job.status == "running"
+    assert get_executor(cloudrun_host).status(execution(job).container_id).state == "running"
+    assert job.cancel() is True
+    job.refresh_from_db()
+    run = execution(job)
+    assert (job.status, run.status, run.stdout) == ("cancelled", "cancelled", "started\n")
+    assert standin.calls("POST", ":cancel")
+    assert standin.deleted_jobs  # cleaned up after the cancel
+
+
+def test_timeout_stops_execution_and_fails(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo begin; sleep 60", timeout_seconds=1)
+    assert job.launch()
+    time.sleep(1.1)
+    assert job.harvest() is True
+    job.refresh_from_db()
+    run = execution(job)
+    assert job.status == "failed"
+    assert "timed out" in job.status_message
+    assert run.stdout == "begin\n"
+    assert standin.calls("POST", ":cancel")
+    # Cloud Run's task timeout is a backstop, a minute after the job's own.
+    assert created_job_body(standin)["template"]["template"]["timeout"] == "61s"
+
+
+def test_cloud_run_task_timeout_is_a_failure_without_exit_code(cloudrun_host, standin):
+    cloudrun_host.executor_config["task_timeout_seconds"] = 1
+    ex = get_executor(cloudrun_host)
+    result = ex.launch(LaunchSpec(job_id=1, execution_id=901, image="busybox",
+                                  command=["sleep", "30"]))
+    state = ex.wait(result.container_id, 5)
+    assert state.state == "exited"
+    assert state.exit_code is None
+    assert "timeout" in state.error
+
+
+def test_cancelled_outside_container_manager_is_a_failure(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "sleep 60")
+    assert job.launch()
+    ex = get_executor(cloudrun_host)
+    ex._client("executions").cancel_execution(name=execution(job).container_id)
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == ("failed", 137)
+
+
+# ---------------------------------------------------------------- missing state
+def test_deleted_execution_fails_never_succeeds(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo done")
+    assert job.launch()
+    standin.delete_execution(execution(job).container_id)
+    assert job.harvest() is True
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "disappeared" in job.status_message
+    assert job.exit_code is None
+
+
+def test_deleted_job_reports_missing(cloudrun_host, standin):
+    ex = get_executor(cloudrun_host)
+    result = ex.launch(LaunchSpec(job_id=1, execution_id=902, image="busybox", command=["true"]))
+    ex.cleanup(result.container_id)
+    ex.cleanup(result.container_id)  # already gone: not an error
+    assert ex.status(result.container_id).state == "missing"
+    assert ex.status("not-an-execution").state == "missing"
+
+
+# ------------------------------------------------------ restart and idempotency
+def test_new_executor_and_job_instance_harvest_from_api_state(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo from google; exit 0")
+    assert job.launch()
+    # A "restarted worker": fresh job instance from the database, fresh executor and clients.
+    again = ContainerJob.objects.get(pk=job.pk)
+    assert again.status == "running"
+    harvest_until_done(again)
+    assert (again.status, again.exit_code) == ("completed", 0)
+    assert execution(again).stdout == "from google\n"
+
+
+def test_find_and_second_launch_of_same_attempt(cloudrun_host, standin):
+    spec = LaunchSpec(job_id=1, execution_id=903, image="busybox", command=["sleep", "30"])
+    first = get_executor(cloudrun_host).launch(spec)
+    other = get_executor(cloudrun_host)  # another process
+    assert other.find(903) == first.container_id
+    assert other.find(904) is None
+    second = other.launch(spec)
+    assert second.container_id == first.container_id
+    assert len(standin.calls("POST", ":run")) == 1
+
+
+def test_find_deletes_a_job_that_never_ran(cloudrun_host, standin):
+    ex = get_executor(cloudrun_host)
+    spec = LaunchSpec(job_id=1, execution_id=905, image="busybox", command=["true"])
+    ex._client("jobs").create_job(parent=ex.parent, job=ex.build_job(spec),
+                                  job_id="cm-exec-905").result(timeout=5)
+    assert ex.find(905) is None
+    assert standin.deleted_jobs == [ex.job_name(905)]
+
+
+# ------------------------------------------------------------------------- logs
+def test_logs_split_streams_and_read_only_this_execution(cloudrun_host, standin):
+    other = make_job(cloudrun_host, "echo other job")
+    job = make_job(cloudrun_host, "echo out 1; echo err 1 >&2; echo out 2")
+    assert other.launch() and job.launch()
+    container_id = execution(job).container_id
+    standin.add_log(container_id, "stdout", {"message": "structured", "severity": "INFO"}, 0.5)
+    standin.add_log(container_id, "stdout", {"value": 1}, 0.6)
+    standin.add_log(container_id, "varlog%2Fsystem", "system line", 0.7)
+    logs = get_executor(cloudrun_host).logs(container_id)
+    assert logs.stdout == 'out 1\nout 2\nstructured\n{"value": 1}\n'
+    assert logs.stderr == "err 1\n"
+    lists = [b for m, p, _q, b in standin.requests if p == "/v2/entries:list"]
+    assert {b["filter"].rsplit("logName=", 1)[1] for b in lists} == {
+        f'"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout"',
+        f'"projects/{PROJECT}/logs/run.googleapis.com%2Fstderr"',
+    }
+
+
+def test_live_logs_while_running(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "echo early; sleep 60; echo late")
+    assert job.launch()
+    assert job.get_logs() == "early\n"
+    job.cancel()
+
+
+def test_log_reading_stops_at_the_size_cap(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "true")
+    assert job.launch()
+    container_id = execution(job).container_id
+    for i in range(3000):
+        standin.add_log(container_id, "stdout", f"line {i:05d}", i / 1000)
+    with override_settings(CONTAINER_MANAGER={"LOG_MAX_BYTES": 1000}):
+        harvest_until_done(job)
+        stdout = execution(job).stdout
+    assert stdout.endswith("line 02999\n")
+    assert stdout.startswith("[container_manager:")  # the truncation marker
+    stdout_lists = [b for m, p, _q, b in standin.requests
+                    if p == "/v2/entries:list" and "stdout" in b["filter"]]
+    assert len(stdout_lists) == 1  # one page was enough; the rest was never fetched
+    assert stdout_lists[0]["orderBy"] == "timestamp desc"
+
+
+# ------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("fields", "field_named"),
+    [
+        ({"cpu_limit": 3}, "cpu_limit"),
+        ({"cpu_limit": 0.05}, "cpu_limit"),
+        ({"cpu_limit": 0.0005 + 0.5}, "cpu_limit"),
+        ({"cpu_limit": 16}, "cpu_limit"),
+        ({"memory_limit": 256}, "memory_limit"),
+        ({"memory_limit": 40000, "cpu_limit": 8}, "memory_limit"),
+        ({"memory_limit": 8192}, "memory_limit"),  # needs 2 CPUs (default 1)
+        ({"memory_limit": 8193, "cpu_limit": 2}, "memory_limit"),
+        ({"cpu_limit": 4}, "cpu_limit"),  # needs 2 GiB (default 512 MiB)
+        ({"cpu_limit": 8, "memory_limit": 2048}, "cpu_limit"),
+        ({"cpu_limit": 0.25, "memory_limit": 1024}, "cpu_limit"),
+        ({"cpu_limit": 0.5, "memory_limit": 2048}, "cpu_limit"),
+        ({"timeout_seconds": 168 * 3600 + 1}, "timeout_seconds"),
+    ],
+)
+def test_values_cloud_run_rejects_are_validation_errors(cloudrun_host, standin, fields,
+                                                        field_named):
+    job = make_job(cloudrun_host, "true", **fields)
+    with pytest.raises(ValidationError) as info:
+        job.launch()
+    assert any(m.startswith(f"{field_named}:") for m in info.value.messages), info.value.messages
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("pending", 0)
+    assert standin.requests == []  # nothing reached Google
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [(None, None), (1, 512), (1, 4096), (2, 8192), (4, 2048), (4, 16384), (6, 4096),
+     (6, 24576), (8, 4096), (8, 32768), (0.08, 512), (0.5, 1024), (0.999, 1024), (None, 4096)],
+)
+def test_documented_combinations_are_accepted(cpu, memory):
+    assert check_limits(cpu, memory, 604800) == []
+
+
+def test_reserved_environment_variable_fails_the_launch(cloudrun_host, standin):
+    job = make_job(cloudrun_host, "true", environment_overrides="CLOUD_RUN_JOB=mine")
+    assert job.launch() is False
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "CLOUD_RUN_JOB" in job.status_message
+
+
+def test_missing_image_is_a_permanent_launch_failure(cloudrun_host, standin):
+    job = ContainerJob.objects.create(image="missing/app:1", command="true",
+                                      docker_host=cloudrun_host, max_retries=3)
+    assert job.launch() is False
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "missing/app:1" in job.status_message
+
+
+# ----------------------------------------------------------------------- health
+def test_health_check_true_then_false_when_api_down(cloudrun_host, standin):
+    assert cloudrun_host.health_check() is True
+    assert "projects/test-project/locations/europe-west1" in cloudrun_host.last_health_check_detail
+    standin.stop()
+    assert cloudrun_host.health_check() is False
+    assert cloudrun_host.last_health_check_detail
+    cloudrun_host.refresh_from_db()
+    assert cloudrun_host.last_health_check_ok is False
+
+
+def test_launch_with_api_down_keeps_job_pending(cloudrun_host, standin):
+    standin.stop()
+    job = make_job(cloudrun_host, "true")
+    with pytest.raises(HostUnavailableError):
+        job.launch()
+    job.refresh_from_db()
+    assert job.status == "pending"
+
+
+def test_bad_service_account_file_fails_health_and_launch(db, standin, tmp_path):
+    host = ExecutorHost.objects.create(
+        name="cr-bad-key", executor_type="cloudrun",
+        connection_string=f"projects/{PROJECT}/locations/{REGION}",
+        executor_config={"service_account_file": str(tmp_path / "nope.json"),
+                         "api_endpoint": standin.endpoint})
+    assert host.health_check() is False
+    assert "service_account_file" in host.last_health_check_detail
+    job = make_job(host, "true", max_retries=2)
+    assert job.launch() is False
+    job.refresh_from_db()
+    assert job.status == "failed"  # configuration errors are not retried
+
+
+# ----------------------------------------------------------------------- config
+def test_config_validation_through_the_model(db):
+    host = ExecutorHost(name="cr", executor_type="cloudrun",
+                        connection_string=f"projects/{PROJECT}/locations/{REGION}",
+                        executor_config={"job_prefix": "-bad", "labels": {"team": "Data"},
+                                         "anonymous_credentials": True,
+                                         "service_account_file": "/k.json", "poll_seconds": -1})
+    with pytest.raises(ValidationError) as info:
+        host.full_clean()
+    text = " ".join(info.value.message_dict["executor_config"])
+    assert "job_prefix" in text and "'team'" in text and "exclude each other" in text
+    assert "poll_seconds" in text
+    ok = ExecutorHost(name="cr2", executor_type="cloudrun",
+                      connection_string=f"projects/{PROJECT}/locations/{REGION}",
+                      executor_config=standin_config("http://127.0.0.1:1", job_prefix="etl",
+                                                     labels={"team": "data"}))
+    ok.full_clean()
+
+
+def test_host_labels_and_service_account_and_vpc_are_sent(cloudrun_host, standin):
+    cloudrun_host.executor_config.update(
+        labels={"team": "data"}, service_account="jobs@test-project.iam.gserviceaccount.com",
+        vpc_connector=f"projects/{PROJECT}/locations/{REGION}/connectors/c1", job_prefix="etl")
+    cloudrun_host.save()
+    job = make_job(cloudrun_host, "true")
+    assert job.launch()
+    body = created_job_body(standin)
+    task = body["template"]["template"]
+    assert body["labels"]["team"] == "data"
+    assert task["serviceAccount"] == "jobs@test-project.iam.gserviceaccount.com"
+    assert task["vpcAccess"] == {"connector": f"projects/{PROJECT}/locations/{REGION}/connectors/c1"}
+    assert execution(job).container_id.split("/")[5].startswith("etl-")
+
+
+def test_config_keys_work_without_the_google_libraries():
+    code = (
+        "import sys\n"
+        "sys.modules['google'] = None\n"
+        "from container_manager.executors.cloudrun import CloudRunExecutor\n"
+        "assert 'service_account_file' in CloudRunExecutor.config_keys\n"
+        "assert CloudRunExecutor.validate_config({'job_prefix': 'ok'}) == []\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_factory_returns_cloudrun_executor():
+    assert get_executor_class("cloudrun") is CloudRunExecutor
