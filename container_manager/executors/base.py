@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -189,6 +190,30 @@ class HealthResult:
             True
         """
         return self.ok
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagedContainer:
+    """A container that an executor created for container_manager (for orphan cleanup).
+
+    Attributes:
+        container_id: The backend's id of the container.
+        execution_id: The execution id from the container's labels, or None when
+            the label is missing or unreadable.
+        job_id: The job id from the container's labels, or None.
+        created_at: When the container was created (timezone-aware), if known.
+        running: True while the container still runs.
+
+    Example:
+        >>> ManagedContainer(container_id="abc", execution_id=5).running
+        False
+    """
+
+    container_id: str
+    execution_id: int | None
+    job_id: int | None = None
+    created_at: datetime.datetime | None = None
+    running: bool = False
 
 
 class BaseExecutor(abc.ABC):
@@ -391,6 +416,24 @@ class BaseExecutor(abc.ABC):
             True
         """
         return None
+
+    def list_managed(self) -> list[ManagedContainer]:
+        """List the containers this host runs for container_manager, finished or not.
+
+        Used by ``manage.py cleanup_containers`` to find orphans (containers whose
+        execution is finished or unknown). The default knows of none; executors
+        that can enumerate their containers (Docker, by label) override it.
+
+        Returns:
+            The containers labelled for this host.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor(ExecutorHost(name="m", executor_type="mock")).list_managed()
+            []
+        """
+        return []
 
     def wait(self, container_id: str, timeout: float) -> ContainerStatus:
         """Wait up to ``timeout`` seconds for a container to finish, then report its state.

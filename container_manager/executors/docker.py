@@ -1,0 +1,881 @@
+"""The Docker executor: runs each execution as a container on a Docker engine.
+
+A Docker host is an :class:`~container_manager.models.ExecutorHost` with
+``executor_type="docker"`` and a connection string that is a local socket
+(``unix:///var/run/docker.sock``) or a remote engine (``tcp://HOST:2376``,
+normally with TLS). The executor talks to the engine through the low-level
+``docker.APIClient`` of the Docker SDK (``pip install
+'django-container-manager[docker]'``); the SDK is imported only when the
+executor first connects, so that hosts can be validated without it.
+
+One job lifecycle costs five Docker API calls on the success path: create,
+start, wait, logs (stdout and stderr read from one multiplexed stream, kept
+apart by Docker's own stream header) and remove. An image that is missing is
+pulled when the host's ``pull_policy`` allows it.
+
+``executor_config`` keys (all optional):
+
+=================== ==========================================================
+key                 meaning
+=================== ==========================================================
+``tls_ca_cert``     CA certificate (PEM path) that signed the daemon's certificate
+``tls_client_cert`` client certificate (PEM path) presented to the daemon
+``tls_client_key``  private key (PEM path) of the client certificate
+``timeout``         seconds an API call may take (default 60)
+``pull_policy``     ``missing`` (default), ``always`` or ``never``
+``working_dir``     working directory inside the container
+``user``            user (``name``, ``uid`` or ``uid:gid``) the command runs as
+``network_mode``    ``bridge``, ``host``, ``none`` or a network name
+``read_only``       mount the container's root filesystem read-only
+``name_prefix``     text put before ``cm-exec-<execution id>`` in container names
+=================== ==========================================================
+
+Example:
+    >>> from container_manager.models import ExecutorHost
+    >>> host = ExecutorHost(name="local", executor_type="docker",
+    ...                     connection_string="unix:///var/run/docker.sock",
+    ...                     executor_config={"pull_policy": "never", "read_only": True})
+    >>> spec = LaunchSpec(job_id=3, execution_id=7, image="busybox:1.36",
+    ...                   command=["/bin/sh", "-c", "echo hi"], memory_limit_mb=64,
+    ...                   cpu_limit=0.5)
+    >>> kwargs = DockerExecutor(host).create_kwargs(spec)
+    >>> kwargs["name"], kwargs["host_config"]["mem_limit"], kwargs["host_config"]["nano_cpus"]
+    ('cm-exec-7', 67108864, 500000000)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from container_manager.executors.base import (
+    LABEL_APP,
+    LABEL_EXECUTION,
+    LABEL_HOST,
+    LABEL_JOB,
+    BaseExecutor,
+    ConfigKey,
+    ContainerLogs,
+    ContainerStatus,
+    HealthResult,
+    LaunchResult,
+    LaunchSpec,
+    ManagedContainer,
+)
+from container_manager.executors.errors import (
+    ContainerNotFoundError,
+    ExecutorConfigurationError,
+    ExecutorError,
+    ExecutorNotAvailableError,
+    HostUnavailableError,
+    ImageNotFoundError,
+    LaunchError,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = ["DEFAULT_TIMEOUT", "PULL_POLICIES", "DockerExecutor", "close_clients"]
+
+#: Seconds an API call may take when ``executor_config`` has no ``timeout``.
+DEFAULT_TIMEOUT = 60
+#: Allowed ``pull_policy`` values: pull when ``missing`` locally, ``always``, or ``never``.
+PULL_POLICIES = ("missing", "always", "never")
+
+_MIB = 1024 * 1024
+_STDOUT, _STDERR = 1, 2
+
+# One APIClient per connection (and TLS settings) per process: the SDK's version
+# negotiation costs an API call, so clients are shared by every executor instance.
+_clients: dict[tuple[Any, ...], docker.APIClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _docker() -> Any:
+    """Import the Docker SDK, or say which extra to install."""
+    try:
+        import docker
+        import docker.errors
+        import docker.tls
+    except ModuleNotFoundError:  # pragma: no cover - the test environment has the SDK
+        raise ExecutorNotAvailableError(
+            "The docker executor needs the 'docker' package: "
+            "pip install 'django-container-manager[docker]'."
+        ) from None
+    return docker
+
+
+def close_clients() -> None:
+    """Close and forget every cached Docker API client of this process.
+
+    Clients are cached per connection (one version negotiation per process);
+    call this after changing a host's connection settings in a long-running
+    process, or in tests.
+
+    Example:
+        >>> close_clients()
+    """
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """Whether a requests error is a read timeout (the daemon answered nothing in time)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return "read timed out" in str(exc).lower()
+
+
+class _Tail:
+    """The last ``limit`` bytes of a stream, and how many bytes came before them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.data += chunk
+        if len(self.data) > 2 * self.limit:
+            del self.data[: len(self.data) - self.limit]
+
+    def text(self) -> str:
+        """The kept end, with the same marker line as ``operations.cap_log``, within ``limit``."""
+        data = bytes(self.data[-self.limit :]) if self.limit else b""
+        if self.total <= self.limit:
+            return data.decode("utf-8", errors="replace")
+        marker = b""
+        for _ in range(3):  # the marker's length depends on the number it contains
+            keep = max(self.limit - len(marker), 0)
+            kept = data[len(data) - keep :] if keep else b""
+            while kept and (kept[0] & 0xC0) == 0x80:  # do not start inside a character
+                kept = kept[1:]
+            marker = f"[container_manager: {self.total - len(kept)} bytes truncated]\n".encode()
+        return (marker + kept).decode("utf-8", errors="replace")
+
+
+class DockerExecutor(BaseExecutor):
+    r"""Runs jobs as containers on a Docker engine, reached by socket or TCP (with TLS).
+
+    Every container gets the labels of its job (``container_manager``,
+    ``container_manager.job_id``, ``container_manager.execution_id``,
+    ``container_manager.host``), the name ``cm-exec-<execution id>`` (so a second
+    launch of the same attempt finds the first container instead of starting
+    another), ``init=True`` (a tiny init process that forwards signals, so that
+    stops are quick), and the job's limits: ``memory_limit`` MB as a hard limit
+    with no swap, ``cpu_limit`` cores as ``NanoCpus``.
+
+    Attributes:
+        executor_type: ``"docker"``.
+        config_keys: The allowed ``executor_config`` keys (see the module's table).
+
+    Example:
+        >>> for problem in DockerExecutor.validate_config(  # doctest: +ELLIPSIS
+        ...         {"pull_policy": "sometimes", "tls_client_cert": "c.pem"}):
+        ...     print(problem)
+        executor_config['pull_policy'] must be one of ['missing', 'always', 'never'], not ...
+        executor_config needs both 'tls_client_cert' and 'tls_client_key', or neither.
+
+    Against a real engine (not run in the docs)::
+
+        host = ExecutorHost.objects.create(
+            name="local-docker", executor_type="docker",
+            connection_string="unix:///var/run/docker.sock")
+        job = ContainerJob.objects.create(
+            image="busybox", command='echo "hello"', docker_host=host, memory_limit=64)
+        job.launch()
+        while not job.harvest():
+            time.sleep(1)
+        job.status, job.get_logs()        # ('completed', 'hello\\n')
+    """
+
+    executor_type = "docker"
+    config_keys: Mapping[str, ConfigKey] = {
+        "tls_ca_cert": ConfigKey(
+            (str,),
+            "Path of the CA certificate (PEM) that signed the daemon's certificate; used "
+            "when the host has tls_enabled and tls_verify.",
+        ),
+        "tls_client_cert": ConfigKey(
+            (str,), "Path of the client certificate (PEM) presented to the daemon (with TLS)."
+        ),
+        "tls_client_key": ConfigKey(
+            (str,), "Path of the client certificate's private key (PEM) (with TLS)."
+        ),
+        "timeout": ConfigKey(
+            (int, float), f"Seconds a Docker API call may take (default {DEFAULT_TIMEOUT})."
+        ),
+        "pull_policy": ConfigKey(
+            (str,),
+            "When to pull the job's image: 'missing' (default: only when not present "
+            "locally), 'always' (before every launch) or 'never' (a missing image fails "
+            "the launch).",
+            choices=PULL_POLICIES,
+        ),
+        "working_dir": ConfigKey((str,), "Working directory of the command inside the container."),
+        "user": ConfigKey(
+            (str,), "User the command runs as: a name, a uid, or uid:gid (default: the image's)."
+        ),
+        "network_mode": ConfigKey(
+            (str,),
+            "Network of the containers: 'bridge' (Docker's default), 'host', 'none' or the "
+            "name of a network.",
+        ),
+        "read_only": ConfigKey((bool,), "Mount the containers' root filesystem read-only."),
+        "name_prefix": ConfigKey(
+            (str,),
+            "Text put before 'cm-exec-<execution id>' in container names, so that several "
+            "deployments (databases) can share one engine (default: none).",
+        ),
+    }
+
+    # -- configuration -------------------------------------------------------------
+    @classmethod
+    def validate_config(cls, config: Any) -> list[str]:
+        """List the problems of an ``executor_config`` for Docker hosts.
+
+        On top of the generic checks (known keys, types, choices): the client
+        certificate and its key come together, and ``timeout`` is positive.
+
+        Args:
+            config: The value to check.
+
+        Returns:
+            One message per problem; empty when valid.
+
+        Example:
+            >>> DockerExecutor.validate_config({"timeout": 0})
+            ["executor_config['timeout'] must be more than 0 seconds."]
+            >>> DockerExecutor.validate_config({"pull_policy": "never", "user": "1000:1000"})
+            []
+        """
+        problems = super().validate_config(config)
+        if not isinstance(config, dict):
+            return problems
+        if bool(config.get("tls_client_cert")) != bool(config.get("tls_client_key")):
+            problems.append(
+                "executor_config needs both 'tls_client_cert' and 'tls_client_key', or neither."
+            )
+        timeout = config.get("timeout")
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= 0:
+            problems.append("executor_config['timeout'] must be more than 0 seconds.")
+        return problems
+
+    @property
+    def timeout(self) -> float:
+        """Seconds an API call may take (``executor_config['timeout']``, default 60).
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> DockerExecutor(ExecutorHost(executor_config={"timeout": 5})).timeout
+            5.0
+        """
+        return float(self.config.get("timeout", DEFAULT_TIMEOUT))
+
+    def container_name(self, execution_id: int) -> str:
+        """The name of the container of an execution: ``name_prefix`` + ``cm-exec-<id>``.
+
+        Args:
+            execution_id: The execution's primary key.
+
+        Returns:
+            The container name.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(executor_config={"name_prefix": "prod-"})
+            >>> DockerExecutor(host).container_name(5)
+            'prod-cm-exec-5'
+        """
+        spec = LaunchSpec(job_id=0, execution_id=execution_id, image="", command=[])
+        return f"{self.config.get('name_prefix', '')}{spec.container_name}"
+
+    def create_kwargs(self, spec: LaunchSpec) -> dict[str, Any]:
+        """Translate a launch spec into ``APIClient.create_container`` arguments.
+
+        ``host_config`` holds the arguments of ``APIClient.create_host_config``.
+        Memory is in MiB (``memory_limit_mb * 1024 * 1024`` bytes, as ``docker run
+        --memory 64m``) with ``memswap_limit`` equal, so the container gets no swap;
+        ``cpu_limit`` cores become ``nano_cpus`` (1.5 cores = 1,500,000,000).
+
+        Args:
+            spec: The launch specification.
+
+        Returns:
+            The keyword arguments.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> ex = DockerExecutor(ExecutorHost(name="h", executor_config={"user": "nobody"}))
+            >>> kw = ex.create_kwargs(LaunchSpec(job_id=1, execution_id=2, image="busybox",
+            ...                                  command=["echo", "hi"], environment={"A": "1"}))
+            >>> kw["command"], kw["environment"], kw["user"], kw["host_config"]
+            (['echo', 'hi'], {'A': '1'}, 'nobody', {'init': True})
+        """
+        cfg = self.config
+        host_config: dict[str, Any] = {"init": True}
+        if spec.memory_limit_mb:
+            host_config["mem_limit"] = int(spec.memory_limit_mb) * _MIB
+            host_config["memswap_limit"] = int(spec.memory_limit_mb) * _MIB
+        if spec.cpu_limit:
+            host_config["nano_cpus"] = int(round(spec.cpu_limit * 1e9))
+        if cfg.get("network_mode"):
+            host_config["network_mode"] = cfg["network_mode"]
+        if cfg.get("read_only"):
+            host_config["read_only"] = True
+        kwargs: dict[str, Any] = {
+            "image": spec.image,
+            "command": list(spec.command) or None,
+            "name": self.container_name(spec.execution_id),
+            "environment": dict(spec.environment),
+            "labels": dict(spec.labels),
+            "detach": True,
+            "host_config": host_config,
+        }
+        for key in ("working_dir", "user"):
+            if cfg.get(key):
+                kwargs[key] = cfg[key]
+        return kwargs
+
+    # -- connection ----------------------------------------------------------------
+    def _client_key(self) -> tuple[Any, ...]:
+        host = self.host
+        cfg = self.config
+        return (
+            host.connection_string,
+            bool(host.tls_enabled),
+            bool(host.tls_verify),
+            cfg.get("tls_ca_cert"),
+            cfg.get("tls_client_cert"),
+            cfg.get("tls_client_key"),
+            self.timeout,
+        )
+
+    def _tls_config(self) -> Any:
+        """The SDK's TLSConfig for the host, or None without TLS."""
+        if not self.host.tls_enabled:
+            return None
+        docker = _docker()
+        cfg = self.config
+        client_cert = None
+        if cfg.get("tls_client_cert") or cfg.get("tls_client_key"):
+            client_cert = (cfg.get("tls_client_cert"), cfg.get("tls_client_key"))
+        verify = bool(self.host.tls_verify)
+        try:
+            return docker.tls.TLSConfig(
+                client_cert=client_cert,
+                ca_cert=cfg.get("tls_ca_cert") if verify else None,
+                verify=verify,
+            )
+        except docker.errors.TLSParameterError as exc:
+            raise ExecutorConfigurationError(
+                f"TLS settings of host {self.host.name!r} are unusable: {exc}"
+            ) from None
+
+    @property
+    def client(self) -> docker.APIClient:
+        """The host's low-level Docker API client (shared per process and connection).
+
+        Raises:
+            HostUnavailableError: The daemon did not answer the version negotiation.
+            ExecutorConfigurationError: The TLS files are missing or unreadable.
+            ExecutorNotAvailableError: The Docker SDK is not installed.
+
+        Example::
+
+            executor = DockerExecutor(host)
+            executor.client.api_version      # '1.41'
+        """  # noqa: DOC502, DOC503
+        key = self._client_key()
+        with _clients_lock:
+            client = _clients.get(key)
+        if client is not None:
+            return client
+        docker = _docker()
+        tls = self._tls_config()
+        try:
+            client = docker.APIClient(
+                base_url=self.host.connection_string,
+                version=docker.constants.MINIMUM_DOCKER_API_VERSION,
+                timeout=self.timeout,
+                tls=tls if tls is not None else False,
+                max_pool_size=32,
+            )
+            # The daemon connection must not follow the environment's proxies or CA
+            # bundle (REQUESTS_CA_BUNDLE would replace tls_ca_cert).
+            client.trust_env = False
+            with self._calling("negotiate the API version"):
+                client._version = client.version(api_version=False)["ApiVersion"]
+        except docker.errors.DockerException as exc:
+            raise HostUnavailableError(self._unreachable(exc)) from None
+        with _clients_lock:
+            return _clients.setdefault(key, client)
+
+    def _unreachable(self, exc: BaseException) -> str:
+        return (
+            f"Docker daemon of host {self.host.name!r} at {self.host.connection_string} is "
+            f"not reachable: {exc}. Check that dockerd is running and that this process may "
+            "open its socket (or TCP port and TLS files)."
+        )
+
+    @contextlib.contextmanager
+    def _calling(self, action: str) -> Iterator[None]:
+        """Translate SDK and HTTP errors of one API call into executor errors."""
+        docker = _docker()
+        import requests
+
+        try:
+            yield
+        except ExecutorError:
+            raise
+        except docker.errors.NotFound as exc:
+            raise ContainerNotFoundError(f"{action}: {exc.explanation or exc}") from None
+        except docker.errors.APIError as exc:
+            raise ExecutorError(f"{action} failed: {exc.explanation or exc}") from None
+        except requests.exceptions.RequestException as exc:
+            if _is_timeout(exc):
+                raise HostUnavailableError(
+                    f"Docker daemon of host {self.host.name!r} did not answer {action} within "
+                    f"{self.timeout:g} s ({exc})"
+                ) from None
+            raise HostUnavailableError(self._unreachable(exc)) from None
+        except docker.errors.DockerException as exc:
+            raise HostUnavailableError(self._unreachable(exc)) from None
+        except OSError as exc:
+            raise HostUnavailableError(self._unreachable(exc)) from None
+
+    # -- launch ----------------------------------------------------------------------
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        """Create and start the container of ``spec`` (pulling its image if allowed).
+
+        If a container with the execution's name already exists (a second launch of
+        the same attempt), that container is adopted (started if it never was) and
+        no other is created.
+
+        Args:
+            spec: What to run.
+
+        Returns:
+            The container id.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+            ImageNotFoundError: The image is not present and ``pull_policy`` is
+                ``never``, or the pull failed; the message names the image.
+            LaunchError: Docker refused the container (bad command, bad option), or
+                the name is taken by a container of another job.
+
+        Example::
+
+            result = DockerExecutor(host).launch(LaunchSpec(
+                job_id=1, execution_id=5, image="busybox", command=["echo", "hi"]))
+            result.container_id      # '4f1c...' (64 hex digits)
+        """  # noqa: DOC502, DOC503
+        docker = _docker()
+        client = self.client
+        kwargs = self.create_kwargs(spec)
+        policy = self.config.get("pull_policy", "missing")
+        if policy == "always":
+            self._pull(spec.image)
+        try:
+            container_id = self._create(client, kwargs)
+        except docker.errors.ImageNotFound as exc:
+            if policy == "never":
+                raise ImageNotFoundError(
+                    f"image {spec.image!r} is not present on host {self.host.name!r} and its "
+                    f"pull_policy is 'never' ({exc.explanation})"
+                ) from None
+            self._pull(spec.image)
+            try:
+                container_id = self._create(client, kwargs)
+            except docker.errors.ImageNotFound as again:
+                raise ImageNotFoundError(
+                    f"image {spec.image!r} not found on host {self.host.name!r} after a pull "
+                    f"({again.explanation})"
+                ) from None
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise LaunchError(
+                    f"Docker refused to create the container for image {spec.image!r}: "
+                    f"{exc.explanation or exc}"
+                ) from None
+            return self._adopt(spec, kwargs["name"])
+        self._start(container_id)
+        return LaunchResult(container_id=container_id, running=True)
+
+    def _create(self, client: Any, kwargs: dict[str, Any]) -> str:
+        docker = _docker()
+        kwargs = dict(kwargs)
+        host_config = client.create_host_config(**kwargs.pop("host_config"))
+        try:
+            with self._calling("create container"):
+                try:
+                    return client.create_container(host_config=host_config, **kwargs)["Id"]
+                except docker.errors.APIError as exc:
+                    if exc.status_code == 409 or isinstance(exc, docker.errors.ImageNotFound):
+                        raise _PassThrough(exc) from None
+                    raise
+        except _PassThrough as wrapped:
+            raise wrapped.error from None
+
+    def _start(self, container_id: str) -> None:
+        docker = _docker()
+        try:
+            with self._calling("start container"):
+                try:
+                    self.client.start(container_id)
+                except docker.errors.APIError as exc:
+                    raise _PassThrough(exc) from None
+        except _PassThrough as wrapped:
+            # The container exists but cannot run (e.g. no such executable): remove it.
+            with contextlib.suppress(ExecutorError):
+                self.cleanup(container_id)
+            exc = wrapped.error
+            raise LaunchError(
+                f"Docker could not start the container: {exc.explanation or exc}"
+            ) from None
+
+    def _adopt(self, spec: LaunchSpec, name: str) -> LaunchResult:
+        """A container named for this execution exists: carry on with it."""
+        with self._calling("inspect existing container"):
+            info = self.client.inspect_container(name)
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_EXECUTION) != str(spec.execution_id) or labels.get(LABEL_JOB) != str(
+            spec.job_id
+        ):
+            raise LaunchError(
+                f"container name {name!r} is taken on host {self.host.name!r} by a container "
+                f"of another job (labels {labels.get(LABEL_JOB)!r}/"
+                f"{labels.get(LABEL_EXECUTION)!r}); set a distinct name_prefix per deployment"
+            )
+        state = info.get("State") or {}
+        if state.get("Status") == "created":
+            self._start(info["Id"])
+        return LaunchResult(container_id=info["Id"], running=True)
+
+    def _pull(self, image: str) -> None:
+        docker = _docker()
+        repository, tag = docker.utils.parse_repository_tag(image)
+        if tag is None and "@" not in image:
+            tag = "latest"
+        try:
+            with self._calling(f"pull {image}"):
+                try:
+                    for event in self.client.pull(repository, tag=tag, stream=True, decode=True):
+                        if isinstance(event, dict) and event.get("error"):
+                            raise _PassThrough(RuntimeError(event["error"]))
+                except docker.errors.APIError as exc:
+                    raise _PassThrough(RuntimeError(exc.explanation or str(exc))) from None
+        except _PassThrough as wrapped:
+            raise ImageNotFoundError(
+                f"image {image!r} is not present on host {self.host.name!r} and could not be "
+                f"pulled: {wrapped.error}"
+            ) from None
+
+    # -- state -----------------------------------------------------------------------
+    def status(self, container_id: str) -> ContainerStatus:
+        """Report the container's state from ``docker inspect``.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Returns:
+            ``running`` (also while created, paused or restarting), ``exited`` with
+            the exit code and ``oom_killed``, or ``missing``.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+
+        Example::
+
+            DockerExecutor(host).status(container_id)
+            # ContainerStatus(state='exited', exit_code=137, oom_killed=True, error='')
+        """  # noqa: DOC502, DOC503
+        try:
+            with self._calling("inspect container"):
+                info = self.client.inspect_container(container_id)
+        except ContainerNotFoundError as exc:
+            return ContainerStatus("missing", error=str(exc))
+        return self._state(info.get("State") or {})
+
+    @staticmethod
+    def _state(state: Mapping[str, Any]) -> ContainerStatus:
+        """Turn the ``State`` of ``docker inspect`` into a :class:`ContainerStatus`."""
+        status = state.get("Status", "")
+        if status in ("exited", "dead", "removing"):
+            return ContainerStatus(
+                "exited",
+                exit_code=int(state.get("ExitCode", -1)),
+                oom_killed=bool(state.get("OOMKilled")),
+                error=state.get("Error") or ("container is dead" if status == "dead" else ""),
+            )
+        return ContainerStatus("running")
+
+    def wait(self, container_id: str, timeout: float) -> ContainerStatus:
+        """Block on the engine until the container exits or ``timeout`` passes.
+
+        One API call (``POST /containers/ID/wait``); a non-zero exit costs one more
+        (``inspect``), to learn whether the kernel killed it for memory.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+            timeout: Most seconds to wait.
+
+        Returns:
+            ``exited`` with the exit code, ``running`` when the timeout passed first,
+            ``missing`` when the container is gone.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+
+        Example::
+
+            DockerExecutor(host).wait(container_id, timeout=2)
+            # ContainerStatus(state='running', ...) or state='exited', exit_code=0
+        """  # noqa: DOC502, DOC503
+        if timeout < 0.05:
+            return self.status(container_id)
+        import requests
+
+        try:
+            with self._calling("wait for container"):
+                try:
+                    result = self.client.wait(container_id, timeout=timeout)
+                except requests.exceptions.RequestException as exc:
+                    if _is_timeout(exc) and not isinstance(exc, _docker().errors.APIError):
+                        raise _PassThrough(exc) from None
+                    raise
+        except _PassThrough:
+            return ContainerStatus("running")
+        except ContainerNotFoundError as exc:
+            return ContainerStatus("missing", error=str(exc))
+        code = result.get("StatusCode")
+        if code == 0:
+            return ContainerStatus("exited", exit_code=0)
+        return self.status(container_id)
+
+    def logs(self, container_id: str) -> ContainerLogs:
+        r"""Return stdout and stderr so far, read apart from Docker's multiplexed stream.
+
+        Each stream keeps at most ``LOG_MAX_BYTES`` (its end, after a line
+        ``[container_manager: N bytes truncated]``), so a huge log never fills memory.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Returns:
+            The two streams.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+            ContainerNotFoundError: The container no longer exists.
+
+        Example::
+
+            DockerExecutor(host).logs(container_id)
+            # ContainerLogs(stdout='hello\\n', stderr='warning\\n')
+        """  # noqa: DOC502, DOC503
+        from container_manager.conf import get_settings
+
+        limit = get_settings().LOG_MAX_BYTES
+        streams = {_STDOUT: _Tail(limit), _STDERR: _Tail(limit)}
+        client = self.client
+        with self._calling("read logs"):
+            response = client.get(
+                client._url("/containers/{0}/logs", container_id),
+                params={"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0, "tail": "all"},
+                stream=True,
+                timeout=self.timeout,
+            )
+            try:
+                client._raise_for_status(response)
+                buffer = bytearray()
+                for chunk in response.iter_content(chunk_size=65536):
+                    buffer += chunk
+                    offset = 0
+                    while len(buffer) - offset >= 8:
+                        size = int.from_bytes(buffer[offset + 4 : offset + 8], "big")
+                        if len(buffer) - offset < 8 + size:
+                            break
+                        kind = buffer[offset]
+                        target = streams[_STDERR] if kind == _STDERR else streams[_STDOUT]
+                        target.add(bytes(buffer[offset + 8 : offset + 8 + size]))
+                        offset += 8 + size
+                    del buffer[:offset]
+            finally:
+                response.close()
+        return ContainerLogs(stdout=streams[_STDOUT].text(), stderr=streams[_STDERR].text())
+
+    # -- stop and remove --------------------------------------------------------------
+    def stop(self, container_id: str, grace_seconds: int) -> None:
+        """Send SIGTERM, then SIGKILL after ``grace_seconds`` (``docker stop -t``).
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+            grace_seconds: Seconds between the polite signal and the kill.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+
+        Example::
+
+            DockerExecutor(host).stop(container_id, grace_seconds=10)
+        """  # noqa: DOC502, DOC503
+        try:
+            with self._calling("stop container"):
+                self.client.stop(container_id, timeout=max(int(grace_seconds), 0))
+        except ContainerNotFoundError:
+            return
+        except HostUnavailableError:
+            # The stop request itself timed out: make sure the container dies.
+            with contextlib.suppress(ContainerNotFoundError), self._calling("kill container"):
+                self.client.kill(container_id)
+        except ExecutorError as exc:
+            if "is not running" not in str(exc):
+                raise
+
+    def cleanup(self, container_id: str) -> None:
+        """Remove the container (killing it if it still runs) and its anonymous volumes.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+
+        Example::
+
+            DockerExecutor(host).cleanup(container_id)   # a second call is a no-op
+        """  # noqa: DOC502, DOC503
+        try:
+            with self._calling("remove container"):
+                self.client.remove_container(container_id, v=True, force=True)
+        except ContainerNotFoundError:
+            return
+        except ExecutorError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    # -- discovery ---------------------------------------------------------------------
+    def find(self, execution_id: int) -> str | None:
+        """Find the container of an execution by its name (``cm-exec-<execution id>``).
+
+        A container that was created but never started (its launch was interrupted)
+        is removed and None returned: nothing ran, so a new attempt is safe.
+
+        Args:
+            execution_id: The execution's primary key.
+
+        Returns:
+            The container id, or None.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+
+        Example::
+
+            DockerExecutor(host).find(execution.pk) == execution.container_id   # True
+        """  # noqa: DOC502, DOC503
+        try:
+            with self._calling("find container"):
+                info = self.client.inspect_container(self.container_name(execution_id))
+        except ContainerNotFoundError:
+            return None
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_EXECUTION) != str(execution_id):
+            return None
+        if (info.get("State") or {}).get("Status") == "created":
+            self.cleanup(info["Id"])
+            return None
+        return info["Id"]
+
+    def list_managed(self) -> list[ManagedContainer]:
+        """List this host's containers labelled by container_manager (for orphan cleanup).
+
+        Only containers with the ``container_manager`` label and a
+        ``container_manager.host`` label equal to this host's name are listed.
+
+        Returns:
+            One entry per container, running or not.
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+
+        Example::
+
+            [c.execution_id for c in DockerExecutor(host).list_managed()]   # [12, 15]
+        """  # noqa: DOC502, DOC503
+        with self._calling("list containers"):
+            rows = self.client.containers(
+                all=True, filters={"label": [LABEL_APP, f"{LABEL_HOST}={self.host.name}"]}
+            )
+        found = []
+        for row in rows:
+            labels = row.get("Labels") or {}
+            created = row.get("Created")
+            found.append(
+                ManagedContainer(
+                    container_id=row["Id"],
+                    execution_id=_int_or_none(labels.get(LABEL_EXECUTION)),
+                    job_id=_int_or_none(labels.get(LABEL_JOB)),
+                    created_at=(
+                        datetime.datetime.fromtimestamp(created, tz=datetime.UTC)
+                        if isinstance(created, int | float)
+                        else None
+                    ),
+                    running=row.get("State") == "running",
+                )
+            )
+        return found
+
+    def health_check(self) -> HealthResult:
+        """Ask the daemon for its version; never raises.
+
+        Returns:
+            ``ok`` with the engine and API versions, or the reason it failed.
+
+        Example::
+
+            DockerExecutor(host).health_check()
+            # HealthResult(ok=True, detail='Docker 20.10.24+dfsg1, API 1.41')
+        """
+        try:
+            client = self.client
+            with self._calling("version"):
+                version = client.version(api_version=False)
+        except ExecutorError as exc:
+            return HealthResult(ok=False, detail=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a health check never raises
+            return HealthResult(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return HealthResult(
+            ok=True,
+            detail=f"Docker {version.get('Version', '?')}, API {version.get('ApiVersion', '?')}"
+            f" (client uses {client.api_version})",
+        )
+
+
+class _PassThrough(Exception):  # noqa: N818 - internal signal, never escapes the module
+    """Carries an SDK error through :meth:`DockerExecutor._calling` untranslated."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
