@@ -22,9 +22,13 @@ Limits are checked before launch against what Cloud Run accepts:
 >>> from container_manager.executors.base import LaunchSpec
 >>> host = ExecutorHost(name="run", executor_type="cloudrun",
 ...                     connection_string="projects/my-project/locations/europe-west1")
->>> CloudRunExecutor(host).validate_spec(LaunchSpec(
-...     job_id=1, execution_id=1, image="busybox", command=[], cpu_limit=3, memory_limit_mb=256))
-['cpu_limit: Cloud Run accepts 1, 2, 4, 6 or 8 CPUs, or a fraction between 0.08 and 1 in steps of 0.001; got 3.', 'memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 256 MB.']
+>>> for problem in CloudRunExecutor(host).validate_spec(LaunchSpec(
+...         job_id=1, execution_id=1, image="busybox", command=[],
+...         cpu_limit=3, memory_limit_mb=256)):
+...     print(problem)  # doctest: +NORMALIZE_WHITESPACE
+cpu_limit: Cloud Run accepts 1, 2, 4, 6 or 8 CPUs, or a fraction between 0.08 and 1
+  in steps of 0.001; got 3.
+memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 256 MB.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from container_manager.executors.base import (
     LABEL_EXECUTION,
@@ -199,8 +203,9 @@ def check_limits(
         One message per problem, each naming the field; empty when acceptable.
 
     Example:
-        >>> check_limits(4, None, None)
-        ['cpu_limit: 4 CPUs on Cloud Run need memory_limit of at least 2048 MB; memory_limit is unset (Cloud Run default 512 MB).']
+        >>> print(*check_limits(4, None, None))  # doctest: +NORMALIZE_WHITESPACE
+        cpu_limit: 4 CPUs on Cloud Run need memory_limit of at least 2048 MB;
+          memory_limit is unset (Cloud Run default 512 MB).
         >>> check_limits(2, 6144, 3600)
         []
     """
@@ -297,6 +302,11 @@ def _translate(exc: Exception, what: str) -> ExecutorError:
     return HostUnavailableError(text)
 
 
+def _raise_translated(exc: Exception, what: str) -> NoReturn:
+    """Raise :func:`_translate`'s error for ``exc``, chained to it."""
+    raise _translate(exc, what) from exc
+
+
 class CloudRunExecutor(BaseExecutor):
     """Runs each execution as its own Cloud Run job, and reads results back from Google.
 
@@ -304,10 +314,17 @@ class CloudRunExecutor(BaseExecutor):
     Credentials come from Application Default Credentials, or from the key file
     named by ``service_account_file``; nothing secret is stored in the database.
 
+    Attributes:
+        executor_type: ``"cloudrun"``.
+        config_keys: The allowed ``executor_config`` keys (see the Cloud Run guide).
+
     Example:
         >>> from container_manager.models import ExecutorHost
-        >>> CloudRunExecutor.validate_config({"job_prefix": "Bad_Prefix", "timeout": 5})
-        ["Unknown executor_config key 'timeout' for cloudrun hosts; allowed: anonymous_credentials, api_endpoint, api_timeout_seconds, job_prefix, labels, log_settle_seconds, logging_api_endpoint, poll_seconds, service_account, service_account_file, task_timeout_seconds, vpc_connector.", "executor_config['job_prefix'] must be lower-case letters, digits and '-', start with a letter, not end with '-', and be at most 40 characters; got 'Bad_Prefix'."]
+        >>> for problem in CloudRunExecutor.validate_config({"job_prefix": "Bad_Prefix"}):
+        ...     print(problem)  # doctest: +NORMALIZE_WHITESPACE
+        executor_config['job_prefix'] must be lower-case letters, digits and '-',
+          start with a letter, not end with '-', and be at most 40 characters;
+          got 'Bad_Prefix'.
 
     ::
 
@@ -395,9 +412,13 @@ class CloudRunExecutor(BaseExecutor):
             One message per problem; empty when valid.
 
         Example:
-            >>> CloudRunExecutor.validate_config({"task_timeout_seconds": 700000,
-            ...                                   "labels": {"Team": "x"}})
-            ['executor_config[\\'task_timeout_seconds\\'] must be between 1 and 604800 (168 h); got 700000.', "executor_config['labels'] key 'Team' is not a valid Cloud Run label key (lower-case letters, digits, '_' and '-', starting with a letter, at most 63 characters)."]
+            >>> problems = CloudRunExecutor.validate_config(
+            ...     {"task_timeout_seconds": 700000, "labels": {"Team": "x"}, "colour": 1})
+            >>> for problem in problems:
+            ...     print(problem[:71])
+            Unknown executor_config key 'colour' for cloudrun hosts; allowed: anony
+            executor_config['task_timeout_seconds'] must be between 1 and 604800 (1
+            executor_config['labels'] key 'Team' is not a valid Cloud Run label key
             >>> CloudRunExecutor.validate_config({"job_prefix": "etl", "poll_seconds": 5})
             []
         """
@@ -458,7 +479,9 @@ class CloudRunExecutor(BaseExecutor):
             >>> ex = CloudRunExecutor(ExecutorHost(name="r", executor_type="cloudrun"))
             >>> ex.validate_spec(LaunchSpec(job_id=1, execution_id=1, image="busybox",
             ...                             command=[], memory_limit_mb=8192))
-            ['memory_limit: more than 4096 MB on Cloud Run needs cpu_limit of at least 2; cpu_limit is 1 (Cloud Run default).']
+            ... # doctest: +NORMALIZE_WHITESPACE
+            ['memory_limit: more than 4096 MB on Cloud Run needs cpu_limit of at least 2;
+              cpu_limit is 1 (Cloud Run default).']
         """
         return check_limits(spec.cpu_limit, spec.memory_limit_mb, spec.timeout_seconds)
 
@@ -616,7 +639,7 @@ class CloudRunExecutor(BaseExecutor):
         try:
             return func(*args, retry=None, timeout=self._api_timeout, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an ExecutorError
-            raise _translate(exc, what) from exc
+            _raise_translated(exc, what)
 
     # ------------------------------------------------------------------ launch
     def build_job(self, spec: LaunchSpec) -> Any:
@@ -696,6 +719,15 @@ class CloudRunExecutor(BaseExecutor):
         Launching the same execution twice does not run it twice: when the job
         already exists and has an execution, that execution is returned.
 
+        Errors: :class:`~container_manager.executors.errors.HostUnavailableError`
+        when Google cannot be reached (retryable),
+        :class:`~container_manager.executors.errors.ImageNotFoundError` when Cloud
+        Run cannot find the image,
+        :class:`~container_manager.executors.errors.LaunchError` when Cloud Run
+        refuses the job, and
+        :class:`~container_manager.executors.errors.ExecutorConfigurationError`
+        for bad credentials or missing permissions.
+
         Args:
             spec: What to run.
 
@@ -703,15 +735,16 @@ class CloudRunExecutor(BaseExecutor):
             The Cloud Run execution's full name as the container id.
 
         Raises:
-            HostUnavailableError: Google could not be reached (retryable).
+            HostUnavailableError: Google could not be reached (retryable), or did not
+                report the execution.
             ImageNotFoundError: Cloud Run could not find the image.
-            LaunchError: Cloud Run refused the job (invalid spec, quota, permissions).
-            ExecutorConfigurationError: Credentials or permissions are wrong.
+            LaunchError: Cloud Run refused the job (limits, reserved variables, quota).
 
         Example::
 
             result = CloudRunExecutor(host).launch(spec)
-            result.container_id  # 'projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q'
+            result.container_id
+            # 'projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q'
         """
         problems = self.validate_spec(spec)
         if problems:
@@ -736,10 +769,12 @@ class CloudRunExecutor(BaseExecutor):
                 return LaunchResult(container_id=existing, running=True)
         except gexc.NotFound as exc:
             if "image" in str(exc).lower():
-                raise ImageNotFoundError(f"Cloud Run cannot find image {spec.image!r}: {exc}")
+                raise ImageNotFoundError(
+                    f"Cloud Run cannot find image {spec.image!r}: {exc}"
+                ) from exc
             raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, f"create Cloud Run job {name}") from exc
+            _raise_translated(exc, f"create Cloud Run job {name}")
         operation = self._call(f"run Cloud Run job {name}", jobs.run_job, name=name)
         execution = getattr(operation, "metadata", None)
         execution_name = getattr(execution, "name", "") or self._existing_execution(name)
@@ -758,7 +793,7 @@ class CloudRunExecutor(BaseExecutor):
             except gexc.NotFound:
                 return None
             except Exception as exc:  # noqa: BLE001
-                raise _translate(exc, f"get Cloud Run job {job_name}") from exc
+                _raise_translated(exc, f"get Cloud Run job {job_name}")
         if job.latest_created_execution.name:
             return job.latest_created_execution.name
         pager = self._call(
@@ -791,7 +826,7 @@ class CloudRunExecutor(BaseExecutor):
         except gexc.NotFound:
             return None
         except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, f"get Cloud Run execution {container_id}") from exc
+            _raise_translated(exc, f"get Cloud Run execution {container_id}")
 
     def status(self, container_id: str) -> ContainerStatus:
         """Read the execution's state from Cloud Run: counters, conditions and its task.
@@ -799,16 +834,14 @@ class CloudRunExecutor(BaseExecutor):
         ``exited`` with exit code 0 only when Cloud Run counts a succeeded task;
         a failed task gives its exit code (or 128 + the signal that killed it);
         a cancelled execution exits 137; a deleted or unknown execution is
-        ``missing``, never a success.
+        ``missing``, never a success. Google being unreachable raises
+        :class:`~container_manager.executors.errors.HostUnavailableError`.
 
         Args:
             container_id: The execution name :meth:`launch` returned.
 
         Returns:
             The state.
-
-        Raises:
-            HostUnavailableError: Google could not be reached.
 
         Example::
 
@@ -847,7 +880,9 @@ class CloudRunExecutor(BaseExecutor):
         detail = task_message or message
         if cancelled:
             return ContainerStatus(
-                "exited", exit_code=exit_code or 137, error=f"cancelled in Cloud Run {detail}".strip()
+                "exited",
+                exit_code=exit_code or 137,
+                error=f"cancelled in Cloud Run {detail}".strip(),
             )
         if exit_code == 0 or exit_code is None:
             # Finished without a succeeded task: never report success without evidence.
@@ -911,16 +946,15 @@ class CloudRunExecutor(BaseExecutor):
 
         A job that exists but never ran (the launching worker died between
         creating and running it) is deleted, so that a relaunch under a new
-        attempt leaves nothing behind; None is returned for it.
+        attempt leaves nothing behind; None is returned for it. Google being
+        unreachable raises
+        :class:`~container_manager.executors.errors.HostUnavailableError`.
 
         Args:
             execution_id: The execution's primary key.
 
         Returns:
             The execution name, or None.
-
-        Raises:
-            HostUnavailableError: Google could not be reached.
 
         Example::
 
@@ -933,11 +967,12 @@ class CloudRunExecutor(BaseExecutor):
         except gexc.NotFound:
             return None
         except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, f"get Cloud Run job {name}") from exc
+            _raise_translated(exc, f"get Cloud Run job {name}")
         label = job.labels.get(cloudrun_label_key(LABEL_EXECUTION))
         if label is not None and label != str(execution_id):
-            logger.warning("Cloud Run job %s belongs to execution %s, not %s", name, label,
-                           execution_id)
+            logger.warning(
+                "Cloud Run job %s belongs to execution %s, not %s", name, label, execution_id
+            )
             return None
         existing = self._existing_execution(name, job)
         if existing:
@@ -959,16 +994,16 @@ class CloudRunExecutor(BaseExecutor):
         stops once ``LOG_MAX_BYTES`` are collected, so a huge log costs a bounded
         number of pages. Right after an execution completes, this waits up to
         ``log_settle_seconds`` for Cloud Logging to ingest the last lines.
+        A ``container_id`` that is not an execution name raises
+        :class:`~container_manager.executors.errors.ContainerNotFoundError`;
+        Google being unreachable raises
+        :class:`~container_manager.executors.errors.HostUnavailableError`.
 
         Args:
             container_id: The execution name.
 
         Returns:
             Both streams, oldest line first, one entry per line.
-
-        Raises:
-            ContainerNotFoundError: ``container_id`` is not an execution name.
-            HostUnavailableError: Google could not be reached.
 
         Example::
 
@@ -978,14 +1013,14 @@ class CloudRunExecutor(BaseExecutor):
 
         match = self._parse(container_id)
         execution = self._get_execution(container_id)
-        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
         if execution is not None:
             if execution.create_time:
                 since = execution.create_time - datetime.timedelta(minutes=5)
             settle = float(self.config.get("log_settle_seconds", 5))
             if execution.completion_time and settle > 0:
                 age = (
-                    datetime.datetime.now(datetime.timezone.utc) - execution.completion_time
+                    datetime.datetime.now(datetime.UTC) - execution.completion_time
                 ).total_seconds()
                 if 0 <= age < settle:
                     time.sleep(settle - age)
@@ -1028,7 +1063,7 @@ class CloudRunExecutor(BaseExecutor):
                 lines.append(line)
                 size += len(line.encode("utf-8", errors="replace"))
         except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, "read Cloud Logging entries") from exc
+            _raise_translated(exc, "read Cloud Logging entries")
         lines.reverse()
         text = "".join(lines)
         if more and size < limit:
@@ -1041,15 +1076,13 @@ class CloudRunExecutor(BaseExecutor):
 
         Cloud Run sends the container SIGTERM and, 10 seconds later, SIGKILL; the
         grace period is Cloud Run's, not configurable. Stopping a finished or
-        missing execution does nothing.
+        missing execution does nothing. Google being unreachable raises
+        :class:`~container_manager.executors.errors.HostUnavailableError`.
 
         Args:
             container_id: The execution name.
             grace_seconds: How long to wait for the execution to end, minus the
                 10 s Cloud Run itself allows.
-
-        Raises:
-            HostUnavailableError: Google could not be reached.
 
         Example::
 
@@ -1068,20 +1101,20 @@ class CloudRunExecutor(BaseExecutor):
         except (gexc.NotFound, gexc.BadRequest):  # gone, or already finished (400)
             return
         except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, f"cancel Cloud Run execution {container_id}") from exc
+            _raise_translated(exc, f"cancel Cloud Run execution {container_id}")
         self.wait(container_id, grace_seconds + 10)
 
     def cleanup(self, container_id: str) -> None:
         """Delete the Cloud Run job (and with it its execution) created for this attempt.
 
         Logs stay in Cloud Logging. Deleting what is already gone is not an error.
+        Google being unreachable raises
+        :class:`~container_manager.executors.errors.HostUnavailableError`; a
+        refusal raises another
+        :class:`~container_manager.executors.errors.ExecutorError`.
 
         Args:
             container_id: The execution name.
-
-        Raises:
-            HostUnavailableError: Google could not be reached.
-            ExecutorError: Cloud Run refused the deletion.
 
         Example::
 
@@ -1097,7 +1130,7 @@ class CloudRunExecutor(BaseExecutor):
         except gexc.NotFound:
             return
         except Exception as exc:  # noqa: BLE001
-            raise _translate(exc, f"delete Cloud Run job {job_name}") from exc
+            _raise_translated(exc, f"delete Cloud Run job {job_name}")
 
     def health_check(self) -> HealthResult:
         """List one job of the location: a cheap authenticated call; never raises.
@@ -1108,7 +1141,8 @@ class CloudRunExecutor(BaseExecutor):
         Example::
 
             CloudRunExecutor(host).health_check()
-            # HealthResult(ok=True, detail='Cloud Run Admin API v2 answered for projects/p/locations/r')
+            # HealthResult(ok=True,
+            #              detail='Cloud Run Admin API v2 answered for projects/p/locations/r')
         """
         try:
             parent = self.parent

@@ -37,34 +37,72 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 # Body fields a client may send (from the REST reference); output-only fields
 # sent by a client are ignored by Google, so they are tolerated too.
 JOB_FIELDS = {
-    "name", "uid", "generation", "labels", "annotations", "createTime", "updateTime",
-    "deleteTime", "expireTime", "creator", "lastModifier", "client", "clientVersion",
-    "launchStage", "binaryAuthorization", "template", "observedGeneration",
-    "terminalCondition", "conditions", "executionCount", "latestCreatedExecution",
-    "reconciling", "satisfiesPzs", "startExecutionToken", "runExecutionToken", "etag",
+    "name",
+    "uid",
+    "generation",
+    "labels",
+    "annotations",
+    "createTime",
+    "updateTime",
+    "deleteTime",
+    "expireTime",
+    "creator",
+    "lastModifier",
+    "client",
+    "clientVersion",
+    "launchStage",
+    "binaryAuthorization",
+    "template",
+    "observedGeneration",
+    "terminalCondition",
+    "conditions",
+    "executionCount",
+    "latestCreatedExecution",
+    "reconciling",
+    "satisfiesPzs",
+    "startExecutionToken",
+    "runExecutionToken",
+    "etag",
 }
 EXECUTION_TEMPLATE_FIELDS = {"labels", "annotations", "parallelism", "taskCount", "template"}
 TASK_TEMPLATE_FIELDS = {
-    "containers", "volumes", "maxRetries", "timeout", "serviceAccount",
-    "executionEnvironment", "encryptionKey", "vpcAccess", "nodeSelector",
+    "containers",
+    "volumes",
+    "maxRetries",
+    "timeout",
+    "serviceAccount",
+    "executionEnvironment",
+    "encryptionKey",
+    "vpcAccess",
+    "nodeSelector",
     "gpuZonalRedundancyDisabled",
 }
 CONTAINER_FIELDS = {
-    "name", "image", "command", "args", "env", "resources", "ports", "volumeMounts",
-    "workingDir", "livenessProbe", "startupProbe", "dependsOn", "baseImageUri",
+    "name",
+    "image",
+    "command",
+    "args",
+    "env",
+    "resources",
+    "ports",
+    "volumeMounts",
+    "workingDir",
+    "livenessProbe",
+    "startupProbe",
+    "dependsOn",
+    "baseImageUri",
 }
 RESOURCES_FIELDS = {"limits", "cpuIdle", "startupCpuBoost"}
 ENV_FIELDS = {"name", "value", "valueSource"}
 VPC_FIELDS = {"connector", "egress", "networkInterfaces"}
 RUN_FIELDS = {"validateOnly", "etag", "overrides"}
 CANCEL_FIELDS = {"validateOnly", "etag"}
-ENTRIES_LIST_FIELDS = {"resourceNames", "filter", "orderBy", "pageSize", "pageToken",
-                       "projectIds"}
+ENTRIES_LIST_FIELDS = {"resourceNames", "filter", "orderBy", "pageSize", "pageToken", "projectIds"}
 
 _NAME = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 _REGION = r"[a-z]+-[a-z]+[0-9]+"
@@ -78,11 +116,20 @@ _FILTER_CLAUSE = re.compile(
     r'(?P<field>[A-Za-z_.]+(?:\."[^"]+")?)\s*(?P<op>>=|=)\s*"(?P<value>[^"]*)"\Z'
 )
 
-_CONDITION_STATES = {"CONDITION_PENDING": 1, "CONDITION_RECONCILING": 2,
-                     "CONDITION_FAILED": 3, "CONDITION_SUCCEEDED": 4}
+_CONDITION_STATES = {
+    "CONDITION_PENDING": 1,
+    "CONDITION_RECONCILING": 2,
+    "CONDITION_FAILED": 3,
+    "CONDITION_SUCCEEDED": 4,
+}
 _EXECUTION_REASONS = {"NON_ZERO_EXIT_CODE": 2, "CANCELLED": 3, "CANCELLING": 4, "DELETED": 5}
-_COMPLETION_STATUS = {"EXECUTION_SUCCEEDED": 1, "EXECUTION_FAILED": 2, "EXECUTION_RUNNING": 3,
-                      "EXECUTION_PENDING": 4, "EXECUTION_CANCELLED": 5}
+_COMPLETION_STATUS = {
+    "EXECUTION_SUCCEEDED": 1,
+    "EXECUTION_FAILED": 2,
+    "EXECUTION_RUNNING": 3,
+    "EXECUTION_PENDING": 4,
+    "EXECUTION_CANCELLED": 5,
+}
 
 
 def rfc3339(moment: datetime.datetime) -> str:
@@ -227,13 +274,17 @@ class CloudRunStandIn:
         """Add a log entry for an execution (``stream``: stdout, stderr or a system log)."""
         with self.lock:
             record = self.executions[execution_name]
-            self.extra_logs.append(self._entry(record, stream, payload,
-                                               record["start"] + _delta(seconds)))
+            self.extra_logs.append(
+                self._entry(record, stream, payload, record["start"] + _delta(seconds))
+            )
 
     def calls(self, method: str | None = None, contains: str = "") -> list[tuple[str, str]]:
         """The (method, path) of recorded requests, filtered."""
-        return [(m, p) for m, p, _q, _b in self.requests
-                if (method is None or m == method) and contains in p]
+        return [
+            (m, p)
+            for m, p, _q, _b in self.requests
+            if (method is None or m == method) and contains in p
+        ]
 
     # ----------------------------------------------------------------- dispatch
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
@@ -279,10 +330,16 @@ class CloudRunStandIn:
             ("POST", rf"{loc}/jobs/(?P<job>[^/:]+):run", self._run_job),
             ("GET", rf"{loc}/jobs/(?P<job>[^/:]+)/executions", self._list_executions),
             ("GET", rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+)", self._get_execution),
-            ("POST", rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+):cancel",
-             self._cancel_execution),
-            ("GET", rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+)/tasks",
-             self._list_tasks),
+            (
+                "POST",
+                rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+):cancel",
+                self._cancel_execution,
+            ),
+            (
+                "GET",
+                rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+)/tasks",
+                self._list_tasks,
+            ),
             ("GET", rf"{loc}/operations/(?P<op>[^/:]+)", self._get_operation),
             ("POST", r"/v2/entries:list", self._list_entries),
         ]
@@ -291,7 +348,9 @@ class CloudRunStandIn:
             if match and verb == method:
                 groups = match.groupdict()
                 if "project" in groups and (groups["project"], groups["region"]) != (
-                    self.project, self.region):
+                    self.project,
+                    self.region,
+                ):
                     raise _Error(404, "NOT_FOUND", f"Location {groups} not found.")
                 allowed = {"$alt"}
                 return func(groups, query, body, allowed)
@@ -303,9 +362,12 @@ class CloudRunStandIn:
             raise _Error(400, "INVALID_ARGUMENT", f"{where} must be an object")
         unknown = set(value) - allowed
         if unknown:
-            raise _Error(400, "INVALID_ARGUMENT",
-                         f'Invalid JSON payload received. Unknown name "{sorted(unknown)[0]}" '
-                         f"at '{where}': Cannot find field.")
+            raise _Error(
+                400,
+                "INVALID_ARGUMENT",
+                f'Invalid JSON payload received. Unknown name "{sorted(unknown)[0]}" '
+                f"at '{where}': Cannot find field.",
+            )
 
     def _query(self, query: dict, allowed: set[str]) -> None:
         unknown = set(query) - allowed - {"$alt", "prettyPrint"}
@@ -317,8 +379,11 @@ class CloudRunStandIn:
             return
         self._fields(where, labels, set(labels))
         for key, value in labels.items():
-            if not _LABEL_KEY.match(key) or not isinstance(value, str) or not _LABEL_VALUE.match(
-                    value):
+            if (
+                not _LABEL_KEY.match(key)
+                or not isinstance(value, str)
+                or not _LABEL_VALUE.match(value)
+            ):
                 raise _Error(400, "INVALID_ARGUMENT", f"{where}: invalid label {key!r}: {value!r}")
 
     def _validate_job(self, job: dict) -> None:
@@ -356,22 +421,29 @@ class CloudRunStandIn:
         if "resources" in container:
             self._fields("containers[0].resources", container["resources"], RESOURCES_FIELDS)
             limits = container["resources"].get("limits", {})
-            self._fields("containers[0].resources.limits", limits, {"cpu", "memory",
-                                                                     "nvidia.com/gpu"})
+            self._fields(
+                "containers[0].resources.limits", limits, {"cpu", "memory", "nvidia.com/gpu"}
+            )
             if "cpu" in limits and not _CPU.match(limits["cpu"]):
                 raise _Error(400, "INVALID_ARGUMENT", f"bad cpu quantity {limits['cpu']!r}")
             if "memory" in limits and not _MEMORY.match(limits["memory"]):
                 raise _Error(400, "INVALID_ARGUMENT", f"bad memory quantity {limits['memory']!r}")
 
     # ------------------------------------------------------------------- jobs
-    def _operation(self, kind: str, metadata: dict, done: bool, response: dict | None,
-                   resolve: Any = None) -> dict:
+    def _operation(
+        self, kind: str, metadata: dict, done: bool, response: dict | None, resolve: Any = None
+    ) -> dict:
         name = f"{self.parent}/operations/op-{next(self._ids)}"
-        op = {"name": name, "metadata": {"@type": f"type.googleapis.com/google.cloud.run.v2.{kind}",
-                                         **metadata}, "done": done}
+        op = {
+            "name": name,
+            "metadata": {"@type": f"type.googleapis.com/google.cloud.run.v2.{kind}", **metadata},
+            "done": done,
+        }
         if done and response is not None:
-            op["response"] = {"@type": f"type.googleapis.com/google.cloud.run.v2.{kind}",
-                              **response}
+            op["response"] = {
+                "@type": f"type.googleapis.com/google.cloud.run.v2.{kind}",
+                **response,
+            }
         self.operations[name] = {"op": op, "kind": kind, "resolve": resolve}
         return op
 
@@ -385,11 +457,22 @@ class CloudRunStandIn:
         if name in self.jobs:
             raise _Error(409, "ALREADY_EXISTS", f"Resource '{job_id}' already exists.")
         if body["template"]["template"]["containers"][0]["image"].startswith("missing/"):
-            raise _Error(404, "NOT_FOUND", f"Image '{body['template']['template']['containers'][0]['image']}' not found.")
+            raise _Error(
+                404,
+                "NOT_FOUND",
+                f"Image '{body['template']['template']['containers'][0]['image']}' not found.",
+            )
         now = _now()
-        job = {**body, "name": name, "uid": f"uid-{next(self._ids)}", "generation": "1",
-               "createTime": rfc3339(now), "updateTime": rfc3339(now), "executionCount": 0,
-               "etag": '"e1"'}
+        job = {
+            **body,
+            "name": name,
+            "uid": f"uid-{next(self._ids)}",
+            "generation": "1",
+            "createTime": rfc3339(now),
+            "updateTime": rfc3339(now),
+            "executionCount": 0,
+            "etag": '"e1"',
+        }
         self.jobs[name] = job
         # Like Google: the operation is not done in the create answer; a get finishes it.
         return 200, self._operation("Job", job, False, None, resolve=("job", name))
@@ -397,8 +480,12 @@ class CloudRunStandIn:
     def _job(self, g: dict) -> dict:
         name = f"{self.parent}/jobs/{g['job']}"
         if name not in self.jobs:
-            raise _Error(404, "NOT_FOUND", f"Resource '{g['job']}' of kind 'JOB' in region "
-                         f"'{self.region}' in project '{self.project}' does not exist.")
+            raise _Error(
+                404,
+                "NOT_FOUND",
+                f"Resource '{g['job']}' of kind 'JOB' in region "
+                f"'{self.region}' in project '{self.project}' does not exist.",
+            )
         return self.jobs[name]
 
     def _list_jobs(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
@@ -413,8 +500,11 @@ class CloudRunStandIn:
         if executions:
             latest = max(executions, key=lambda e: e["start"])
             ex = self._execution_view(latest)
-            ref = {"name": ex["name"], "createTime": ex["createTime"],
-                   "completionStatus": ex["_completion_status"]}
+            ref = {
+                "name": ex["name"],
+                "createTime": ex["createTime"],
+                "completionStatus": ex["_completion_status"],
+            }
             if "completionTime" in ex:
                 ref["completionTime"] = ex["completionTime"]
             view["latestCreatedExecution"] = ref
@@ -440,31 +530,45 @@ class CloudRunStandIn:
             raise _Error(400, "INVALID_ARGUMENT", "this executor never sends overrides")
         job = self._job(g)
         container = job["template"]["template"]["containers"][0]
-        outcome = self.outcomes.popleft() if self.outcomes else interpret(
-            container.get("command", []), container.get("args", []))
+        outcome = (
+            self.outcomes.popleft()
+            if self.outcomes
+            else interpret(container.get("command", []), container.get("args", []))
+        )
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         name = f"{job['name']}/executions/{g['job']}-{suffix}"
         now = _now()
         timeout = float(str(job["template"]["template"].get("timeout", "600s")).rstrip("s"))
         timed_out = outcome.run_seconds > timeout
         record = {
-            "name": name, "job_name": job["name"], "job_id": g["job"], "start": now,
-            "end": now + _delta(min(outcome.run_seconds, timeout)), "outcome": outcome,
-            "timed_out": timed_out, "cancelled_at": None, "labels": job.get("labels", {}),
+            "name": name,
+            "job_name": job["name"],
+            "job_id": g["job"],
+            "start": now,
+            "end": now + _delta(min(outcome.run_seconds, timeout)),
+            "outcome": outcome,
+            "timed_out": timed_out,
+            "cancelled_at": None,
+            "labels": job.get("labels", {}),
             "template": job["template"],
         }
         self.executions[name] = record
         job["executionCount"] = job.get("executionCount", 0) + 1
         view = self._execution_view(record)
-        return 200, self._operation("Execution", _public(view), False, None,
-                                    resolve=("execution", name))
+        return 200, self._operation(
+            "Execution", _public(view), False, None, resolve=("execution", name)
+        )
 
     # ------------------------------------------------------------- executions
     def _execution(self, g: dict) -> dict:
         name = f"{self.parent}/jobs/{g['job']}/executions/{g['ex']}"
         if name not in self.executions:
-            raise _Error(404, "NOT_FOUND", f"Resource '{g['ex']}' of kind 'EXECUTION' in "
-                         f"region '{self.region}' in project '{self.project}' does not exist.")
+            raise _Error(
+                404,
+                "NOT_FOUND",
+                f"Resource '{g['ex']}' of kind 'EXECUTION' in "
+                f"region '{self.region}' in project '{self.project}' does not exist.",
+            )
         return self.executions[name]
 
     def _phase(self, record: dict) -> str:
@@ -474,27 +578,40 @@ class CloudRunStandIn:
             return "running"
         if record["timed_out"]:
             return "failed"
-        return "succeeded" if record["outcome"].exit_code == 0 and not \
-            record["outcome"].term_signal else "failed"
+        return (
+            "succeeded"
+            if record["outcome"].exit_code == 0 and not record["outcome"].term_signal
+            else "failed"
+        )
 
     def _execution_view(self, record: dict) -> dict:
         phase = self._phase(record)
         end = record["cancelled_at"] or record["end"]
         view: dict[str, Any] = {
-            "name": record["name"], "uid": f"uid-{record['job_id']}", "generation": "1",
-            "labels": record["labels"], "createTime": rfc3339(record["start"]),
-            "startTime": rfc3339(record["start"]), "updateTime": rfc3339(_now()),
-            "launchStage": "GA", "job": record["job_id"], "parallelism": 1, "taskCount": 1,
+            "name": record["name"],
+            "uid": f"uid-{record['job_id']}",
+            "generation": "1",
+            "labels": record["labels"],
+            "createTime": rfc3339(record["start"]),
+            "startTime": rfc3339(record["start"]),
+            "updateTime": rfc3339(_now()),
+            "launchStage": "GA",
+            "job": record["job_id"],
+            "parallelism": 1,
+            "taskCount": 1,
             "template": record["template"]["template"],
-            "logUri": "https://console.cloud.google.com/logs/viewer", "etag": '"x"',
+            "logUri": "https://console.cloud.google.com/logs/viewer",
+            "etag": '"x"',
             "runningCount": 1 if phase == "running" else 0,
             "succeededCount": 1 if phase == "succeeded" else 0,
             "failedCount": 1 if phase == "failed" else 0,
             "cancelledCount": 1 if phase == "cancelled" else 0,
             "retriedCount": 0,
         }
-        conditions = [{"type": "ResourcesAvailable", "state": "CONDITION_SUCCEEDED"},
-                      {"type": "Started", "state": "CONDITION_SUCCEEDED"}]
+        conditions = [
+            {"type": "ResourcesAvailable", "state": "CONDITION_SUCCEEDED"},
+            {"type": "Started", "state": "CONDITION_SUCCEEDED"},
+        ]
         if phase == "running":
             conditions.append({"type": "Completed", "state": "CONDITION_PENDING"})
             view["_completion_status"] = "EXECUTION_RUNNING"
@@ -502,17 +619,24 @@ class CloudRunStandIn:
             view["completionTime"] = rfc3339(end)
             completed = {"type": "Completed", "lastTransitionTime": rfc3339(end)}
             if phase == "succeeded":
-                completed.update(state="CONDITION_SUCCEEDED",
-                                 message="Execution completed successfully in 1s.")
+                completed.update(
+                    state="CONDITION_SUCCEEDED", message="Execution completed successfully in 1s."
+                )
                 view["_completion_status"] = "EXECUTION_SUCCEEDED"
             elif phase == "cancelled":
-                completed.update(state="CONDITION_FAILED", executionReason="CANCELLED",
-                                 message="The execution was cancelled.")
+                completed.update(
+                    state="CONDITION_FAILED",
+                    executionReason="CANCELLED",
+                    message="The execution was cancelled.",
+                )
                 view["_completion_status"] = "EXECUTION_CANCELLED"
             else:
-                completed.update(state="CONDITION_FAILED", executionReason="NON_ZERO_EXIT_CODE",
-                                 message="Task cm-task0 failed with message: The container "
-                                 "exited with an error.")
+                completed.update(
+                    state="CONDITION_FAILED",
+                    executionReason="NON_ZERO_EXIT_CODE",
+                    message="Task cm-task0 failed with message: The container "
+                    "exited with an error.",
+                )
                 view["_completion_status"] = "EXECUTION_FAILED"
             conditions.append(completed)
         view["conditions"] = conditions
@@ -525,8 +649,11 @@ class CloudRunStandIn:
     def _list_executions(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, {"pageSize", "pageToken", "showDeleted"})
         job = self._job(g)
-        items = [_public(self._execution_view(e)) for e in self.executions.values()
-                 if e["job_name"] == job["name"]]
+        items = [
+            _public(self._execution_view(e))
+            for e in self.executions.values()
+            if e["job_name"] == job["name"]
+        ]
         return 200, {"executions": items} if items else {}
 
     def _cancel_execution(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
@@ -537,8 +664,9 @@ class CloudRunStandIn:
             raise _Error(400, "FAILED_PRECONDITION", "Execution has already completed.")
         record["cancelled_at"] = _now()
         view = _public(self._execution_view(record))
-        return 200, self._operation("Execution", view, False, None,
-                                    resolve=("execution", record["name"]))
+        return 200, self._operation(
+            "Execution", view, False, None, resolve=("execution", record["name"])
+        )
 
     def _list_tasks(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, {"pageSize", "pageToken", "showDeleted"})
@@ -547,9 +675,13 @@ class CloudRunStandIn:
         outcome = record["outcome"]
         task: dict[str, Any] = {
             "name": f"{record['name']}/tasks/{record['name'].rsplit('/', 1)[1]}-task0",
-            "job": record["job_id"], "execution": record["name"].rsplit("/", 1)[1],
-            "index": 0, "retried": 0, "maxRetries": 0,
-            "createTime": rfc3339(record["start"]), "startTime": rfc3339(record["start"]),
+            "job": record["job_id"],
+            "execution": record["name"].rsplit("/", 1)[1],
+            "index": 0,
+            "retried": 0,
+            "maxRetries": 0,
+            "createTime": rfc3339(record["start"]),
+            "startTime": rfc3339(record["start"]),
         }
         if phase == "running":
             task["conditions"] = [{"type": "Completed", "state": "CONDITION_PENDING"}]
@@ -568,8 +700,10 @@ class CloudRunStandIn:
                     result["termSignal"] = outcome.term_signal
                 else:
                     result["exitCode"] = outcome.exit_code
-                result["status"] = {"code": 2, "message": outcome.message or
-                                    f"Application exit code: {outcome.exit_code}"}
+                result["status"] = {
+                    "code": 2,
+                    "message": outcome.message or f"Application exit code: {outcome.exit_code}",
+                }
             task["lastAttemptResult"] = result
         return 200, {"tasks": [task]}
 
@@ -583,31 +717,40 @@ class CloudRunStandIn:
         kind, target = entry["resolve"] or (None, None)
         if kind == "job" and target in self.jobs:
             op["done"] = True
-            op["response"] = {"@type": "type.googleapis.com/google.cloud.run.v2.Job",
-                              **self._job_view(self.jobs[target])}
+            op["response"] = {
+                "@type": "type.googleapis.com/google.cloud.run.v2.Job",
+                **self._job_view(self.jobs[target]),
+            }
         elif kind == "execution" and target in self.executions:
             view = _public(self._execution_view(self.executions[target]))
-            op["metadata"] = {"@type": "type.googleapis.com/google.cloud.run.v2.Execution",
-                              **view}
+            op["metadata"] = {"@type": "type.googleapis.com/google.cloud.run.v2.Execution", **view}
             if "completionTime" in view:
                 op["done"] = True
                 op["response"] = dict(op["metadata"])
         return 200, op
 
     # -------------------------------------------------------------------- logs
-    def _entry(self, record: dict, stream: str, payload: Any,
-               when: datetime.datetime) -> dict:
+    def _entry(self, record: dict, stream: str, payload: Any, when: datetime.datetime) -> dict:
         entry: dict[str, Any] = {
             "logName": f"projects/{self.project}/logs/run.googleapis.com%2F{stream}",
-            "resource": {"type": "cloud_run_job", "labels": {
-                "project_id": self.project, "job_name": record["job_id"],
-                "location": self.region}},
-            "timestamp": rfc3339(when), "receiveTimestamp": rfc3339(when),
-            "insertId": f"id{next(self._ids)}", "severity": "DEFAULT",
-            "labels": {"run.googleapis.com/execution_name": record["name"].rsplit("/", 1)[1],
-                       "run.googleapis.com/task_index": "0",
-                       "run.googleapis.com/task_attempt": "0",
-                       "instanceId": "00abc"},
+            "resource": {
+                "type": "cloud_run_job",
+                "labels": {
+                    "project_id": self.project,
+                    "job_name": record["job_id"],
+                    "location": self.region,
+                },
+            },
+            "timestamp": rfc3339(when),
+            "receiveTimestamp": rfc3339(when),
+            "insertId": f"id{next(self._ids)}",
+            "severity": "DEFAULT",
+            "labels": {
+                "run.googleapis.com/execution_name": record["name"].rsplit("/", 1)[1],
+                "run.googleapis.com/task_index": "0",
+                "run.googleapis.com/task_attempt": "0",
+                "instanceId": "00abc",
+            },
         }
         if isinstance(payload, dict):
             entry["jsonPayload"] = payload
@@ -630,8 +773,9 @@ class CloudRunStandIn:
                 if stop <= now:
                     entries.append(self._entry(record, "stdout", payload, record["start"]))
             if stop <= now:  # Cloud Run's own line, in a log the executor must not read
-                entries.append(self._entry(record, "varlog%2Fsystem",
-                                           "Container called exit(0).", stop))
+                entries.append(
+                    self._entry(record, "varlog%2Fsystem", "Container called exit(0).", stop)
+                )
         return entries
 
     def _list_entries(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
@@ -646,20 +790,27 @@ class CloudRunStandIn:
                 raise _Error(400, "INVALID_ARGUMENT", f"unsupported filter clause {part!r}")
             clauses.append((match["field"], match["op"], match["value"]))
         fields = {f for f, _o, _v in clauses}
-        required = {"resource.type", "resource.labels.job_name",
-                    'labels."run.googleapis.com/execution_name"', "logName", "timestamp"}
+        required = {
+            "resource.type",
+            "resource.labels.job_name",
+            'labels."run.googleapis.com/execution_name"',
+            "logName",
+            "timestamp",
+        }
         if not required <= fields:
             raise _Error(400, "INVALID_ARGUMENT", f"filter lacks {sorted(required - fields)}")
         order = body.get("orderBy", "timestamp asc")
         if order not in ("timestamp asc", "timestamp desc"):
             raise _Error(400, "INVALID_ARGUMENT", f"bad orderBy {order!r}")
-        entries = [e for e in self._all_entries() if all(
-            _matches(e, f, o, v) for f, o, v in clauses)]
-        entries.sort(key=lambda e: (e["timestamp"], e["insertId"]),
-                     reverse=order == "timestamp desc")
+        entries = [
+            e for e in self._all_entries() if all(_matches(e, f, o, v) for f, o, v in clauses)
+        ]
+        entries.sort(
+            key=lambda e: (e["timestamp"], e["insertId"]), reverse=order == "timestamp desc"
+        )
         size = int(body.get("pageSize", 50))
         start = int(body.get("pageToken") or 0)
-        page = entries[start:start + size]
+        page = entries[start : start + size]
         answer: dict[str, Any] = {"entries": page} if page else {}
         if start + size < len(entries):
             answer["nextPageToken"] = str(start + size)
@@ -696,9 +847,12 @@ def _numeric_enums(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [_numeric_enums(v, key) for v in value]
     if isinstance(value, str):
-        table = {"state": _CONDITION_STATES, "executionReason": _EXECUTION_REASONS,
-                 "completionStatus": _COMPLETION_STATUS,
-                 "launchStage": {"GA": 4}}.get(key)
+        table = {
+            "state": _CONDITION_STATES,
+            "executionReason": _EXECUTION_REASONS,
+            "completionStatus": _COMPLETION_STATUS,
+            "launchStage": {"GA": 4},
+        }.get(key)
         if table and value in table:
             return table[value]
     return value

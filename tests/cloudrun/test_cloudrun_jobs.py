@@ -39,13 +39,20 @@ def created_job_body(standin):
 
 # --------------------------------------------------------------------- outcomes
 def test_success_launch_status_harvest(cloudrun_host, standin):
-    job = make_job(cloudrun_host, "echo hello; echo warning >&2", memory_limit=1024,
-                   cpu_limit=2, timeout_seconds=120, environment_overrides="GREETING=hi")
+    job = make_job(
+        cloudrun_host,
+        "echo hello; echo warning >&2",
+        memory_limit=1024,
+        cpu_limit=2,
+        timeout_seconds=120,
+        environment_overrides="GREETING=hi",
+    )
     assert job.launch() is True
     assert job.status == "running"
     run = execution(job)
     assert run.container_id.startswith(
-        f"projects/{PROJECT}/locations/{REGION}/jobs/cm-exec-{run.pk}/executions/cm-exec-{run.pk}-")
+        f"projects/{PROJECT}/locations/{REGION}/jobs/cm-exec-{run.pk}/executions/cm-exec-{run.pk}-"
+    )
     harvest_until_done(job)
     job.refresh_from_db()
     run.refresh_from_db()
@@ -154,8 +161,9 @@ def test_timeout_stops_execution_and_fails(cloudrun_host, standin):
 def test_cloud_run_task_timeout_is_a_failure_without_exit_code(cloudrun_host, standin):
     cloudrun_host.executor_config["task_timeout_seconds"] = 1
     ex = get_executor(cloudrun_host)
-    result = ex.launch(LaunchSpec(job_id=1, execution_id=901, image="busybox",
-                                  command=["sleep", "30"]))
+    result = ex.launch(
+        LaunchSpec(job_id=1, execution_id=901, image="busybox", command=["sleep", "30"])
+    )
     state = ex.wait(result.container_id, 5)
     assert state.state == "exited"
     assert state.exit_code is None
@@ -219,8 +227,9 @@ def test_find_and_second_launch_of_same_attempt(cloudrun_host, standin):
 def test_find_deletes_a_job_that_never_ran(cloudrun_host, standin):
     ex = get_executor(cloudrun_host)
     spec = LaunchSpec(job_id=1, execution_id=905, image="busybox", command=["true"])
-    ex._client("jobs").create_job(parent=ex.parent, job=ex.build_job(spec),
-                                  job_id="cm-exec-905").result(timeout=5)
+    ex._client("jobs").create_job(
+        parent=ex.parent, job=ex.build_job(spec), job_id="cm-exec-905"
+    ).result(timeout=5)
     assert ex.find(905) is None
     assert standin.deleted_jobs == [ex.job_name(905)]
 
@@ -262,8 +271,9 @@ def test_log_reading_stops_at_the_size_cap(cloudrun_host, standin):
         stdout = execution(job).stdout
     assert stdout.endswith("line 02999\n")
     assert stdout.startswith("[container_manager:")  # the truncation marker
-    stdout_lists = [b for m, p, _q, b in standin.requests
-                    if p == "/v2/entries:list" and "stdout" in b["filter"]]
+    stdout_lists = [
+        b for m, p, _q, b in standin.requests if p == "/v2/entries:list" and "stdout" in b["filter"]
+    ]
     assert len(stdout_lists) == 1  # one page was enough; the rest was never fetched
     assert stdout_lists[0]["orderBy"] == "timestamp desc"
 
@@ -287,8 +297,9 @@ def test_log_reading_stops_at_the_size_cap(cloudrun_host, standin):
         ({"timeout_seconds": 168 * 3600 + 1}, "timeout_seconds"),
     ],
 )
-def test_values_cloud_run_rejects_are_validation_errors(cloudrun_host, standin, fields,
-                                                        field_named):
+def test_values_cloud_run_rejects_are_validation_errors(
+    cloudrun_host, standin, fields, field_named
+):
     job = make_job(cloudrun_host, "true", **fields)
     with pytest.raises(ValidationError) as info:
         job.launch()
@@ -300,8 +311,22 @@ def test_values_cloud_run_rejects_are_validation_errors(cloudrun_host, standin, 
 
 @pytest.mark.parametrize(
     ("cpu", "memory"),
-    [(None, None), (1, 512), (1, 4096), (2, 8192), (4, 2048), (4, 16384), (6, 4096),
-     (6, 24576), (8, 4096), (8, 32768), (0.08, 512), (0.5, 1024), (0.999, 1024), (None, 4096)],
+    [
+        (None, None),
+        (1, 512),
+        (1, 4096),
+        (2, 8192),
+        (4, 2048),
+        (4, 16384),
+        (6, 4096),
+        (6, 24576),
+        (8, 4096),
+        (8, 32768),
+        (0.08, 512),
+        (0.5, 1024),
+        (0.999, 1024),
+        (None, 4096),
+    ],
 )
 def test_documented_combinations_are_accepted(cpu, memory):
     assert check_limits(cpu, memory, 604800) == []
@@ -316,8 +341,9 @@ def test_reserved_environment_variable_fails_the_launch(cloudrun_host, standin):
 
 
 def test_missing_image_is_a_permanent_launch_failure(cloudrun_host, standin):
-    job = ContainerJob.objects.create(image="missing/app:1", command="true",
-                                      docker_host=cloudrun_host, max_retries=3)
+    job = ContainerJob.objects.create(
+        image="missing/app:1", command="true", docker_host=cloudrun_host, max_retries=3
+    )
     assert job.launch() is False
     job.refresh_from_db()
     assert job.status == "failed"
@@ -346,10 +372,14 @@ def test_launch_with_api_down_keeps_job_pending(cloudrun_host, standin):
 
 def test_bad_service_account_file_fails_health_and_launch(db, standin, tmp_path):
     host = ExecutorHost.objects.create(
-        name="cr-bad-key", executor_type="cloudrun",
+        name="cr-bad-key",
+        executor_type="cloudrun",
         connection_string=f"projects/{PROJECT}/locations/{REGION}",
-        executor_config={"service_account_file": str(tmp_path / "nope.json"),
-                         "api_endpoint": standin.endpoint})
+        executor_config={
+            "service_account_file": str(tmp_path / "nope.json"),
+            "api_endpoint": standin.endpoint,
+        },
+    )
     assert host.health_check() is False
     assert "service_account_file" in host.last_health_check_detail
     job = make_job(host, "true", max_retries=2)
@@ -360,27 +390,41 @@ def test_bad_service_account_file_fails_health_and_launch(db, standin, tmp_path)
 
 # ----------------------------------------------------------------------- config
 def test_config_validation_through_the_model(db):
-    host = ExecutorHost(name="cr", executor_type="cloudrun",
-                        connection_string=f"projects/{PROJECT}/locations/{REGION}",
-                        executor_config={"job_prefix": "-bad", "labels": {"team": "Data"},
-                                         "anonymous_credentials": True,
-                                         "service_account_file": "/k.json", "poll_seconds": -1})
+    host = ExecutorHost(
+        name="cr",
+        executor_type="cloudrun",
+        connection_string=f"projects/{PROJECT}/locations/{REGION}",
+        executor_config={
+            "job_prefix": "-bad",
+            "labels": {"team": "Data"},
+            "anonymous_credentials": True,
+            "service_account_file": "/k.json",
+            "poll_seconds": -1,
+        },
+    )
     with pytest.raises(ValidationError) as info:
         host.full_clean()
     text = " ".join(info.value.message_dict["executor_config"])
     assert "job_prefix" in text and "'team'" in text and "exclude each other" in text
     assert "poll_seconds" in text
-    ok = ExecutorHost(name="cr2", executor_type="cloudrun",
-                      connection_string=f"projects/{PROJECT}/locations/{REGION}",
-                      executor_config=standin_config("http://127.0.0.1:1", job_prefix="etl",
-                                                     labels={"team": "data"}))
+    ok = ExecutorHost(
+        name="cr2",
+        executor_type="cloudrun",
+        connection_string=f"projects/{PROJECT}/locations/{REGION}",
+        executor_config=standin_config(
+            "http://127.0.0.1:1", job_prefix="etl", labels={"team": "data"}
+        ),
+    )
     ok.full_clean()
 
 
 def test_host_labels_and_service_account_and_vpc_are_sent(cloudrun_host, standin):
     cloudrun_host.executor_config.update(
-        labels={"team": "data"}, service_account="jobs@test-project.iam.gserviceaccount.com",
-        vpc_connector=f"projects/{PROJECT}/locations/{REGION}/connectors/c1", job_prefix="etl")
+        labels={"team": "data"},
+        service_account="jobs@test-project.iam.gserviceaccount.com",
+        vpc_connector=f"projects/{PROJECT}/locations/{REGION}/connectors/c1",
+        job_prefix="etl",
+    )
     cloudrun_host.save()
     job = make_job(cloudrun_host, "true")
     assert job.launch()
@@ -388,7 +432,9 @@ def test_host_labels_and_service_account_and_vpc_are_sent(cloudrun_host, standin
     task = body["template"]["template"]
     assert body["labels"]["team"] == "data"
     assert task["serviceAccount"] == "jobs@test-project.iam.gserviceaccount.com"
-    assert task["vpcAccess"] == {"connector": f"projects/{PROJECT}/locations/{REGION}/connectors/c1"}
+    assert task["vpcAccess"] == {
+        "connector": f"projects/{PROJECT}/locations/{REGION}/connectors/c1"
+    }
     assert execution(job).container_id.split("/")[5].startswith("etl-")
 
 
@@ -401,8 +447,9 @@ def test_config_keys_work_without_the_google_libraries():
         "assert CloudRunExecutor.validate_config({'job_prefix': 'ok'}) == []\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 
