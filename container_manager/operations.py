@@ -1,4 +1,4 @@
-"""Job operations behind :class:`~container_manager.models.ContainerJob`'s methods and the worker.
+r"""Job operations behind :class:`~container_manager.models.ContainerJob`'s methods and the worker.
 
 Rules kept here, in one place:
 
@@ -10,7 +10,7 @@ Rules kept here, in one place:
 
 Example:
     >>> cap_log("x" * 10, max_bytes=4)
-    '[container_manager: 6 bytes truncated]\\nxxxx'
+    '[container_manager: 6 bytes truncated]\nxxxx'
 """
 
 from __future__ import annotations

@@ -151,15 +151,15 @@ class ContainerStatus:
 
 @dataclasses.dataclass(frozen=True)
 class ContainerLogs:
-    """The output of a container, with its two streams kept apart.
+    r"""The output of a container, with its two streams kept apart.
 
     Attributes:
         stdout: What the container wrote to standard output.
         stderr: What the container wrote to standard error.
 
     Example:
-        >>> ContainerLogs(stdout="hi\\n", stderr="").stdout
-        'hi\\n'
+        >>> ContainerLogs(stdout="hi\n", stderr="").stdout
+        'hi\n'
     """
 
     stdout: str = ""
@@ -184,6 +184,9 @@ class HealthResult:
 
     def __bool__(self) -> bool:
         """Truth is the check's result.
+
+        Returns:
+            :attr:`ok`.
 
         Example:
             >>> bool(HealthResult(ok=True))

@@ -1,4 +1,4 @@
-"""The mock executor: deterministic containers that run nowhere, for tests, docs and demos.
+r"""The mock executor: deterministic containers that run nowhere, for tests, docs and demos.
 
 A mock host is an :class:`~container_manager.models.ExecutorHost` with
 ``executor_type="mock"`` and a ``mock://NAME`` connection string. Its
@@ -24,13 +24,13 @@ Example:
     >>> from container_manager.models import ExecutorHost
     >>> host = ExecutorHost(name="demo", executor_type="mock",
     ...                     connection_string="mock://demo",
-    ...                     executor_config={"logs": "hello\\n", "exit_code": 0})
+    ...                     executor_config={"logs": "hello\n", "exit_code": 0})
     >>> ex = MockExecutor(host)
     >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=7, image="busybox", command=[])).container_id
     >>> ex.status(cid)
     ContainerStatus(state='exited', exit_code=0, oom_killed=False, error='')
     >>> ex.logs(cid).stdout
-    'hello\\n'
+    'hello\n'
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class MockExecutor(BaseExecutor):
         return ContainerStatus("exited", exit_code=int(self.config.get("exit_code", 0)))
 
     def logs(self, container_id: str) -> ContainerLogs:
-        """Return the configured output, as much of it as the run has reached.
+        r"""Return the configured output, as much of it as the run has reached.
 
         Args:
             container_id: An id from :meth:`launch`.
@@ -165,9 +165,9 @@ class MockExecutor(BaseExecutor):
         Example:
             >>> from container_manager.models import ExecutorHost
             >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
-            ...                                executor_config={"stderr": "oops\\n"}))
+            ...                                executor_config={"stderr": "oops\n"}))
             >>> ex.logs(ex.launch(LaunchSpec(job_id=1, execution_id=3, image="b", command=[])).container_id)
-            ContainerLogs(stdout='', stderr='oops\\n')
+            ContainerLogs(stdout='', stderr='oops\n')
         """
         progress = self._progress(container_id) or 0.0
         with _registry_lock:
@@ -176,6 +176,7 @@ class MockExecutor(BaseExecutor):
             progress = min(progress, stopped_at)
 
         def part(text: str) -> str:
+            """The lines of ``text`` that the run has reached."""
             lines = text.splitlines(keepends=True)
             return "".join(lines[: int(len(lines) * progress + 1e-9)])
 

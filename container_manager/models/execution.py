@@ -48,7 +48,7 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
 
 
 class ContainerExecution(models.Model):
-    """One attempt at running a :class:`~container_manager.models.ContainerJob`.
+    r"""One attempt at running a :class:`~container_manager.models.ContainerJob`.
 
     The job holds the request and its overall status; each time it is handed to
     an executor a new execution row records that attempt: the container id, the
@@ -69,13 +69,13 @@ class ContainerExecution(models.Model):
     Example:
         >>> host = ExecutorHost.objects.create(
         ...     name="docs-mock", executor_type="mock", connection_string="mock://docs",
-        ...     executor_config={"logs": "step 1\\nstep 2\\n"})
+        ...     executor_config={"logs": "step 1\nstep 2\n"})
         >>> job = ContainerJob.objects.create(image="busybox", command="echo hi", docker_host=host)
         >>> job.launch() and job.harvest()
         True
         >>> latest = job.containerexecution_set.latest("started_at")
         >>> latest.status, latest.exit_code, latest.stdout
-        ('completed', 0, 'step 1\\nstep 2\\n')
+        ('completed', 0, 'step 1\nstep 2\n')
         >>> for execution in job.containerexecution_set.all():
         ...     print(f"Attempt {execution.attempt}: {execution.duration is not None}")
         Attempt 1: True
@@ -141,6 +141,9 @@ class ContainerExecution(models.Model):
     def __str__(self) -> str:
         """Return ``"job <id> attempt <n> (<status>)"``.
 
+        Returns:
+            The label shown in the admin and in logs.
+
         Example:
             >>> str(ContainerExecution(job_id=3, attempt=2, status="running"))
             'job 3 attempt 2 (running)'
@@ -149,13 +152,13 @@ class ContainerExecution(models.Model):
 
     @property
     def logs(self) -> str:
-        """Stdout followed, when there is any, by stderr under a ``[stderr]`` header line.
+        r"""Stdout followed, when there is any, by stderr under a ``[stderr]`` header line.
 
         Returns:
             The labelled logs of this attempt.
 
         Example:
-            >>> print(ContainerExecution(stdout="out\\n", stderr="err\\n").logs)
+            >>> print(ContainerExecution(stdout="out\n", stderr="err\n").logs)
             out
             [stderr]
             err

@@ -61,7 +61,7 @@ class ExecutorHostManager(models.Manager["ExecutorHost"]):
 
 
 class ExecutorHost(models.Model):
-    """Where jobs run: a Docker engine, a Cloud Run region, or the mock executor.
+    r"""Where jobs run: a Docker engine, a Cloud Run region, or the mock executor.
 
     A host names a backend (:attr:`executor_type`) and how to reach it
     (:attr:`connection_string`). Every :class:`~container_manager.models.ContainerJob`
@@ -90,7 +90,7 @@ class ExecutorHost(models.Model):
         ...     name="local-mock",
         ...     executor_type="mock",
         ...     connection_string="mock://local",
-        ...     executor_config={"logs": "Hello World\\n"},
+        ...     executor_config={"logs": "Hello World\n"},
         ... )
         >>> host.full_clean()
         >>> if host.health_check():
@@ -161,6 +161,9 @@ class ExecutorHost(models.Model):
 
     def __str__(self) -> str:
         """Return ``"name (executor_type)"``.
+
+        Returns:
+            The label shown in the admin and in logs.
 
         Example:
             >>> str(ExecutorHost(name="prod", executor_type="docker"))

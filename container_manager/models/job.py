@@ -19,7 +19,7 @@ MAX_CPU_LIMIT = 128.0
 
 
 class ContainerJob(models.Model):
-    """A containerized job: what to run, where, with which limits, and how it went.
+    r"""A containerized job: what to run, where, with which limits, and how it went.
 
     This is the core model. A job names an :attr:`image` and a :attr:`command`,
     the :class:`~container_manager.models.ExecutorHost` to run on
@@ -46,10 +46,10 @@ class ContainerJob(models.Model):
         >>> host = ExecutorHost.objects.create(
         ...     name="production", executor_type="mock",
         ...     connection_string="mock://production",
-        ...     executor_config={"logs": "Hello World\\n"})
+        ...     executor_config={"logs": "Hello World\n"})
         >>> job = ContainerJob.objects.create(
         ...     image="python:3.12",
-        ...     command='python -c "print(\\'Hello World\\')"',
+        ...     command='python -c "print(\'Hello World\')"',
         ...     docker_host=ExecutorHost.objects.get(name="production"),
         ... )
         >>> job.launch()
@@ -194,6 +194,9 @@ class ContainerJob(models.Model):
     def __str__(self) -> str:
         """Return ``"job <id>: <image> (<status>)"``.
 
+        Returns:
+            The label shown in the admin and in logs.
+
         Example:
             >>> str(ContainerJob(pk=4, image="busybox", status="running"))
             'job 4: busybox (running)'
@@ -274,7 +277,7 @@ class ContainerJob(models.Model):
             raise ValidationError(errors)
 
     def get_environment(self) -> dict[str, str]:
-        """Return the environment the container gets: the template, then the overrides.
+        r"""Return the environment the container gets: the template, then the overrides.
 
         Variables from :attr:`environment_overrides` replace those of the same name
         from :attr:`environment_template`.
@@ -287,9 +290,9 @@ class ContainerJob(models.Model):
 
         Example:
             >>> template = EnvironmentVariableTemplate(
-            ...     name="base", environment_variables_text="ENV=staging\\nLOG_LEVEL=INFO")
+            ...     name="base", environment_variables_text="ENV=staging\nLOG_LEVEL=INFO")
             >>> job = ContainerJob(environment_template=template,
-            ...                    environment_overrides="ENV=production\\nEXTRA=1")
+            ...                    environment_overrides="ENV=production\nEXTRA=1")
             >>> job.get_environment()
             {'ENV': 'production', 'LOG_LEVEL': 'INFO', 'EXTRA': '1'}
         """
@@ -302,7 +305,7 @@ class ContainerJob(models.Model):
         return env
 
     def launch(self) -> bool:
-        """Hand the job to its host's executor.
+        r"""Hand the job to its host's executor.
 
         Steps: validate the job (``full_clean``); check the host is active and
         its executor available; move the job ``pending -> starting``; create a
@@ -330,7 +333,7 @@ class ContainerJob(models.Model):
             >>> host = ExecutorHost.objects.create(
             ...     name="launch-mock", executor_type="mock", connection_string="mock://l")
             >>> job = ContainerJob.objects.create(
-            ...     image="python:3.12", command="python -c \\"print('Hello')\\"",
+            ...     image="python:3.12", command="python -c \"print('Hello')\"",
             ...     docker_host=host)
             >>> if job.launch():
             ...     print(f"Job {job.status}")
@@ -343,7 +346,7 @@ class ContainerJob(models.Model):
         return operations.launch(self)
 
     def harvest(self) -> bool:
-        """Collect the result of a finished job: logs, exit code, ``finished_at``, status.
+        r"""Collect the result of a finished job: logs, exit code, ``finished_at``, status.
 
         Asks the executor for the container's state. If it still runs, nothing
         changes (but a job past its ``timeout_seconds`` is stopped, its logs kept,
@@ -363,7 +366,7 @@ class ContainerJob(models.Model):
         Example:
             >>> host = ExecutorHost.objects.create(
             ...     name="harvest-mock", executor_type="mock", connection_string="mock://h",
-            ...     executor_config={"logs": "done\\n", "exit_code": 3})
+            ...     executor_config={"logs": "done\n", "exit_code": 3})
             >>> job = ContainerJob.objects.create(image="busybox", command="exit 3", docker_host=host)
             >>> job.launch()
             True
@@ -410,7 +413,7 @@ class ContainerJob(models.Model):
         return operations.cancel(self)
 
     def get_logs(self) -> str:
-        """Return the logs of all attempts, the latest last.
+        r"""Return the logs of all attempts, the latest last.
 
         Each attempt's logs are its stdout followed, when there is any, by its
         stderr under a ``[stderr]`` line. With more than one attempt, each starts
@@ -424,7 +427,7 @@ class ContainerJob(models.Model):
         Example:
             >>> host = ExecutorHost.objects.create(
             ...     name="logs-mock", executor_type="mock", connection_string="mock://logs",
-            ...     executor_config={"logs": "INFO start\\nERROR disk full\\n"})
+            ...     executor_config={"logs": "INFO start\nERROR disk full\n"})
             >>> job = ContainerJob.objects.create(image="busybox", command="run", docker_host=host)
             >>> job.launch() and job.harvest()
             True

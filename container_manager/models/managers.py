@@ -9,7 +9,7 @@ from django.db import models
 from container_manager.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 
 if TYPE_CHECKING:
-    from container_manager.models import ContainerJob, ExecutorHost
+    from container_manager.models import ContainerJob, ExecutorHost  # noqa: F401 (string generics)
 
 
 class ContainerJobQuerySet(models.QuerySet["ContainerJob"]):

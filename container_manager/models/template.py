@@ -33,7 +33,7 @@ class EnvironmentVariableTemplateManager(models.Manager["EnvironmentVariableTemp
 
 
 class EnvironmentVariableTemplate(models.Model):
-    """A reusable, named set of environment variables for jobs.
+    r"""A reusable, named set of environment variables for jobs.
 
     Jobs point to a template through
     :attr:`ContainerJob.environment_template <container_manager.models.ContainerJob.environment_template>`
@@ -61,7 +61,7 @@ class EnvironmentVariableTemplate(models.Model):
         >>> template = EnvironmentVariableTemplate.objects.create(
         ...     name="python-production",
         ...     description="Production Python application environment",
-        ...     environment_variables_text="PYTHONPATH=/app\\nENV=production\\nDEBUG=False",
+        ...     environment_variables_text="PYTHONPATH=/app\nENV=production\nDEBUG=False",
         ... )
         >>> template.full_clean()
         >>> env = template.get_environment_variables_dict()
@@ -99,6 +99,9 @@ class EnvironmentVariableTemplate(models.Model):
     def __str__(self) -> str:
         """Return the template's name.
 
+        Returns:
+            The name.
+
         Example:
             >>> str(EnvironmentVariableTemplate(name="base"))
             'base'
@@ -118,14 +121,14 @@ class EnvironmentVariableTemplate(models.Model):
         return (self.name,)
 
     def clean(self) -> None:
-        """Check :attr:`environment_variables_text`, naming every bad line by number.
+        r"""Check :attr:`environment_variables_text`, naming every bad line by number.
 
         Raises:
             ValidationError: On the ``environment_variables_text`` field, one
                 message per bad line.
 
         Example:
-            >>> EnvironmentVariableTemplate(name="t", environment_variables_text="A=1\\nB C").clean()
+            >>> EnvironmentVariableTemplate(name="t", environment_variables_text="A=1\nB C").clean()
             Traceback (most recent call last):
             ...
             django.core.exceptions.ValidationError: {'environment_variables_text': ["Line 2: no '=' found; write KEY=VALUE."]}
@@ -138,7 +141,7 @@ class EnvironmentVariableTemplate(models.Model):
             raise ValidationError({"environment_variables_text": exc.messages}) from None
 
     def get_environment_variables_dict(self) -> dict[str, str]:
-        """Parse :attr:`environment_variables_text` into a dict.
+        r"""Parse :attr:`environment_variables_text` into a dict.
 
         Returns:
             Variable names mapped to their (unquoted) values, in file order.
@@ -148,7 +151,7 @@ class EnvironmentVariableTemplate(models.Model):
 
         Example:
             >>> t = EnvironmentVariableTemplate(
-            ...     name="t", environment_variables_text='GREETING="hello world"\\nEMPTY=')
+            ...     name="t", environment_variables_text='GREETING="hello world"\nEMPTY=')
             >>> t.get_environment_variables_dict()
             {'GREETING': 'hello world', 'EMPTY': ''}
         """

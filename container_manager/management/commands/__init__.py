@@ -1,0 +1,1 @@
+"""The ``process_container_jobs`` and other management commands."""

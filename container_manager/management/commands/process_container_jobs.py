@@ -85,6 +85,7 @@ class Command(BaseCommand):
             stats = worker.run_once()
         else:
             def stop(signum: int, frame: object) -> None:
+                """Signal handler: finish the current pass, then stop."""
                 if verbosity:
                     self.stderr.write(f"Signal {signum}: stopping after the current pass.")
                 worker.request_stop()
