@@ -94,10 +94,38 @@ class DockerAdapter:
         return "; ".join(parts)
 
 
+class CloudRunAdapter(DockerAdapter):
+    """The real google-cloud-run/logging clients against tests/cloudrun/standin.py.
+
+    The stand-in interprets the same shell commands as the Docker adapter's.
+    """
+
+    image = "busybox"
+
+    def make_host(self, request, behaviour: Behaviour) -> ExecutorHost:
+        from tests.cloudrun.conftest import PROJECT, REGION, standin_config
+        from tests.cloudrun.standin import CloudRunStandIn
+
+        server = CloudRunStandIn(PROJECT, REGION).start()
+
+        def stop():
+            server.stop()
+            assert server.violations == [], "requests the Google API would refuse"
+
+        request.addfinalizer(stop)
+        return ExecutorHost.objects.create(
+            name=f"conf-cloudrun-{next(_names)}",
+            executor_type="cloudrun",
+            connection_string=f"projects/{PROJECT}/locations/{REGION}",
+            executor_config=standin_config(server.endpoint),
+        )
+
+
 #: One entry per executor. Add yours here (see the module docstring).
 ADAPTERS = [
     pytest.param(MockAdapter(), id="mock"),
     pytest.param(DockerAdapter(), id="docker", marks=pytest.mark.docker),
+    pytest.param(CloudRunAdapter(), id="cloudrun"),
 ]
 
 
