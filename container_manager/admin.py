@@ -18,7 +18,13 @@ from container_manager.models import (
 
 @admin.register(ExecutorHost)
 class ExecutorHostAdmin(admin.ModelAdmin):
-    """Admin for executor hosts, with a health-check action."""
+    """Admin for executor hosts, with a health-check action.
+
+    Example:
+        >>> from django.contrib import admin
+        >>> type(admin.site._registry[ExecutorHost]).__name__
+        'ExecutorHostAdmin'
+    """
 
     list_display = (
         "name", "executor_type", "connection_string", "is_active", "max_concurrent_jobs",
@@ -37,6 +43,19 @@ class ExecutorHostAdmin(admin.ModelAdmin):
         Args:
             request: The admin request.
             queryset: The selected hosts.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.messages.storage.cookie import CookieStorage
+            >>> from django.test import RequestFactory
+            >>> request = RequestFactory().post("/admin/")
+            >>> request._messages = CookieStorage(request)
+            >>> host = ExecutorHost.objects.create(
+            ...     name="admin-mock", executor_type="mock", connection_string="mock://admin")
+            >>> admin.site._registry[ExecutorHost].run_health_check(
+            ...     request, ExecutorHost.objects.filter(pk=host.pk))
+            >>> [str(m) for m in request._messages]
+            ['admin-mock: healthy (mock executor)']
         """
         for host in queryset:
             ok = host.health_check()
@@ -49,7 +68,13 @@ class ExecutorHostAdmin(admin.ModelAdmin):
 
 @admin.register(EnvironmentVariableTemplate)
 class EnvironmentVariableTemplateAdmin(admin.ModelAdmin):
-    """Admin for environment variable templates."""
+    """Admin for environment variable templates.
+
+    Example:
+        >>> from django.contrib import admin
+        >>> admin.site._registry[EnvironmentVariableTemplate].search_fields
+        ('name', 'description')
+    """
 
     list_display = ("name", "description", "updated_at")
     search_fields = ("name", "description")
@@ -57,7 +82,12 @@ class EnvironmentVariableTemplateAdmin(admin.ModelAdmin):
 
 
 class ContainerExecutionInline(admin.TabularInline):
-    """A job's executions, shown read-only on the job page."""
+    """A job's executions, shown read-only on the job page.
+
+    Example:
+        >>> ContainerExecutionInline.model is ContainerExecution, ContainerExecutionInline.can_delete
+        (True, False)
+    """
 
     model = ContainerExecution
     extra = 0
@@ -76,13 +106,24 @@ class ContainerExecutionInline(admin.TabularInline):
 
         Returns:
             Always False.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> ContainerExecutionInline(ContainerJob, admin.site).has_add_permission(request=None)
+            False
         """
         return False
 
 
 @admin.register(ContainerJob)
 class ContainerJobAdmin(admin.ModelAdmin):
-    """Admin for jobs, with the executions inline and a cancel action."""
+    """Admin for jobs, with the executions inline and a cancel action.
+
+    Example:
+        >>> from django.contrib import admin
+        >>> admin.site._registry[ContainerJob].actions
+        ['cancel_jobs']
+    """
 
     list_display = ("id", "name", "image", "status", "docker_host", "priority", "exit_code",
                     "created_at", "finished_at")
@@ -102,6 +143,19 @@ class ContainerJobAdmin(admin.ModelAdmin):
         Args:
             request: The admin request.
             queryset: The selected jobs.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.messages.storage.cookie import CookieStorage
+            >>> from django.test import RequestFactory
+            >>> request = RequestFactory().post("/admin/")
+            >>> request._messages = CookieStorage(request)
+            >>> host = ExecutorHost.objects.create(
+            ...     name="admin-cancel", executor_type="mock", connection_string="mock://ac")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> admin.site._registry[ContainerJob].cancel_jobs(request, ContainerJob.objects.all())
+            >>> [str(m) for m in request._messages], ContainerJob.objects.get(pk=job.pk).status
+            (['Cancelled 1 job(s).'], 'cancelled')
         """
         done = sum(1 for job in queryset if job.cancel())
         self.message_user(request, f"Cancelled {done} job(s).", messages.SUCCESS)
@@ -109,7 +163,13 @@ class ContainerJobAdmin(admin.ModelAdmin):
 
 @admin.register(ContainerExecution)
 class ContainerExecutionAdmin(admin.ModelAdmin):
-    """Admin for executions (read-only: they record what happened)."""
+    """Admin for executions (read-only: they record what happened).
+
+    Example:
+        >>> from django.contrib import admin
+        >>> admin.site._registry[ContainerExecution].has_change_permission(request=None)
+        False
+    """
 
     list_display = ("id", "job", "attempt", "status", "container_id", "exit_code",
                     "started_at", "finished_at")
@@ -126,5 +186,10 @@ class ContainerExecutionAdmin(admin.ModelAdmin):
 
         Returns:
             Always False.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ContainerExecution].has_change_permission(request=None, obj=None)
+            False
         """
         return False

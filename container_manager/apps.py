@@ -17,5 +17,14 @@ class ContainerManagerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks."""
+        """Register the system checks.
+
+        Example:
+            >>> from django.apps import apps
+            >>> from django.core.checks import registry
+            >>> from container_manager.checks import check_settings
+            >>> apps.get_app_config("container_manager").ready()
+            >>> check_settings in registry.registry.registered_checks
+            True
+        """
         from container_manager import checks  # noqa: F401

@@ -323,7 +323,7 @@ class BaseExecutor(abc.ABC):
 
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> LaunchResult:
-        """Start a container for ``spec`` and return its id.
+        r"""Start a container for ``spec`` and return its id.
 
         Args:
             spec: What to run.
@@ -334,11 +334,20 @@ class BaseExecutor(abc.ABC):
         Raises:
             HostUnavailableError: The backend cannot be reached.
             LaunchError: The backend refused the container.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
+            ...                                executor_config={"logs": "hi\n"}))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=21, image="busybox", command=[])).container_id
+            >>> cid.startswith("mock-21-")
+            True
         """
 
     @abc.abstractmethod
     def status(self, container_id: str) -> ContainerStatus:
-        """Report the state of a container.
+        r"""Report the state of a container.
 
         Args:
             container_id: The id :meth:`launch` returned.
@@ -348,11 +357,20 @@ class BaseExecutor(abc.ABC):
 
         Raises:
             HostUnavailableError: The backend cannot be reached.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
+            ...                                executor_config={"logs": "hi\n"}))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=21, image="busybox", command=[])).container_id
+            >>> ex.status(cid)
+            ContainerStatus(state='exited', exit_code=0, oom_killed=False, error='')
         """
 
     @abc.abstractmethod
     def logs(self, container_id: str) -> ContainerLogs:
-        """Return what the container has written so far, streams kept apart.
+        r"""Return what the container has written so far, streams kept apart.
 
         Args:
             container_id: The id :meth:`launch` returned.
@@ -363,11 +381,20 @@ class BaseExecutor(abc.ABC):
         Raises:
             HostUnavailableError: The backend cannot be reached.
             ContainerNotFoundError: The container no longer exists.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
+            ...                                executor_config={"logs": "hi\n"}))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=21, image="busybox", command=[])).container_id
+            >>> ex.logs(cid)
+            ContainerLogs(stdout='hi\n', stderr='')
         """
 
     @abc.abstractmethod
     def stop(self, container_id: str, grace_seconds: int) -> None:
-        """Stop a running container: ask it to exit, then kill it after the grace period.
+        r"""Stop a running container: ask it to exit, then kill it after the grace period.
 
         Stopping a container that already exited (or is missing) is not an error.
 
@@ -377,11 +404,21 @@ class BaseExecutor(abc.ABC):
 
         Raises:
             HostUnavailableError: The backend cannot be reached.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
+            ...                                executor_config={"logs": "hi\n"}))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=21, image="busybox", command=[])).container_id
+            >>> ex.stop(cid, grace_seconds=1)  # already exited: not an error
+            >>> ex.status(cid).exit_code
+            0
         """
 
     @abc.abstractmethod
     def cleanup(self, container_id: str) -> None:
-        """Remove the container and anything else the executor created for it.
+        r"""Remove the container and anything else the executor created for it.
 
         Removing a container that is already gone is not an error.
 
@@ -390,6 +427,15 @@ class BaseExecutor(abc.ABC):
 
         Raises:
             HostUnavailableError: The backend cannot be reached.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
+            ...                                executor_config={"logs": "hi\n"}))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=21, image="busybox", command=[])).container_id
+            >>> ex.cleanup(cid)
+            >>> ex.cleanup(cid)  # already gone: not an error
         """
 
     @abc.abstractmethod
@@ -398,6 +444,12 @@ class BaseExecutor(abc.ABC):
 
         Returns:
             ``ok`` and a detail such as the API version or the error text.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor(ExecutorHost(name="m", executor_type="mock")).health_check().ok
+            True
         """
 
     def find(self, execution_id: int) -> str | None:

@@ -56,6 +56,12 @@ class ExecutorHostManager(models.Manager["ExecutorHost"]):
 
         Raises:
             ExecutorHost.DoesNotExist: No host has that name.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="prod-mock", executor_type="mock", connection_string="mock://prod")
+            >>> ExecutorHost.objects.get_by_natural_key("prod-mock")
+            <ExecutorHost: prod-mock (mock)>
         """
         return self.get(name=name)
 

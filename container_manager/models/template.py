@@ -28,6 +28,11 @@ class EnvironmentVariableTemplateManager(models.Manager["EnvironmentVariableTemp
 
         Raises:
             EnvironmentVariableTemplate.DoesNotExist: No template has that name.
+
+        Example:
+            >>> template = EnvironmentVariableTemplate.objects.create(name="base")
+            >>> EnvironmentVariableTemplate.objects.get_by_natural_key("base")
+            <EnvironmentVariableTemplate: base>
         """
         return self.get(name=name)
 

@@ -22,6 +22,15 @@ class Command(BaseCommand):
     SIGTERM or SIGINT stops claiming new jobs, lets the jobs in hand reach a safe
     point (at most a couple of seconds), releases the worker's claims so that
     other workers adopt its running jobs, and exits with status 0.
+
+    Example:
+        >>> from django.core.management import call_command
+        >>> host = ExecutorHost.objects.create(
+        ...     name="cmd-mock", executor_type="mock", connection_string="mock://cmd")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> call_command("process_container_jobs", "--once", "--concurrency", "1", verbosity=0)
+        >>> ContainerJob.objects.get(pk=job.pk).status
+        'completed'
     """
 
     help = "Launch pending container jobs, wait for them and harvest their results."
@@ -31,6 +40,12 @@ class Command(BaseCommand):
 
         Args:
             parser: The argument parser.
+
+        Example:
+            >>> parser = Command().create_parser("manage.py", "process_container_jobs")
+            >>> options = parser.parse_args(["--once", "--concurrency", "2", "--host", "a", "--host", "b"])
+            >>> options.once, options.concurrency, options.hosts
+            (True, 2, ['a', 'b'])
         """
         parser.add_argument(
             "--once", action="store_true",
@@ -61,6 +76,13 @@ class Command(BaseCommand):
 
         Raises:
             CommandError: An option is out of range or a named host does not exist.
+
+        Example:
+            >>> from django.core.management import call_command
+            >>> call_command("process_container_jobs", "--once", "--host", "nowhere")
+            Traceback (most recent call last):
+            ...
+            django.core.management.base.CommandError: Unknown executor host(s): nowhere.
         """
         from container_manager.models import ExecutorHost
 
