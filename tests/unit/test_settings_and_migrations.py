@@ -1,0 +1,56 @@
+import io
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.test import override_settings
+
+from container_manager.checks import check_settings
+from container_manager.conf import ContainerManagerSettings, get_settings
+
+
+def test_defaults_when_unset():
+    with override_settings(CONTAINER_MANAGER=None):
+        assert get_settings() == ContainerManagerSettings()
+
+
+def test_override_applies():
+    with override_settings(CONTAINER_MANAGER={"LOG_MAX_BYTES": 5, "RETRY_ON_EXIT_CODES": [1, 2]}):
+        cfg = get_settings()
+    assert cfg.LOG_MAX_BYTES == 5 and cfg.RETRY_ON_EXIT_CODES == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "value,error_id,text",
+    [
+        ({"LOG_MAX_BYTE": 1}, "container_manager.E001", "Unknown key 'LOG_MAX_BYTE'"),
+        ({"POLL_INTERVAL": "1"}, "container_manager.E002", "must be int or float, not str"),
+        ({"RETRY_ON_OOM": 1}, "container_manager.E002", "must be bool, not int"),
+        ({"WORKER_CONCURRENCY": True}, "container_manager.E002", "must be int, not bool"),
+        ({"WORKER_CONCURRENCY": 0}, "container_manager.E002", "must be positive"),
+        ({"RETRY_ON_EXIT_CODES": ["1"]}, "container_manager.E002", "must list integers"),
+        ("not a dict", "container_manager.E002", "must be a dict"),
+    ],
+)
+def test_system_check_names_the_problem(value, error_id, text):
+    with override_settings(CONTAINER_MANAGER=value):
+        errors = check_settings()
+        assert [e.id for e in errors] == [error_id]
+        assert text in errors[0].msg
+        with pytest.raises(ImproperlyConfigured, match=text.split(" ")[0]):
+            get_settings()
+
+
+@pytest.mark.django_db
+def test_system_check_runs_through_django():
+    out = io.StringIO()
+    with override_settings(CONTAINER_MANAGER={"NOPE": 1}):
+        with pytest.raises(Exception, match="container_manager.E001"):
+            call_command("check", stdout=out, stderr=out)
+
+
+@pytest.mark.django_db
+def test_migrations_are_complete():
+    out = io.StringIO()
+    call_command("makemigrations", "container_manager", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
