@@ -1,4 +1,4 @@
-r"""``manage.py cleanup_containers``: remove orphaned containers, found by their labels.
+"""``manage.py cleanup_containers``: remove orphaned containers, found by their labels.
 
 Every container that container_manager starts carries the labels
 ``container_manager``, ``container_manager.job_id``,
@@ -14,8 +14,8 @@ Example:
     >>> from django.core.management import call_command
     >>> out = StringIO()
     >>> call_command("cleanup_containers", "--dry-run", stdout=out)
-    >>> out.getvalue()
-    'Orphaned containers: 0 found, 0 removed.\\n'
+    >>> print(out.getvalue(), end="")
+    Orphaned containers: 0 found, 0 removed.
 """
 
 from __future__ import annotations
