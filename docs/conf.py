@@ -55,6 +55,8 @@ root_doc = "index"
 exclude_patterns = ["_build", "_inventories", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 nitpicky = True
+# Keep quotes as typed: help texts show JSON ("exec form") and shell commands.
+smartquotes = False
 
 # -- autodoc / napoleon / typehints -----------------------------------------
 autodoc_default_options = {
@@ -111,6 +113,7 @@ doctest_show_successes = False
 html_theme = "furo"
 html_title = f"django-container-manager {release}"
 html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 html_baseurl = os.environ.get("READTHEDOCS_CANONICAL_URL", "")
 html_theme_options = {
     "source_repository": REPOSITORY,

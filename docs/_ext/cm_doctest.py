@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import inspect
 import os
 from functools import cache
@@ -149,7 +150,17 @@ class CMDocTestBuilder(DocTestBuilder):
     def init(self) -> None:
         """Migrate the database, then start as usual."""
         migrate_database()
+        self.examples_per_group: dict[str, int] = {}
         super().init()
+
+    def test_group(self, group: Any) -> bool:
+        """Run one group and remember how many examples it ran (for ``groups.json``)."""
+        before = self.test_runner.tries
+        try:
+            return super().test_group(group)
+        finally:
+            ran = self.test_runner.tries - before
+            self.examples_per_group[group.name] = self.examples_per_group.get(group.name, 0) + ran
 
     def test_doc(self, docname: str, doctree: Node) -> bool:
         """Run each docstring's examples as their own group, in their module's namespace.
@@ -191,6 +202,9 @@ class CMDocTestBuilder(DocTestBuilder):
     def finish(self) -> None:
         """Write the summary as usual, then print the counts on one line."""
         super().finish()
+        Path(self.outdir, "groups.json").write_text(
+            json.dumps(self.examples_per_group, indent=1, sort_keys=True), encoding="utf-8"
+        )
         line = (
             f"doctest: {self.total_tries} examples ran, {self.total_failures} failed "
             f"(setup code: {self.setup_tries} ran, {self.setup_failures} failed); "

@@ -52,8 +52,11 @@ class _Generated(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         container = nodes.container()
         source = self.get_source_info()[0]
+        lines = self.generate()
+        if str(source).endswith(".md"):  # MyST parses nested content as Markdown
+            lines = ["```{eval-rst}", *lines, "```"]
         self.state.nested_parse(
-            StringList(self.generate(), source=f"{source}:<{self.name}>"),
+            StringList(lines, source=f"{source}:<{self.name}>"),
             self.content_offset,
             container,
         )

@@ -1,0 +1,41 @@
+"""Fixtures for the documentation tests: the built site (built here when missing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+HTML = DOCS / "_build" / "html"
+STRICT = ["-n", "-W", "--keep-going"]
+
+
+def sphinx_build(builder: str, out: Path, *extra: str, src: Path = DOCS, doctrees: Path | None = None):
+    """Run sphinx-build (strict) with this interpreter; return the completed process."""
+    cmd = [sys.executable, "-m", "sphinx", *STRICT, "-b", builder, *extra]
+    if doctrees is not None:
+        cmd += ["-d", str(doctrees)]
+    cmd += [str(src), str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def built_html() -> Path:
+    """docs/_build/html, built strictly when it is not there yet (nox runs `docs` first)."""
+    if not (HTML / "index.html").exists() or not (HTML / "searchindex.js").exists():
+        result = sphinx_build("html", HTML, doctrees=DOCS / "_build" / "doctrees")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return HTML
+
+
+@pytest.fixture(scope="session")
+def doctest_run(tmp_path_factory) -> Path:
+    """A fresh run of the Sphinx doctest builder; returns its output directory."""
+    out = tmp_path_factory.mktemp("doctest")
+    result = sphinx_build("doctest", out, doctrees=out / ".doctrees")
+    (out / "build.log").write_text(result.stdout + result.stderr)
+    return out
