@@ -108,6 +108,7 @@ def test_doctest_runs_every_example_without_failures(doctest_run):
 def test_doctest_failure_reports_the_true_file_and_line(tmp_path):
     src = tmp_path / "docs"
     shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("_build"))
+    shutil.copy(DOCS.parent / "API.md", tmp_path / "API.md")
     page = src / "guides" / "concepts.md"
     text = page.read_text()
     line = text.splitlines().index(">>> job.launch(), job.status") + 1
@@ -122,6 +123,7 @@ def test_doctest_failure_reports_the_true_file_and_line(tmp_path):
 def test_broken_reference_to_our_api_fails_the_offline_build(tmp_path):
     src = tmp_path / "docs"
     shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("_build"))
+    shutil.copy(DOCS.parent / "API.md", tmp_path / "API.md")
     (src / "broken.md").write_text(
         "---\norphan: true\n---\n# Broken\n\n"
         "{py:class}`container_manager.models.ContainerJb` and "

@@ -1,0 +1,97 @@
+"""Benchmark the documentation build against an empty one-page Sphinx project.
+
+Measures, each as a ratio to the same operation on a one-page project that uses
+the same ``conf.py`` (same extensions, Django set-up, intersphinx fallbacks):
+
+* a cold HTML build (fresh output and doctree directories);
+* an incremental HTML build after touching one guide;
+* the doctest run.
+
+Targets: cold <= 2.5x, incremental <= 1.2x. Run: ``python benchmarks/docs_build.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+REPEAT = int(os.environ.get("CM_BENCH_REPEAT", "3"))
+
+
+def run(src: Path, out: Path, builder: str, doctrees: Path) -> float:
+    cmd = [sys.executable, "-m", "sphinx", "-q", "-n", "-W", "--keep-going", "-b", builder,
+           "-d", str(doctrees), str(src), str(out)]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def make_empty_project(base: Path) -> Path:
+    """A one-page project with the real conf.py, _ext, _static and inventories."""
+    src = base / "empty"
+    src.mkdir()
+    for name in ("conf.py", "docs_settings.py"):
+        shutil.copy(DOCS / name, src / name)
+    for name in ("_ext", "_static", "_templates", "_inventories"):
+        shutil.copytree(DOCS / name, src / name)
+    (src / "index.md").write_text("# Empty\n\nOne page.\n\n```{doctest}\n>>> 1 + 1\n2\n```\n")
+    return src
+
+
+def copy_docs(base: Path) -> Path:
+    src = base / "docs"
+    shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("_build"))
+    shutil.copy(ROOT / "API.md", base / "API.md")  # included by docs/api.md
+    return src
+
+
+def measure(src: Path, base: Path, touch: Path) -> dict[str, float]:
+    cold, incremental, doctest = [], [], []
+    for i in range(REPEAT):
+        out, dt = base / f"out-{src.name}-{i}", base / f"dt-{src.name}-{i}"
+        cold.append(run(src, out / "html", "html", dt))
+        touch.write_text(touch.read_text() + "\n")
+        incremental.append(run(src, out / "html", "html", dt))
+        doctest.append(run(src, out / "doctest", "doctest", dt))
+    return {
+        "cold": statistics.median(cold),
+        "incremental": statistics.median(incremental),
+        "doctest": statistics.median(doctest),
+    }
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="cm-docs-bench-") as tmp:
+        base = Path(tmp)
+        empty = make_empty_project(base)
+        full = copy_docs(base)
+        baseline = measure(empty, base, empty / "index.md")
+        real = measure(full, base, full / "guides" / "concepts.md")
+    targets = {"cold": 2.5, "incremental": 1.2, "doctest": None}
+    print(f"docs build benchmark (median of {REPEAT}; Python {sys.version.split()[0]})")
+    print(f"{'measure':<12} {'empty (s)':>10} {'site (s)':>10} {'ratio':>7}  target")
+    ok = True
+    for key in ("cold", "incremental", "doctest"):
+        ratio = real[key] / baseline[key]
+        target = targets[key]
+        verdict = "-" if target is None else ("ok" if ratio <= target else "OVER")
+        ok &= verdict != "OVER"
+        target_text = "" if target is None else f"<= {target}x"
+        print(f"{key:<12} {baseline[key]:>10.2f} {real[key]:>10.2f} {ratio:>6.2f}x  "
+              f"{target_text} {verdict}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
