@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import importlib
-import json
 import inspect
+import json
 import os
 from functools import cache
 from pathlib import Path
