@@ -99,7 +99,7 @@ class ContainerExecution(models.Model):
     status = models.CharField(
         max_length=20,
         choices=ExecutionStatus.choices,
-        default=ExecutionStatus.STARTING,
+        default=ExecutionStatus.STARTING.value,
         help_text="Status of this attempt: starting, running, completed, failed or cancelled.",
     )
     stdout = models.TextField(

@@ -110,7 +110,7 @@ class ExecutorHost(models.Model):
     executor_type = models.CharField(
         max_length=20,
         choices=ExecutorType.choices,
-        default=ExecutorType.DOCKER,
+        default=ExecutorType.DOCKER.value,
         help_text="The backend: 'docker' (a Docker engine), 'cloudrun' (Google Cloud Run) "
         "or 'mock' (runs nothing; for tests, docs and demos).",
     )

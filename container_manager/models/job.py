@@ -84,7 +84,7 @@ class ContainerJob(models.Model):
     status = models.CharField(
         max_length=20,
         choices=JobStatus.choices,
-        default=JobStatus.PENDING,
+        default=JobStatus.PENDING.value,
         db_index=True,
         help_text="Current status: pending -> starting -> running -> completed or failed; "
         "cancelled from any non-terminal status. Terminal: completed, failed, cancelled. "

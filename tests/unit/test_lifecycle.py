@@ -43,6 +43,8 @@ def test_status_choices_come_from_the_lifecycle():
     field = ContainerJob._meta.get_field("status")
     assert [value for value, _ in field.choices] == JobStatus.values
     assert field.default == "pending"
+    # a new instance holds the plain string, exactly as a row read back does
+    assert type(ContainerJob().status) is str and repr(ContainerJob().status) == "'pending'"
 
 
 def test_every_status_is_named_in_the_field_help_and_model_docs():
