@@ -5,31 +5,40 @@ builds the documentation site into ``docs/_build/html``.
 """
 
 import os
-import shutil
-import subprocess
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "docs", "doctest", "tests"]
+# A missing interpreter is an error, never a silently skipped (green) session, and
+# nothing is downloaded: only the package registries are reachable.
+nox.options.error_on_missing_interpreters = True
+nox.options.download_python = "never"
 
 DOCS_PYTHON = "3.13"
 
 
 def _expose_pyenv_versions() -> None:
-    """Let nox find every pyenv Python (python3.11, python3.12, python3.13) by name."""
-    if "PYENV_VERSION" in os.environ or not shutil.which("pyenv"):
+    """Put every installed pyenv Python 3.11-3.13 on PATH, so nox finds python3.X by name.
+
+    pyenv's shims only answer for the global version; the real interpreters live in
+    $(pyenv root)/versions/X.Y.Z/bin.
+    """
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    versions = os.path.join(root, "versions")
+    if not os.path.isdir(versions):
         return
-    try:
-        out = subprocess.run(
-            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=True
-        ).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return
-    wanted = [v for v in out if v.startswith(("3.11.", "3.12.", "3.13."))]
-    if wanted:
-        os.environ["PYENV_VERSION"] = ":".join(sorted(wanted))
+    dirs = []
+    for minor in ("3.11", "3.12", "3.13"):
+        found = sorted(
+            (v for v in os.listdir(versions) if v.startswith(minor + ".")),
+            key=lambda v: [int(p) if p.isdigit() else 0 for p in v.split(".")],
+        )
+        if found:
+            dirs.append(os.path.join(versions, found[-1], "bin"))
+    if dirs:
+        os.environ["PATH"] = os.pathsep.join([*dirs, os.environ.get("PATH", "")])
 
 
 _expose_pyenv_versions()
