@@ -278,16 +278,23 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
         _launch_failed(job, execution, ExecutorError(f"{type(exc).__name__}: {exc}"))
         return False
     now = timezone.now()
+    # Two conditional UPDATEs, no transaction: the job first (it fails if the job was
+    # cancelled while the executor launched), then the attempt (it fails if a cancel
+    # recorded it meanwhile). A worker that dies between the two leaves a running
+    # job whose attempt has no container id; the worker that adopts it asks the
+    # executor (see Worker._recover_unrecorded_launch).
     try:
-        with transaction.atomic():
-            ContainerExecution.objects.filter(pk=execution.pk).update(
-                container_id=result.container_id, status=ExecutionStatus.RUNNING, started_at=now
+        transition(job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
+        recorded = ContainerExecution.objects.filter(
+            pk=execution.pk, status=ExecutionStatus.STARTING
+        ).update(container_id=result.container_id, status=ExecutionStatus.RUNNING,
+                 started_at=now)
+        if not recorded:
+            raise ConcurrentTransitionError(
+                f"Job {job.pk} was cancelled while its container was launched."
             )
-            transition(job, JobStatus.RUNNING, started_at=now, finished_at=None,
-                       status_message="")
     except ConcurrentTransitionError:
-        # Cancelled (or taken over) while the executor was launching: the container
-        # must not run unrecorded.
+        # The container must not run unrecorded.
         _stop_quietly(executor, result.container_id)
         try:
             executor.cleanup(result.container_id)

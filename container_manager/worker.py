@@ -228,22 +228,25 @@ class Worker:
 
     def _drive(self, job: ContainerJob, max_wait: float | None) -> None:
         executor = operations.get_executor(job.docker_host)
-        execution: ContainerExecution | None = None
-        if job.status == JobStatus.STARTING:
-            fresh = getattr(job, "_cm_fresh_claim", False)
-            execution = None if fresh else operations.current_execution(job)
-            if execution is None or execution.attempt != job.attempts:
-                # Claimed (or adopted) with nothing launched for this attempt.
-                if self.stopping:
-                    return  # release_jobs() puts it back to pending
-                if not self._launch(job, executor):
-                    return
-                execution = operations.current_execution(job)
-            elif not execution.container_id:
-                if not self._recover_unrecorded_launch(job, execution, executor):
-                    return
-        else:
+        fresh = getattr(job, "_cm_fresh_claim", False)
+        execution = None if fresh else operations.current_execution(job)
+        if job.status == JobStatus.STARTING and (
+            execution is None or execution.attempt != job.attempts
+        ):
+            # Claimed (or adopted) with nothing launched for this attempt.
+            if self.stopping:
+                return  # release_jobs() puts it back to pending
+            if not self._launch(job, executor):
+                return
             execution = operations.current_execution(job)
+        elif execution is not None and not execution.container_id:
+            # A launch whose container id was never recorded. A running job's
+            # launcher records it a moment after the status: give it a lease.
+            age = (timezone.now() - execution.created_at).total_seconds()
+            if job.status == JobStatus.RUNNING and age < self.lease_seconds:
+                return
+            if not self._recover_unrecorded_launch(job, execution, executor):
+                return
         if execution is None or not execution.container_id:
             return
         self._wait_and_harvest(job, execution, executor, max_wait)
@@ -316,7 +319,7 @@ class Worker:
     def _recover_unrecorded_launch(
         self, job: ContainerJob, execution: ContainerExecution, executor: BaseExecutor
     ) -> bool:
-        """An adopted ``starting`` job whose container id was never recorded.
+        """An adopted job whose current attempt's container id was never recorded.
 
         Asks the executor for a container labelled with the execution id: if one
         exists, records it and carries on driving it; if not, nothing ran, so the
@@ -342,7 +345,8 @@ class Worker:
             execution.container_id = container_id
             execution.status = ExecutionStatus.RUNNING
             execution.started_at = now
-            operations.transition(job, JobStatus.RUNNING, started_at=now)
+            if job.status != JobStatus.RUNNING:
+                operations.transition(job, JobStatus.RUNNING, started_at=now)
             return True
         operations._record_execution(
             execution,
@@ -499,7 +503,8 @@ class Worker:
 
         Keeps up to ``concurrency`` jobs in flight: claims as soon as a thread is
         free, and sleeps ``poll_interval`` only when there is nothing to claim.
-        Looks for jobs to adopt every third of the lease (at most every 5 s).
+        Looks for jobs to adopt at every poll while idle, and every third of the
+        lease (at most every 5 s) while busy.
         After a stop request it claims nothing more, lets each thread reach a safe
         point (a launch in progress is completed and recorded; a wait is cut
         short), and releases its claims.
@@ -515,13 +520,17 @@ class Worker:
         """
         adopt_every = min(5.0, self.lease_seconds / 3)
         last_adopt = float("-inf")
+        idle = True
         self._start()
         try:
             while not self.stopping:
                 _check_connections()
                 free = self._free()
                 jobs: list[ContainerJob] = []
-                if free > 0 and time.monotonic() - last_adopt >= adopt_every:
+                # Busy: look for orphans every few seconds; idle: at every poll, so
+                # that jobs launched by hand are harvested promptly.
+                since = time.monotonic() - last_adopt
+                if free > 0 and (since >= adopt_every or (idle and since >= self.poll_interval)):
                     last_adopt = time.monotonic()
                     with self._lock:
                         driving = set(self._driving)
@@ -536,6 +545,7 @@ class Worker:
                     )
                 if jobs:
                     self._dispatch(jobs, None)
+                idle = len(jobs) < free
                 if self._queue is not None and self._free() <= 0:
                     self._wait_for_slot(adopt_every)
                 elif len(jobs) < free:
