@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    import datetime
+
+    from django.utils import timezone
+
     from container_manager.models import ContainerJob, ExecutorHost
 
     parser = argparse.ArgumentParser(prog="fleetctl")
@@ -31,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--priority", type=int, default=0)
     create.add_argument("--max-retries", type=int, default=0)
     create.add_argument("--timeout", type=int, default=None)
+    create.add_argument("--not-before-in", type=float, default=None,
+                        help="the jobs may not start before this many seconds from now")
     args = parser.parse_args(argv)
 
     host, _ = ExecutorHost.objects.get_or_create(
@@ -42,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             "max_concurrent_jobs": args.max_concurrent,
         },
     )
+    not_before = None
+    if args.not_before_in is not None:
+        not_before = timezone.now() + datetime.timedelta(seconds=args.not_before_in)
     jobs = ContainerJob.objects.bulk_create(
         ContainerJob(image="busybox", command="echo fleet", docker_host=host,
                      priority=args.priority, max_retries=args.max_retries,
-                     timeout_seconds=args.timeout)
+                     timeout_seconds=args.timeout, not_before=not_before)
         for _ in range(args.count)
     )
     json.dump([job.pk for job in jobs], sys.stdout)
