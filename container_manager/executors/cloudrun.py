@@ -659,10 +659,27 @@ class CloudRunExecutor(BaseExecutor):
         Raises:
             LaunchError: An environment variable name is reserved by Cloud Run.
 
-        Example::
+        Example:
+            Building the request needs no network:
 
-            job = executor.build_job(spec)
-            job.template.template.containers[0].resources.limits  # {'cpu': '2', 'memory': '1024Mi'}
+            >>> from container_manager.models import ExecutorHost
+            >>> ex = CloudRunExecutor(ExecutorHost(
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1"))
+            >>> job = ex.build_job(LaunchSpec(
+            ...     job_id=1, execution_id=7, image="busybox", command=["/bin/sh", "-c", "echo hi"],
+            ...     cpu_limit=2, memory_limit_mb=1024, timeout_seconds=600))
+            >>> task = job.template.template
+            >>> container = task.containers[0]
+            >>> list(container.command), list(container.args), sorted(container.resources.limits.items())
+            (['/bin/sh'], ['-c', 'echo hi'], [('cpu', '2'), ('memory', '1024Mi')])
+            >>> task.timeout.total_seconds(), task.max_retries, job.template.task_count
+            (660.0, 0, 1)
+            >>> ex.build_job(LaunchSpec(job_id=1, execution_id=7, image="busybox", command=[],
+            ...                         environment={"CLOUD_RUN_JOB": "x"}))
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.LaunchError: environment: Cloud Run sets CLOUD_RUN_JOB itself; rename the variable.
         """
         from google.cloud import run_v2
         from google.protobuf import duration_pb2
@@ -740,11 +757,29 @@ class CloudRunExecutor(BaseExecutor):
             ImageNotFoundError: Cloud Run could not find the image.
             LaunchError: Cloud Run refused the job (limits, reserved variables, quota).
 
-        Example::
+        Example:
+            On success ``result.container_id`` is the execution's name, such as
+            ``projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q``.
+            Limits Cloud Run would refuse fail before any call; an unreachable
+            API is a retryable error:
 
-            result = CloudRunExecutor(host).launch(spec)
-            result.container_id
-            # 'projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q'
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> ex = CloudRunExecutor(host)
+            >>> ex.launch(LaunchSpec(job_id=1, execution_id=7, image="busybox", command=[],
+            ...                      memory_limit_mb=128))
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.LaunchError: memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.
+            >>> ex.launch(LaunchSpec(job_id=1, execution_id=7, image="busybox", command=[]))
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: create Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-7: ConnectionError: ...Connection refused...
         """
         problems = self.validate_spec(spec)
         if problems:
@@ -843,9 +878,23 @@ class CloudRunExecutor(BaseExecutor):
         Returns:
             The state.
 
-        Example::
+        Example:
+            A name that is not an execution is ``missing`` without asking Google;
+            Google unreachable raises:
 
-            executor.status(container_id)  # ContainerStatus(state='exited', exit_code=0, ...)
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> ex = CloudRunExecutor(host)
+            >>> ex.status("cm-exec-7")
+            ContainerStatus(state='missing', exit_code=None, oom_killed=False, error="not a Cloud Run execution: 'cm-exec-7'")
+            >>> ex.status("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: get Cloud Run execution projects/my-project/.../executions/cm-exec-7-x2k9q: ConnectionError: ...
         """
         if not _EXECUTION_NAME.match(container_id or ""):
             return ContainerStatus("missing", error=f"not a Cloud Run execution: {container_id!r}")
@@ -928,9 +977,21 @@ class CloudRunExecutor(BaseExecutor):
         Returns:
             The state at the end of the wait.
 
-        Example::
-
-            executor.wait(container_id, timeout=60).state  # 'exited'
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> ex = CloudRunExecutor(host)
+            >>> ex.wait("cm-exec-7", timeout=60).state  # not an execution name: no waiting
+            'missing'
+            >>> ex.wait("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q", timeout=60)
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: get Cloud Run execution ...: ConnectionError: ...
         """
         deadline = time.monotonic() + timeout
         interval = float(self.config.get("poll_seconds", 2))
@@ -956,9 +1017,20 @@ class CloudRunExecutor(BaseExecutor):
         Returns:
             The execution name, or None.
 
-        Example::
+        Example:
+            With Google reachable, ``find(7)`` returns a name such as
+            ``projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q``, or None:
 
-            executor.find(7)  # 'projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q'
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> CloudRunExecutor(host).find(7)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: get Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-7: ConnectionError: ...
         """
         name = self.job_name(execution_id)
         gexc = _google_exceptions()
@@ -1005,9 +1077,15 @@ class CloudRunExecutor(BaseExecutor):
         Returns:
             Both streams, oldest line first, one entry per line.
 
-        Example::
-
-            executor.logs(container_id).stderr  # 'Traceback (most recent call last): ...'
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> ex = CloudRunExecutor(ExecutorHost(
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1"))
+            >>> ex.logs("cm-exec-7")
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.ContainerNotFoundError: 'cm-exec-7' is not a Cloud Run execution name (projects/P/locations/R/jobs/J/executions/E)
         """
         from container_manager.conf import get_settings
 
@@ -1084,9 +1162,20 @@ class CloudRunExecutor(BaseExecutor):
             grace_seconds: How long to wait for the execution to end, minus the
                 10 s Cloud Run itself allows.
 
-        Example::
-
-            executor.stop(container_id, grace_seconds=10)
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> ex = CloudRunExecutor(host)
+            >>> ex.stop("cm-exec-7", grace_seconds=10)  # not an execution name: nothing to stop
+            >>> ex.stop("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q", grace_seconds=10)
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: get Cloud Run execution ...: ConnectionError: ...
         """
         if not _EXECUTION_NAME.match(container_id or ""):
             return
@@ -1116,9 +1205,18 @@ class CloudRunExecutor(BaseExecutor):
         Args:
             container_id: The execution name.
 
-        Example::
-
-            executor.cleanup(container_id)
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> CloudRunExecutor(host).cleanup("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q")
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: delete Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-7: ConnectionError: ...
         """
         match = _EXECUTION_NAME.match(container_id or "")
         if not match:
@@ -1138,11 +1236,21 @@ class CloudRunExecutor(BaseExecutor):
         Returns:
             ok with the location checked, or the error.
 
-        Example::
+        Example:
+            With Google reachable: ``HealthResult(ok=True, detail='Cloud Run Admin API
+            v2 answered for projects/p/locations/r')``. Unreachable:
 
-            CloudRunExecutor(host).health_check()
-            # HealthResult(ok=True,
-            #              detail='Cloud Run Admin API v2 answered for projects/p/locations/r')
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1",
+            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
+            ...                      "anonymous_credentials": True})
+            >>> result = CloudRunExecutor(host).health_check()
+            >>> result.ok
+            False
+            >>> print(result.detail)  # doctest: +ELLIPSIS
+            list Cloud Run jobs: ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): ...Connection refused...
         """
         try:
             parent = self.parent

@@ -27,8 +27,6 @@ NOISE = [
 #: Any gap *not* listed here fails the test.
 KNOWN_GAPS_IN_PROGRESS = {
     "container_manager.executors.docker.DockerExecutor.",
-    "container_manager.executors.cloudrun.CloudRunExecutor.",
-    "container_manager.management.commands.cleanup_containers.",
 }
 
 

@@ -128,6 +128,24 @@ class Command(BaseCommand):
         python manage.py cleanup_containers --host docker-1 --min-age 0 --include-kept
 
     Run it from cron (or a systemd timer) every few minutes next to the workers.
+
+    Example:
+        A host that cannot be listed is reported on stderr; the others are
+        still cleaned (the mock executor lists no containers):
+
+        >>> from io import StringIO
+        >>> from django.core.management import call_command
+        >>> _ = ExecutorHost.objects.create(
+        ...     name="docker-gone", executor_type="docker",
+        ...     connection_string="unix:///nonexistent/docker.sock")
+        >>> _ = ExecutorHost.objects.create(
+        ...     name="mock-1", executor_type="mock", connection_string="mock://one")
+        >>> out, err = StringIO(), StringIO()
+        >>> call_command("cleanup_containers", "--dry-run", stdout=out, stderr=err)
+        >>> print(out.getvalue(), end="")
+        Orphaned containers: 0 found, 0 removed.
+        >>> print(err.getvalue(), end="")  # doctest: +ELLIPSIS
+        Cannot list containers of docker-gone: Docker daemon of host 'docker-gone' at unix:///nonexistent/docker.sock is not reachable: ...
     """
 
     help = "Remove orphaned containers (labelled container_manager) of finished or unknown jobs."
@@ -137,6 +155,13 @@ class Command(BaseCommand):
 
         Args:
             parser: The argument parser.
+
+        Example:
+            >>> parser = Command().create_parser("manage.py", "cleanup_containers")
+            >>> options = parser.parse_args(["--host", "docker-1", "--host", "docker-2",
+            ...                              "--dry-run", "--min-age", "0"])
+            >>> options.hosts, options.dry_run, options.min_age, options.include_kept
+            (['docker-1', 'docker-2'], True, 0.0, False)
         """
         parser.add_argument(
             "--host", action="append", dest="hosts", default=None, metavar="NAME",
@@ -163,6 +188,15 @@ class Command(BaseCommand):
 
         Raises:
             CommandError: A named host does not exist.
+
+        Example:
+            >>> from django.core.management import call_command
+            >>> _ = ExecutorHost.objects.create(
+            ...     name="mock-1", executor_type="mock", connection_string="mock://one")
+            >>> call_command("cleanup_containers", "--host", "mock-1", "--host", "docker-9")
+            Traceback (most recent call last):
+              ...
+            django.core.management.base.CommandError: No executor host named docker-9.
         """
         from container_manager.models import ExecutorHost
 
