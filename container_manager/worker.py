@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from container_manager import claiming, operations
@@ -121,15 +121,6 @@ def _check_connections() -> None:
 class Worker:
     """Claims, launches, waits for and harvests jobs until stopped.
 
-    Args:
-        worker_id: Unique id of this worker (default: host, pid and a random part).
-        concurrency: Jobs driven at once (default ``WORKER_CONCURRENCY``). With 1,
-            everything runs in the calling thread (plus the lease heartbeat).
-        hosts: Only run jobs on hosts with these names (default: all active hosts).
-        poll_interval: Seconds to sleep when there is nothing to do.
-        lease_seconds: Length of the claim lease (default ``LEASE_SECONDS``); the
-            heartbeat renews the leases of the jobs in hand every third of it.
-
     Example:
         >>> worker = Worker(worker_id="w1", concurrency=2, hosts=["worker-mock"])
         >>> worker.concurrency, worker.hosts
@@ -144,7 +135,17 @@ class Worker:
         poll_interval: float | None = None,
         lease_seconds: float | None = None,
     ) -> None:
-        """Configure the worker; nothing runs until :meth:`run` or :meth:`run_once`."""
+        """Configure the worker; nothing runs until :meth:`run` or :meth:`run_once`.
+
+        Args:
+            worker_id: Unique id of this worker (default: host, pid and a random part).
+            concurrency: Jobs driven at once (default ``WORKER_CONCURRENCY``). With 1,
+                everything runs in the calling thread (plus the lease heartbeat).
+            hosts: Only run jobs on hosts with these names (default: all active hosts).
+            poll_interval: Seconds to sleep when there is nothing to do.
+            lease_seconds: Length of the claim lease (default ``LEASE_SECONDS``); the
+                heartbeat renews the leases of the jobs in hand every third of it.
+        """
         cfg = get_settings()
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = max(1, concurrency or cfg.WORKER_CONCURRENCY)
@@ -325,6 +326,11 @@ class Worker:
         exists, records it and carries on driving it; if not, nothing ran, so the
         attempt is recorded as failed and the job goes back to pending (a new
         attempt, whatever ``max_retries`` says: no container ever ran).
+
+        Args:
+            job: The adopted job.
+            execution: Its current attempt, with no container id.
+            executor: The executor of the job's host.
 
         Returns:
             True when a container was found and the job is now ``running``.
@@ -530,19 +536,32 @@ class Worker:
                 # Busy: look for orphans every few seconds; idle: at every poll, so
                 # that jobs launched by hand are harvested promptly.
                 since = time.monotonic() - last_adopt
-                if free > 0 and (since >= adopt_every or (idle and since >= self.poll_interval)):
-                    last_adopt = time.monotonic()
-                    with self._lock:
-                        driving = set(self._driving)
-                    adopted = claiming.adopt_jobs(
-                        self.worker_id, free, self.hosts, self.lease_seconds, exclude=driving
-                    )
-                    self._count(adopted=len(adopted))
-                    jobs += adopted
-                if free - len(jobs) > 0 and not self.stopping:
-                    jobs += claiming.claim_jobs(
-                        self.worker_id, free - len(jobs), self.hosts, self.lease_seconds
-                    )
+                try:
+                    if free > 0 and (
+                        since >= adopt_every or (idle and since >= self.poll_interval)
+                    ):
+                        last_adopt = time.monotonic()
+                        with self._lock:
+                            driving = set(self._driving)
+                        adopted = claiming.adopt_jobs(
+                            self.worker_id, free, self.hosts, self.lease_seconds,
+                            exclude=driving,
+                        )
+                        self._count(adopted=len(adopted))
+                        jobs += adopted
+                    if free - len(jobs) > 0 and not self.stopping:
+                        jobs += claiming.claim_jobs(
+                            self.worker_id, free - len(jobs), self.hosts, self.lease_seconds
+                        )
+                except DatabaseError:
+                    # The database is briefly away or locked: keep the jobs in hand
+                    # (a claim transaction that failed claimed nothing) and retry.
+                    logger.exception("Worker %s could not claim jobs", self.worker_id)
+                    self._count(errors=1)
+                    if jobs:
+                        self._dispatch(jobs, None)
+                    self._stop.wait(self.poll_interval)
+                    continue
                 if jobs:
                     self._dispatch(jobs, None)
                 idle = len(jobs) < free

@@ -65,7 +65,8 @@ elif os.environ.get("CM_TEST_SQLITE_PATH"):
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ["CM_TEST_SQLITE_PATH"],
-            "OPTIONS": {"timeout": 30},
+            # WAL lets readers and one writer work at once (several worker threads).
+            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -231,7 +231,7 @@ def test_a_worker_killed_with_sigkill_loses_no_job(fleet):
         # worker had not recorded its launch and the executor had no container.
         launched = [r for r in rows if r[2]]
         assert len(launched) == 1, (job_id, rows)
-        for attempt, status, container_id, error in rows:
+        for _attempt, status, container_id, error in rows:
             if not container_id:
                 assert status == "failed" and "before the launch was recorded" in error
     # The victim's running jobs were adopted and harvested from the executor's
