@@ -55,6 +55,10 @@ root_doc = "index"
 exclude_patterns = ["_build", "_inventories", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 nitpicky = True
+# API objects are not toctree entries: the navigation lists pages and sections,
+# and each reference page keeps its own index of objects. (Furo renders the whole
+# navigation on every page, so thousands of object entries also slowed the build.)
+toc_object_entries = False
 # Keep quotes as typed: help texts show JSON ("exec form") and shell commands.
 smartquotes = False
 
