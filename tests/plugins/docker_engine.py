@@ -45,6 +45,16 @@ class EngineUnavailable(RuntimeError):
     """dockerd cannot be started here."""
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies (a killed pytest leaks no dockerd)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,7 +112,8 @@ class DockerEngine:
             return
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - kept open by the daemon
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout
