@@ -1,13 +1,14 @@
 """Every example of the documentation brief (sections 1-5) runs as written.
 
 The only change is the one the issue allows: a mock host stands in for the Docker
-host. Loops that wait for a job (``time.sleep(5)`` + ``refresh_from_db()``) get a
-real worker running in a background thread, as in production; ``time.sleep`` is
-shortened so that the suite stays fast.
+host. Loops that wait for a job (``time.sleep(5)`` + ``refresh_from_db()``) need a
+worker to make progress, as in production. Here the worker runs while the example
+"sleeps": ``time.sleep`` is replaced by a short real sleep followed by one worker
+pass (``Worker.run_once``), which makes the examples deterministic (no second
+thread writing to the in-memory SQLite database) and fast.
 """
 
 import textwrap
-import threading
 import time as real_time
 import types
 
@@ -25,14 +26,19 @@ fast_time = types.SimpleNamespace(sleep=lambda s: real_time.sleep(min(s, 0.02)))
 
 
 @pytest.fixture
-def background_worker(transactional_db):
+def background_worker(db):
+    """While an example sleeps, a worker takes one pass over the queue."""
     worker = Worker(worker_id="brief-worker", concurrency=1, poll_interval=0.01)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    passes = []
+
+    def sleep(seconds):
+        real_time.sleep(min(seconds, 0.05))
+        passes.append(worker.run_once())
+
+    fast_time.sleep = sleep
     yield worker
-    worker.request_stop()
-    thread.join(10)
-    assert not thread.is_alive()
+    fast_time.sleep = lambda s: real_time.sleep(min(s, 0.02))
+    assert passes, "the example never waited for the worker"
 
 
 def run(code, **names):
