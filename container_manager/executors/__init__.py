@@ -35,6 +35,7 @@ from container_manager.executors.errors import (
     HostUnavailableError,
     ImageNotFoundError,
     LaunchError,
+    missing_extra,
 )
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ EXECUTOR_PATHS: dict[str, str] = {
     "docker": "container_manager.executors.docker:DockerExecutor",
     "cloudrun": "container_manager.executors.cloudrun:CloudRunExecutor",
 }
-_EXTRAS = {"docker": "docker", "cloudrun": "cloudrun"}
 
 
 def register_executor(executor_type: str, path: str) -> None:
@@ -113,11 +113,7 @@ def get_executor_class(executor_type: str) -> type[BaseExecutor]:
                 f"The {executor_type} executor is not available in this version of "
                 "container_manager."
             ) from None
-        extra = _EXTRAS.get(executor_type, executor_type)
-        raise ExecutorNotAvailableError(
-            f"The {executor_type} executor needs the {exc.name!r} package: "
-            f"pip install 'django-container-manager[{extra}]'."
-        ) from None
+        raise missing_extra(executor_type, exc.name) from None
     return getattr(module, class_name)
 
 

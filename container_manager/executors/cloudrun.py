@@ -55,10 +55,10 @@ from container_manager.executors.errors import (
     ContainerNotFoundError,
     ExecutorConfigurationError,
     ExecutorError,
-    ExecutorNotAvailableError,
     HostUnavailableError,
     ImageNotFoundError,
     LaunchError,
+    missing_extra,
 )
 
 logger = logging.getLogger("container_manager")
@@ -277,10 +277,7 @@ def _google_exceptions() -> Any:
     try:
         from google.api_core import exceptions
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
-        raise ExecutorNotAvailableError(
-            f"The cloudrun executor needs the {exc.name!r} package: "
-            "pip install 'django-container-manager[cloudrun]'."
-        ) from None
+        raise missing_extra("cloudrun", exc.name) from None
     return exceptions
 
 
@@ -581,10 +578,7 @@ class CloudRunExecutor(BaseExecutor):
             from google.api_core.client_options import ClientOptions
             from google.cloud import run_v2
         except ModuleNotFoundError as exc:
-            raise ExecutorNotAvailableError(
-                f"The cloudrun executor needs the {exc.name!r} package: "
-                "pip install 'django-container-manager[cloudrun]'."
-            ) from None
+            raise missing_extra("cloudrun", exc.name) from None
         classes = {
             "jobs": run_v2.JobsClient,
             "executions": run_v2.ExecutionsClient,
@@ -613,10 +607,7 @@ class CloudRunExecutor(BaseExecutor):
         try:
             from google.cloud import logging_v2
         except ModuleNotFoundError as exc:
-            raise ExecutorNotAvailableError(
-                f"The cloudrun executor needs the {exc.name!r} package: "
-                "pip install 'django-container-manager[cloudrun]'."
-            ) from None
+            raise missing_extra("cloudrun", exc.name) from None
         endpoint = self.config.get("logging_api_endpoint")
         try:
             client = logging_v2.Client(

@@ -82,3 +82,23 @@ class ContainerNotFoundError(ExecutorError):
         >>> ContainerNotFoundError("no such container: abc").retryable
         False
     """
+
+
+def missing_extra(executor_type: str, package: str | None) -> ExecutorNotAvailableError:
+    """Build the error for an executor whose optional dependency is not installed.
+
+    Args:
+        executor_type: The executor type, which is also the name of its extra.
+        package: The module that failed to import.
+
+    Returns:
+        An error that names the package and the ``pip install`` command.
+
+    Example:
+        >>> print(missing_extra("docker", "docker"))
+        The docker executor needs the 'docker' package: pip install 'django-container-manager[docker]'.
+    """
+    return ExecutorNotAvailableError(
+        f"The {executor_type} executor needs the {package!r} package: "
+        f"pip install 'django-container-manager[{executor_type}]'."
+    )
