@@ -393,10 +393,19 @@ class DockerExecutor(BaseExecutor):
             ExecutorConfigurationError: The TLS files are missing or unreadable.
             ExecutorNotAvailableError: The Docker SDK is not installed.
 
-        Example::
+        Example:
+            With the daemon reachable, ``executor.client.api_version`` is the
+            negotiated API version (such as ``'1.43'``). The client is made on first
+            use, so an unreachable daemon raises here, saying what to check:
 
-            executor = DockerExecutor(host)
-            executor.client.api_version      # '1.41'
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).client  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         key = self._client_key()
         with _clients_lock:
@@ -477,11 +486,20 @@ class DockerExecutor(BaseExecutor):
             LaunchError: Docker refused the container (bad command, bad option), or
                 the name is taken by a container of another job.
 
-        Example::
+        Example:
+            On success ``result.container_id`` is the container's id (64 hex
+            digits) and ``result.running`` is True. An unreachable daemon is a
+            retryable error, raised before anything is created:
 
-            result = DockerExecutor(host).launch(LaunchSpec(
-                job_id=1, execution_id=5, image="busybox", command=["echo", "hi"]))
-            result.container_id      # '4f1c...' (64 hex digits)
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).launch(LaunchSpec(  # doctest: +ELLIPSIS
+            ...     job_id=1, execution_id=5, image="busybox", command=["echo", "hi"]))
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         docker = _docker()
         client = self.client
@@ -598,10 +616,20 @@ class DockerExecutor(BaseExecutor):
         Raises:
             HostUnavailableError: The daemon cannot be reached.
 
-        Example::
+        Example:
+            With the daemon reachable, a container the kernel killed for memory is
+            ``ContainerStatus(state='exited', exit_code=137, oom_killed=True, error='')``
+            and a removed one is ``missing``. An unreachable daemon raises: the
+            container's state is unknown, not ``missing``:
 
-            DockerExecutor(host).status(container_id)
-            # ContainerStatus(state='exited', exit_code=137, oom_killed=True, error='')
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).status("cm-exec-5")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         try:
             with self._calling("inspect container"):
@@ -640,10 +668,19 @@ class DockerExecutor(BaseExecutor):
         Raises:
             HostUnavailableError: The daemon cannot be reached.
 
-        Example::
+        Example:
+            With the daemon reachable the state is ``'running'`` if the timeout
+            passed first, or ``'exited'`` with the exit code (and ``oom_killed``).
+            An unreachable daemon raises instead of waiting:
 
-            DockerExecutor(host).wait(container_id, timeout=2)
-            # ContainerStatus(state='running', ...) or state='exited', exit_code=0
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).wait("cm-exec-5", timeout=2)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         if timeout < 0.05:
             return self.status(container_id)
@@ -682,10 +719,18 @@ class DockerExecutor(BaseExecutor):
             HostUnavailableError: The daemon cannot be reached.
             ContainerNotFoundError: The container no longer exists.
 
-        Example::
+        Example:
+            With the daemon reachable: ``ContainerLogs(stdout='hello\\n',
+            stderr='warning\\n')``. Unreachable:
 
-            DockerExecutor(host).logs(container_id)
-            # ContainerLogs(stdout='hello\\n', stderr='warning\\n')
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).logs("cm-exec-5")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         from container_manager.conf import get_settings
 
@@ -729,9 +774,18 @@ class DockerExecutor(BaseExecutor):
         Raises:
             HostUnavailableError: The daemon cannot be reached.
 
-        Example::
+        Example:
+            A container that is gone or already stopped is not an error. An
+            unreachable daemon is (after a last attempt to kill the container):
 
-            DockerExecutor(host).stop(container_id, grace_seconds=10)
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).stop("cm-exec-5", grace_seconds=10)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         try:
             with self._calling("stop container"):
@@ -755,9 +809,18 @@ class DockerExecutor(BaseExecutor):
         Raises:
             HostUnavailableError: The daemon cannot be reached.
 
-        Example::
+        Example:
+            With the daemon reachable a second call is a no-op (the container is
+            already gone). Unreachable:
 
-            DockerExecutor(host).cleanup(container_id)   # a second call is a no-op
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).cleanup("cm-exec-5")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         try:
             with self._calling("remove container"):
@@ -784,9 +847,20 @@ class DockerExecutor(BaseExecutor):
         Raises:
             HostUnavailableError: The daemon cannot be reached.
 
-        Example::
+        Example:
+            With the daemon reachable, ``find(execution.pk)`` is the execution's
+            ``container_id``, or None when no container carries its name. An
+            unreachable daemon raises rather than answer None (which would allow a
+            second launch):
 
-            DockerExecutor(host).find(execution.pk) == execution.container_id   # True
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).find(5)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         try:
             with self._calling("find container"):
@@ -813,9 +887,18 @@ class DockerExecutor(BaseExecutor):
         Raises:
             HostUnavailableError: The daemon cannot be reached.
 
-        Example::
+        Example:
+            With the daemon reachable, ``[c.execution_id for c in
+            executor.list_managed()]`` is for instance ``[12, 15]``. Unreachable:
 
-            [c.execution_id for c in DockerExecutor(host).list_managed()]   # [12, 15]
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> DockerExecutor(host).list_managed()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         with self._calling("list containers"):
             rows = self.client.containers(
@@ -846,10 +929,20 @@ class DockerExecutor(BaseExecutor):
         Returns:
             ``ok`` with the engine and API versions, or the reason it failed.
 
-        Example::
+        Example:
+            With the daemon reachable the detail names the versions, for instance
+            ``'Docker 24.0.7, API 1.43 (client uses 1.43)'``. Unreachable, it
+            reports the reason instead of raising:
 
-            DockerExecutor(host).health_check()
-            # HealthResult(ok=True, detail='Docker 20.10.24+dfsg1, API 1.41')
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
+            ...     name="gone", executor_type="docker",
+            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> result = DockerExecutor(host).health_check()
+            >>> result.ok
+            False
+            >>> print(result.detail)  # doctest: +ELLIPSIS
+            Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """
         try:
             client = self.client
