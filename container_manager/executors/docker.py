@@ -69,10 +69,10 @@ from container_manager.executors.errors import (
     ContainerNotFoundError,
     ExecutorConfigurationError,
     ExecutorError,
-    ExecutorNotAvailableError,
     HostUnavailableError,
     ImageNotFoundError,
     LaunchError,
+    missing_extra,
 )
 
 if TYPE_CHECKING:
@@ -100,11 +100,8 @@ def _docker() -> Any:
         import docker
         import docker.errors
         import docker.tls
-    except ModuleNotFoundError:  # pragma: no cover - the test environment has the SDK
-        raise ExecutorNotAvailableError(
-            "The docker executor needs the 'docker' package: "
-            "pip install 'django-container-manager[docker]'."
-        ) from None
+    except ModuleNotFoundError as exc:  # pragma: no cover - the test environment has the SDK
+        raise missing_extra("docker", exc.name) from None
     return docker
 
 
