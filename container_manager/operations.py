@@ -312,7 +312,9 @@ def _launch_failed(job: ContainerJob, execution: ContainerExecution, exc: Execut
     message = f"launch failed: {exc}"
     _record_execution(execution, status="failed", error_message=message)
     if isinstance(exc, HostUnavailableError) and job.attempts <= job.max_retries + 1:
-        # The host never got the container: back to pending, this attempt does not count.
+        # The host never got the container, so nothing ran: back to pending with
+        # backoff. An unreachable host is allowed one attempt more than max_retries
+        # (the policy table in the Running workers guide), then the job fails.
         transition(
             job,
             JobStatus.PENDING,
