@@ -1,12 +1,15 @@
 """How workers claim jobs: atomically, with a lease, never the same job twice.
 
 A claim moves pending jobs to ``starting`` and stamps them with the worker's id
-and a lease expiry. On PostgreSQL the candidates are read with
-``SELECT ... FOR UPDATE SKIP LOCKED`` inside one short transaction, so that
-concurrent workers claim disjoint sets without waiting for each other; the hosts
-that have a ``max_concurrent_jobs`` limit are locked (``SELECT ... FOR UPDATE``)
-in the same transaction while their active jobs are counted, so that the limit
-holds across all workers. On backends without row locks (SQLite) the claim is a
+and a lease expiry. On PostgreSQL the candidates are locked with
+``FOR UPDATE SKIP LOCKED``, so that concurrent workers claim disjoint sets
+without waiting for each other. When none of the candidate hosts has a
+``max_concurrent_jobs`` limit the claim is a single statement,
+``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``
+(atomic by itself, no transaction). Otherwise the candidates are read inside one
+short transaction in which the capacity-limited hosts are locked
+(``SELECT ... FOR UPDATE``) while their active jobs are counted, so that the
+limit holds across all workers. On backends without row locks (SQLite) the claim is a
 conditional ``UPDATE ... WHERE status = 'pending'``: no job is ever claimed
 twice, and capacity holds for one worker process.
 
@@ -40,7 +43,7 @@ from container_manager.conf import get_settings
 from container_manager.lifecycle import ACTIVE_STATUSES, JobStatus
 
 if TYPE_CHECKING:
-    from container_manager.models import ContainerJob
+    from container_manager.models import ContainerJob, ExecutorHost
 
 _ACTIVE = sorted(ACTIVE_STATUSES)
 
@@ -76,7 +79,10 @@ def claim_jobs(
         lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
 
     Returns:
-        The claimed jobs, with host and template loaded, in claim order.
+        The claimed jobs, with their host loaded, in claim order. The template is
+        loaded too on SQLite and for capacity-limited hosts; on the single-statement
+        PostgreSQL path it is read when the job is launched, and only when the job
+        has one (one more query).
 
     Example:
         >>> host = ExecutorHost.objects.create(
@@ -97,11 +103,14 @@ def claim_jobs(
     host_rows = ExecutorHost.objects.filter(is_active=True)
     if hosts:
         host_rows = host_rows.filter(name__in=list(hosts))
-    caps = dict(host_rows.values_list("pk", "max_concurrent_jobs"))
-    if not caps:
+    host_objs = {host.pk: host for host in host_rows}
+    if not host_objs:
         return []
+    caps = {pk: host.max_concurrent_jobs for pk, host in host_objs.items()}
     limited = sorted(pk for pk, cap in caps.items() if cap is not None)
     locking = _locking()
+    if locking and not limited:
+        return _claim_in_one_statement(worker_id, limit, host_objs, now, lease_seconds)
     chosen: list[ContainerJob] = []
     with transaction.atomic() if locking else contextlib.nullcontext():
         free: dict[int, int] = {}
@@ -182,6 +191,68 @@ def claim_jobs(
         job.attempts += 1
         job.updated_at = now
         job._cm_fresh_claim = True  # type: ignore[attr-defined]  # no execution for this attempt
+    return chosen
+
+
+def _claim_in_one_statement(
+    worker_id: str,
+    limit: int,
+    hosts: dict[int, ExecutorHost],
+    now: datetime.datetime,
+    lease_seconds: float | None,
+) -> list[ContainerJob]:
+    """Claim on PostgreSQL when no candidate host has a capacity limit: one statement.
+
+    ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``
+    is atomic by itself (no BEGIN/COMMIT needed): the sub-select locks the
+    candidate rows, skipping the ones another worker is claiming, and re-checks
+    that they are still pending once locked. The hosts come from the caller's
+    host query; the template is loaded when the job is launched, and only for a
+    job that has one.
+    """
+    from container_manager.models import ContainerJob
+
+    meta = ContainerJob._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+
+    def col(name: str) -> str:
+        return qn(meta.get_field(name).column)
+
+    fields = list(meta.concrete_fields)
+    expiry = _lease_expiry(lease_seconds)
+    pk, status = qn(meta.pk.column), col("status")
+    sql = (
+        f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
+        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
+        f"{col('updated_at')} = %s "
+        f"WHERE {status} = %s AND {pk} IN ("
+        f"SELECT {pk} FROM {table} WHERE {status} = %s AND {col('docker_host')} = ANY(%s) "
+        f"AND ({col('not_before')} IS NULL OR {col('not_before')} <= %s) "
+        f"ORDER BY {col('priority')} DESC, {col('created_at')} LIMIT %s "
+        f"FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {', '.join(qn(f.column) for f in fields)}"
+    )
+    params = [
+        JobStatus.STARTING.value, worker_id, expiry, now,
+        JobStatus.PENDING.value, JobStatus.PENDING.value, sorted(hosts), now, limit,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = [(i, f.get_db_converters(connection)) for i, f in enumerate(fields)]
+    names = [f.attname for f in fields]
+    chosen = []
+    for row in rows:
+        values = list(row)
+        for i, funcs in converters:
+            for func in funcs:
+                values[i] = func(values[i], fields[i], connection)
+        job = ContainerJob.from_db(connection.alias, names, values)
+        job.docker_host = hosts[job.docker_host_id]
+        job._cm_fresh_claim = True  # type: ignore[attr-defined]  # no execution for this attempt
+        chosen.append(job)
+    chosen.sort(key=lambda job: (-job.priority, job.created_at, job.pk))
     return chosen
 
 

@@ -15,11 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -38,13 +38,24 @@ from container_manager.executors.errors import (
     ExecutorNotAvailableError,
     ImageNotFoundError,
 )
-from container_manager.lifecycle import ConcurrentTransitionError, JobStatus, check_transition
+from container_manager.lifecycle import (
+    ACTIVE_STATUSES,
+    ConcurrentTransitionError,
+    JobStatus,
+    check_transition,
+)
 from container_manager.validators import parse_command
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerExecution, ContainerJob
 
 logger = logging.getLogger("container_manager")
+
+#: Statuses of a finished attempt (:class:`~container_manager.models.ExecutionStatus`).
+FINISHED_EXECUTION_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+#: The failure message of a container killed at its memory limit.
+OOM_MESSAGE = "out of memory (killed at the memory limit)"
 
 #: Executor errors that no retry can fix.
 PERMANENT_LAUNCH_ERRORS = (ImageNotFoundError, ExecutorNotAvailableError, ExecutorConfigurationError)
@@ -75,13 +86,18 @@ def transition(job: ContainerJob, new: str, **fields: Any) -> None:
         ...
         container_manager.lifecycle.InvalidTransitionError: Job ... cannot move from 'cancelled' to 'running': 'cancelled' is terminal.
     """
+    _transition_where(job, new, {}, **fields)
+
+
+def _transition_where(job: ContainerJob, new: str, where: dict[str, Any], **fields: Any) -> None:
+    """:func:`transition`, with extra conditions on the row (``where``) in the same UPDATE."""
     from container_manager.models import ContainerJob
 
     old = job.status
     new = getattr(new, "value", new)
     check_transition(old, new, job_id=job.pk)
     now = timezone.now()
-    updated = ContainerJob.objects.filter(pk=job.pk, status=old).update(
+    updated = ContainerJob.objects.filter(pk=job.pk, status=old, **where).update(
         status=new, updated_at=now, **fields
     )
     if updated != 1:
@@ -335,31 +351,51 @@ def _backoff(job: ContainerJob) -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
-def _fail_or_retry(job: ContainerJob, message: str, *, retryable: bool, **fields: Any) -> None:
+def _fail_or_retry(
+    job: ContainerJob,
+    message: str,
+    *,
+    retryable: bool,
+    where: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
     """Fail the job, or send it back to pending when the retry policy allows another attempt."""
     fields = {"claimed_by": "", "lease_expires_at": None, **fields}
+    where = where or {}
     if retryable and job.attempts <= job.max_retries:
-        transition(
+        _transition_where(
             job,
             JobStatus.PENDING,
+            where,
             status_message=f"{message}; retrying (attempt {job.attempts + 1} of "
             f"{job.max_retries + 1})",
             not_before=timezone.now() + _backoff(job),
             **fields,
         )
         return
-    transition(job, JobStatus.FAILED, status_message=message, finished_at=timezone.now(),
-               **fields)
+    _transition_where(job, JobStatus.FAILED, where, status_message=message,
+                      finished_at=timezone.now(), **fields)
 
 
-def _record_execution(execution: ContainerExecution, **fields: Any) -> None:
-    """Save the final fields of an attempt (one UPDATE)."""
+def _record_execution(
+    execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any
+) -> bool:
+    """Save the final fields of an attempt (one UPDATE); False when ``only_unfinished`` lost.
+
+    With ``only_unfinished`` the UPDATE matches only an attempt still ``starting``
+    or ``running``: the first process to finish the attempt wins its record.
+    """
     from container_manager.models import ContainerExecution
 
     fields.setdefault("finished_at", timezone.now())
-    ContainerExecution.objects.filter(pk=execution.pk).update(**fields)
+    rows = ContainerExecution.objects.filter(pk=execution.pk)
+    if only_unfinished:
+        rows = rows.exclude(status__in=sorted(FINISHED_EXECUTION_STATUSES))
+    if not rows.update(**fields):
+        return False
     for name, value in fields.items():
         setattr(execution, name, value)
+    return True
 
 
 def current_execution(job: ContainerJob) -> ContainerExecution | None:
@@ -421,6 +457,13 @@ def harvest(
     execution = current_execution(job)
     if execution is None or not execution.container_id:
         return False
+    if execution.status in FINISHED_EXECUTION_STATUSES:
+        if execution.attempt != job.attempts:
+            return False  # a new attempt is claimed, not launched yet
+        # The attempt's result is recorded but the job was not moved (its finisher
+        # stopped in between): move it from the record, without the executor.
+        _settle(job, execution)
+        return True
     executor = executor or get_executor(job.docker_host)
     if state is None:
         try:
@@ -475,43 +518,102 @@ def _finish(
         except ExecutorError as exc:
             logger.warning("Could not read logs of job %s: %s", job.pk, exc)
     exit_code = state.exit_code if state is not None else None
-    retryable = False
     if cancelled:
-        outcome = JobStatus.CANCELLED
+        outcome, message = JobStatus.CANCELLED, "cancelled"
     elif failure:
-        outcome = JobStatus.FAILED
+        outcome, message = JobStatus.FAILED, failure
     elif state is not None and state.oom_killed:
-        outcome, failure = JobStatus.FAILED, "out of memory (killed at the memory limit)"
-        retryable = get_settings().RETRY_ON_OOM
+        outcome, message = JobStatus.FAILED, OOM_MESSAGE
     elif exit_code == 0:
-        outcome = JobStatus.COMPLETED
+        outcome, message = JobStatus.COMPLETED, ""
     else:
-        outcome, failure = JobStatus.FAILED, f"exited with code {exit_code}"
-        retryable = exit_code in get_settings().RETRY_ON_EXIT_CODES
+        outcome, message = JobStatus.FAILED, f"exited with code {exit_code}"
     keep = outcome == JobStatus.FAILED and get_settings().KEEP_FAILED_CONTAINERS
     if cleanup and not keep:
         try:
             executor.cleanup(execution.container_id)
         except ExecutorError as exc:
             logger.warning("Could not clean up container of job %s: %s", job.pk, exc)
-    # One transaction: if another process moved the job first (a cancel racing a
-    # harvest), the attempt's record is rolled back with the failed transition.
-    with transaction.atomic():
-        _record_execution(
-            execution,
-            status=outcome.value,
-            exit_code=exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            error_message=failure if not cancelled else "cancelled",
-        )
-        now = timezone.now()
-        if outcome == JobStatus.FAILED:
-            _fail_or_retry(job, failure, retryable=retryable, exit_code=exit_code)
+    # No transaction: the attempt first, conditionally, so that the first finisher
+    # (harvest, cancel, timeout) wins its record; then the job, from that record.
+    # A process that stops between the two leaves a finished attempt on an active
+    # job: whoever harvests the job next moves it from the record (see _settle).
+    won = _record_execution(
+        execution,
+        only_unfinished=True,
+        status=outcome.value,
+        exit_code=exit_code,
+        stdout=stdout,
+        stderr=stderr,
+        error_message=message,
+    )
+    if not won:
+        _lost_attempt(job, execution)
+    _settle(job, execution)
+
+
+def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
+    """Move an active job to the outcome recorded on its finished current attempt.
+
+    The same rule serves the process that recorded the attempt and one that finds
+    the attempt finished but the job still active (its finisher stopped between
+    the two UPDATEs), so both put the job where the record says. The UPDATE is
+    conditional on the job's status and on its attempt still being this one.
+
+    Args:
+        job: The job; its in-memory status is the expected current one.
+        execution: Its current attempt, recorded finished.
+
+    Raises:
+        ConcurrentTransitionError: The job was moved elsewhere first.
+    """
+    where = {"attempts": execution.attempt}
+    exit_code = execution.exit_code
+    now = timezone.now()
+    try:
+        if execution.status == JobStatus.FAILED:
+            message = execution.error_message
+            cfg = get_settings()
+            retryable = (message == OOM_MESSAGE and cfg.RETRY_ON_OOM) or (
+                message == f"exited with code {exit_code}"
+                and exit_code in cfg.RETRY_ON_EXIT_CODES
+            )
+            target = (JobStatus.PENDING if retryable and job.attempts <= job.max_retries
+                      else JobStatus.FAILED)
+            _fail_or_retry(job, message, retryable=retryable, where=where, exit_code=exit_code)
         else:
-            message = "cancelled" if cancelled else "exited with code 0"
-            transition(job, outcome, status_message=message, finished_at=now,
-                       exit_code=exit_code, claimed_by="", lease_expires_at=None)
+            target = JobStatus(execution.status)  # completed or cancelled
+            message = "cancelled" if target == JobStatus.CANCELLED else "exited with code 0"
+            _transition_where(job, target, where, status_message=message, finished_at=now,
+                              exit_code=exit_code, claimed_by="", lease_expires_at=None)
+    except ConcurrentTransitionError:
+        # Another process may have moved the job from this very record first.
+        job.refresh_from_db()
+        if job.status != target or job.attempts != execution.attempt:
+            raise
+
+
+def _lost_attempt(job: ContainerJob, execution: ContainerExecution) -> None:
+    """Another process finished the attempt first: see the job follows its record, then raise.
+
+    Args:
+        job: The job.
+        execution: Its current attempt, which this process failed to record.
+
+    Raises:
+        ConcurrentTransitionError: Always; this process did not finish the attempt.
+    """
+    from container_manager.models import ContainerExecution
+
+    recorded = ContainerExecution.objects.filter(pk=execution.pk).first()
+    if recorded is not None and recorded.status in FINISHED_EXECUTION_STATUSES:
+        job.refresh_from_db()
+        if job.status in ACTIVE_STATUSES and job.attempts == recorded.attempt:
+            with contextlib.suppress(ConcurrentTransitionError):
+                _settle(job, recorded)
+    raise ConcurrentTransitionError(
+        f"Attempt {execution.attempt} of job {job.pk} was finished by another process first."
+    )
 
 
 def cancel(job: ContainerJob) -> bool:
@@ -540,7 +642,8 @@ def cancel(job: ContainerJob) -> bool:
             transition(job, JobStatus.CANCELLED, status_message="cancelled",
                        finished_at=timezone.now(), claimed_by="", lease_expires_at=None)
             if execution is not None:
-                _record_execution(execution, status="cancelled", error_message="cancelled")
+                _record_execution(execution, only_unfinished=True, status="cancelled",
+                                  error_message="cancelled")
             return True
         executor = get_executor(job.docker_host)
         executor.stop(execution.container_id, get_settings().STOP_GRACE_SECONDS)

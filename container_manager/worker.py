@@ -250,6 +250,12 @@ class Worker:
                 return
         if execution is None or not execution.container_id:
             return
+        if execution.status in operations.FINISHED_EXECUTION_STATUSES:
+            # The attempt's result is recorded but the job was not moved (its
+            # finisher stopped in between): harvest moves it from the record.
+            if operations.harvest(job, executor):
+                self._count(harvested=1)
+            return
         self._wait_and_harvest(job, execution, executor, max_wait)
 
     def _launch(self, job: ContainerJob, executor: BaseExecutor) -> bool:

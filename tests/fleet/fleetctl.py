@@ -37,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--timeout", type=int, default=None)
     create.add_argument("--not-before-in", type=float, default=None,
                         help="the jobs may not start before this many seconds from now")
+    lifecycle = sub.add_parser(
+        "lifecycle", help="claim and drive one job with a worker; print the SQL it took")
+    lifecycle.add_argument("host")
+    lifecycle.add_argument("--max-concurrent", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.cmd == "lifecycle":
+        return _lifecycle(args.host, args.max_concurrent)
 
     host, _ = ExecutorHost.objects.get_or_create(
         name=args.host,
@@ -58,6 +64,29 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.count)
     )
     json.dump([job.pk for job in jobs], sys.stdout)
+    return 0
+
+
+def _lifecycle(host_name: str, max_concurrent: int | None) -> int:
+    """Claim + launch + wait + harvest of one job; print its statements as JSON."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from container_manager import claiming
+    from container_manager.models import ContainerJob, ExecutorHost
+    from container_manager.worker import Worker
+
+    host = ExecutorHost.objects.create(
+        name=host_name, executor_type="mock", connection_string=f"mock://{host_name}",
+        max_concurrent_jobs=max_concurrent)
+    job = ContainerJob.objects.create(image="busybox", command="echo hi", docker_host=host)
+    worker = Worker(worker_id="lifecycle", concurrency=1)
+    with CaptureQueriesContext(connection) as ctx:
+        [claimed] = claiming.claim_jobs("lifecycle", 1, hosts=[host_name])
+        worker.drive(claimed)
+    job.refresh_from_db()
+    json.dump({"status": job.status, "sql": [q["sql"] for q in ctx.captured_queries]},
+              sys.stdout)
     return 0
 
 

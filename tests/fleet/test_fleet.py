@@ -271,3 +271,25 @@ def test_sigterm_exits_quickly_and_leaves_no_abandoned_claim(fleet):
     assert all(len(rows) == 1 and rows[0][1] == "completed" for rows in executions.values())
     assert "adopted 4" in fleet.output("successor")
     print(f"worker exited {took:.2f} s after SIGTERM")
+
+
+@pytest.mark.parametrize("max_concurrent", [None, 3])
+def test_one_job_lifecycle_takes_at_most_8_statements_on_postgres(fleet, max_concurrent):
+    """Claim + launch + wait + harvest, counting BEGIN/COMMIT, through a real worker."""
+    args = [sys.executable, "-m", "tests.fleet.fleetctl", "lifecycle", "count"]
+    if max_concurrent is not None:
+        args += ["--max-concurrent", str(max_concurrent)]
+    done = subprocess.run(args, env=fleet.env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=True)
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed"
+    statements = result["sql"]
+    if max_concurrent is None:
+        # SELECT hosts, UPDATE ... RETURNING (claim), INSERT + 2 UPDATEs (launch),
+        # 2 UPDATEs (harvest); no transaction at all.
+        assert len(statements) == 7, statements
+        assert not [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")]
+    else:
+        # A capacity-limited host keeps the locked claim transaction: BEGIN, lock the
+        # host, count its active jobs, SELECT ... SKIP LOCKED, UPDATE, COMMIT.
+        assert len(statements) <= 12, statements

@@ -312,3 +312,106 @@ def test_sigterm_stops_the_command_quickly_and_releases_its_claims(tmp_path):
     assert sorted(r[0] for r in rows) == sorted(ids)
     assert all(claimed == "" for _, _, claimed, _ in rows)
     assert sorted(status for _, status, _, _ in rows) == ["pending"] * 4 + ["running"] * 2
+
+
+@pytest.mark.django_db(transaction=True)  # no test transaction: no savepoints counted
+def test_one_job_lifecycle_takes_at_most_8_statements():
+    """Claim + launch + wait + harvest of one job (SQLite; see tests/fleet for PostgreSQL)."""
+    host = make_host()
+    job = make_job(host)
+    worker = Worker(worker_id="w", concurrency=1)
+    with CaptureQueriesContext(connection) as ctx:
+        [claimed] = claiming.claim_jobs("w", 1)
+        worker.drive(claimed)
+    job.refresh_from_db()
+    assert job.status == "completed"
+    statements = [q["sql"] for q in ctx.captured_queries]
+    # SELECT hosts, SELECT candidates, UPDATE (claim); INSERT execution, UPDATE job,
+    # UPDATE execution (launch); UPDATE execution, UPDATE job (harvest): no transaction.
+    assert len(statements) <= 8, statements
+    assert not [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")]
+
+
+def _finisher_stopped_after_recording(host, **recorded):
+    """A running job whose attempt is recorded finished, but the job was never moved."""
+    job = make_job(host)
+    assert job.launch() is True
+    execution = job.containerexecution_set.get()
+    ContainerExecution.objects.filter(pk=execution.pk).update(
+        finished_at=timezone.now(), **recorded)
+    job.refresh_from_db()
+    assert job.status == "running"
+    return job
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("recorded", "expected"),
+    [
+        ({"status": "failed", "exit_code": 3, "error_message": "exited with code 3"},
+         ("failed", 3)),
+        ({"status": "completed", "exit_code": 0, "error_message": ""}, ("completed", 0)),
+        ({"status": "cancelled", "exit_code": None, "error_message": "cancelled"},
+         ("cancelled", None)),
+    ],
+)
+def test_a_job_whose_attempt_is_recorded_finished_is_moved_from_the_record(
+    monkeypatch, recorded, expected
+):
+    # The container would report success now: the record, not the executor, decides.
+    host = make_host(executor_config={"exit_code": 0})
+    job = _finisher_stopped_after_recording(host, **recorded)
+    executor_type = type(get_executor(host))
+    for name in ("status", "wait", "logs", "launch", "cleanup", "stop"):
+        monkeypatch.setattr(executor_type, name, lambda *a, **k: pytest.fail("executor called"))
+    stats = Worker(worker_id="w", concurrency=1).run_once()  # adopts the unclaimed running job
+    assert (stats.adopted, stats.harvested, stats.errors) == (1, 1, 0)
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == expected
+    assert job.claimed_by == "" and job.lease_expires_at is None
+    execution = job.containerexecution_set.get()
+    assert (execution.status, execution.exit_code) == (recorded["status"], recorded["exit_code"])
+    assert job.harvest() is True  # idempotent
+    assert ContainerJob.objects.get(pk=job.pk).status == expected[0]
+
+
+@pytest.mark.django_db
+def test_a_recorded_retryable_failure_retries_from_the_record():
+    with override_settings(CONTAINER_MANAGER={"RETRY_ON_EXIT_CODES": [75]}):
+        host = make_host()
+        job = _finisher_stopped_after_recording(
+            host, status="failed", exit_code=75, error_message="exited with code 75")
+        ContainerJob.objects.filter(pk=job.pk).update(max_retries=1)
+        job.refresh_from_db()
+        assert ContainerJob.objects.get(pk=job.pk).harvest() is True
+    job.refresh_from_db()
+    assert job.status == "pending" and job.attempts == 1 and "retrying" in job.status_message
+
+
+@pytest.mark.django_db
+def test_a_cancel_racing_a_harvest_that_recorded_first_loses_and_leaves_records_consistent():
+    host = make_host(executor_config={"run_seconds": 60})
+    job = _finisher_stopped_after_recording(
+        host, status="completed", exit_code=0, error_message="")
+    assert job.cancel() is False  # the harvest won the attempt
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == ("completed", 0)
+    assert job.containerexecution_set.get().status == "completed"
+
+
+@pytest.mark.django_db
+def test_a_harvest_racing_a_cancel_that_recorded_first_does_not_overwrite_it():
+    host = make_host(executor_config={"exit_code": 0})
+    job = make_job(host)
+    job.launch()
+    stale = ContainerJob.objects.get(pk=job.pk)
+    # The harvester's view, read before the cancel: the attempt is running.
+    stale._current_execution = stale.containerexecution_set.get()
+    assert job.cancel() is True
+    from container_manager.lifecycle import ConcurrentTransitionError
+
+    with pytest.raises(ConcurrentTransitionError):
+        stale.harvest()
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+    assert job.containerexecution_set.get().status == "cancelled"
