@@ -552,6 +552,20 @@ def _finish(
     _settle(job, execution)
 
 
+def _retryable_exit(message: str, exit_code: int | None) -> bool:
+    """Whether a failed attempt's recorded outcome is one the retry policy retries.
+
+    Out-of-memory kills (recorded with :data:`OOM_MESSAGE`) follow ``RETRY_ON_OOM``;
+    other attempts that ended with an exit code follow ``RETRY_ON_EXIT_CODES``.
+    Attempts without an exit code (timeouts, lost containers, cancels) are not
+    retried.
+    """
+    cfg = get_settings()
+    if message == OOM_MESSAGE:
+        return cfg.RETRY_ON_OOM
+    return exit_code is not None and exit_code != 0 and exit_code in cfg.RETRY_ON_EXIT_CODES
+
+
 def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
     """Move an active job to the outcome recorded on its finished current attempt.
 
@@ -573,11 +587,7 @@ def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
     try:
         if execution.status == JobStatus.FAILED:
             message = execution.error_message
-            cfg = get_settings()
-            retryable = (message == OOM_MESSAGE and cfg.RETRY_ON_OOM) or (
-                message == f"exited with code {exit_code}"
-                and exit_code in cfg.RETRY_ON_EXIT_CODES
-            )
+            retryable = _retryable_exit(message, exit_code)
             target = (JobStatus.PENDING if retryable and job.attempts <= job.max_retries
                       else JobStatus.FAILED)
             _fail_or_retry(job, message, retryable=retryable, where=where, exit_code=exit_code)
