@@ -185,7 +185,7 @@ def claim_jobs(
         )
         chosen = [job for job in chosen if job.pk in ours]
     for job in chosen:
-        job.status = JobStatus.STARTING
+        job.status = JobStatus.STARTING.value
         job.claimed_by = worker_id
         job.lease_expires_at = expiry
         job.attempts += 1
