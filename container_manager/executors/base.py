@@ -26,7 +26,7 @@ import abc
 import dataclasses
 import datetime
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
@@ -510,12 +510,33 @@ class BaseExecutor(abc.ABC):
             >>> ex.wait(cid, timeout=1).state
             'exited'
         """
+        return self._poll_status(container_id, timeout, _doubling_delays(0.01, 0.5))
+
+    def _poll_status(
+        self, container_id: str, timeout: float, delays: Iterator[float]
+    ) -> ContainerStatus:
+        """Call :meth:`status` until the container finished or ``timeout`` passed.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+            timeout: Most seconds to wait.
+            delays: Seconds to sleep between calls, one per call.
+
+        Returns:
+            The last state read.
+        """
         deadline = time.monotonic() + timeout
-        delay = 0.01
         while True:
             state = self.status(container_id)
             remaining = deadline - time.monotonic()
             if state.finished or remaining <= 0:
                 return state
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.5)
+            time.sleep(min(next(delays), remaining))
+
+
+def _doubling_delays(first: float, most: float) -> Iterator[float]:
+    """Yield ``first``, doubling each time up to ``most``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, most)

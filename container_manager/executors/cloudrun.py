@@ -34,6 +34,7 @@ memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 256 MB.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import logging
 import re
@@ -984,14 +985,8 @@ class CloudRunExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.HostUnavailableError: get Cloud Run execution ...: ConnectionError: ...
         """
-        deadline = time.monotonic() + timeout
         interval = float(self.config.get("poll_seconds", 2))
-        while True:
-            state = self.status(container_id)
-            remaining = deadline - time.monotonic()
-            if state.finished or remaining <= 0:
-                return state
-            time.sleep(min(interval, remaining))
+        return self._poll_status(container_id, timeout, itertools.repeat(interval))
 
     def find(self, execution_id: int) -> str | None:
         """Find the Cloud Run execution of an attempt by its job name.
