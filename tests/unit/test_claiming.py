@@ -6,19 +6,10 @@ import pytest
 from django.utils import timezone
 
 from container_manager import claiming, operations
-from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+from container_manager.models import ContainerExecution, ContainerJob
+from tests.unit.factories import make_host, make_job
 
 pytestmark = pytest.mark.django_db
-
-
-def make_host(name="h", **kwargs):
-    kwargs.setdefault("executor_type", "mock")
-    kwargs.setdefault("connection_string", f"mock://{name}")
-    return ExecutorHost.objects.create(name=name, **kwargs)
-
-
-def make_job(host, **kwargs):
-    return ContainerJob.objects.create(image="busybox", docker_host=host, **kwargs)
 
 
 def ids(jobs):

@@ -18,20 +18,11 @@ from django.utils import timezone
 
 from container_manager import claiming
 from container_manager.executors import LaunchSpec, get_executor
-from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+from container_manager.models import ContainerExecution, ContainerJob
 from container_manager.worker import Worker
+from tests.unit.factories import make_host, make_job
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def make_host(name="h", **kwargs):
-    kwargs.setdefault("executor_type", "mock")
-    kwargs.setdefault("connection_string", f"mock://{name}")
-    return ExecutorHost.objects.create(name=name, **kwargs)
-
-
-def make_job(host, **kwargs):
-    return ContainerJob.objects.create(image="busybox", docker_host=host, **kwargs)
 
 
 def statuses(job):
