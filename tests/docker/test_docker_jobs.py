@@ -436,7 +436,8 @@ def test_worker_survives_daemon_restart(docker_host, docker_engine):
     thread.start()
     try:
         deadline = time.monotonic() + 10
-        while ContainerJob.objects.get(pk=job.pk).status != "running":
+        # Wait on the worker's counters, not on queries: see test_worker_runs_a_batch_concurrently.
+        while worker.stats.launched < 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         docker_engine.stop()
@@ -444,7 +445,7 @@ def test_worker_survives_daemon_restart(docker_host, docker_engine):
         assert ContainerJob.objects.get(pk=job.pk).status == "running"
         docker_engine.start()
         deadline = time.monotonic() + 20
-        while not ContainerJob.objects.get(pk=job.pk).is_terminal_status:
+        while worker.stats.harvested < 1:
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
@@ -466,15 +467,20 @@ def test_worker_runs_a_batch_concurrently(docker_host, docker_engine):
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
+        # Wait on the worker's own counters: a query from this thread while the
+        # worker writes makes the shared in-memory SQLite database answer "table is
+        # locked" (it has no busy timeout), which is a property of the test database.
         deadline = time.monotonic() + 60
-        while ContainerJob.objects.filter(status="completed").count() < len(jobs):
+        while worker.stats.harvested < len(jobs):
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
         worker.request_stop()
         thread.join(10)
+    assert worker.stats.errors == 0
     for i, job in enumerate(jobs):
         job.refresh_from_db()
+        assert job.status == "completed"
         assert execution(job).stdout == f"job {i}\n"
     assert docker_engine.client().containers(all=True) == []
 
