@@ -76,8 +76,11 @@ def parse_command(value: str) -> list[str]:
 
     A JSON list of strings (exec form, ``["echo", "hello"]``) runs as is, with no
     shell. Any other text (shell form, ``echo hello && date``) runs under
-    ``/bin/sh -c``, so the image must contain ``/bin/sh``. An empty command runs
-    the image's default command and gives ``[]``.
+    ``/bin/sh -c``, so the image must contain ``/bin/sh``; that includes a shell
+    command that starts with the ``[`` test command (``[ -f x ] && cat x``), which
+    is ``[`` followed by a space. Text that starts with ``[`` directly followed by
+    anything else is meant as a JSON list, and is an error when it is not one.
+    An empty command runs the image's default command and gives ``[]``.
 
     Args:
         value: The command text.
@@ -86,39 +89,49 @@ def parse_command(value: str) -> list[str]:
         The argument list.
 
     Raises:
-        ValidationError: The text starts with ``[`` but is not a JSON list of
-            strings, or is an empty list.
+        ValidationError: The text starts with ``[`` not followed by a space but is
+            not a non-empty JSON list of strings.
 
     Example:
         >>> parse_command('["echo", "hello"]')
         ['echo', 'hello']
         >>> parse_command('echo "hello world" | wc -c')
         ['/bin/sh', '-c', 'echo "hello world" | wc -c']
+        >>> parse_command('[ -f /etc/hosts ] && echo yes')
+        ['/bin/sh', '-c', '[ -f /etc/hosts ] && echo yes']
+        >>> from django.core.exceptions import ValidationError
+        >>> try:
+        ...     parse_command('["echo", "hello"')
+        ... except ValidationError as exc:
+        ...     print(exc.messages[0])
+        Command looks like exec form (starts with '[') but is not valid JSON: Expecting ',' delimiter at character 16. Write a JSON list such as ["echo", "hello"], or put a space after '[' for the shell's test command.
     """
     text = (value or "").strip()
     if not text:
         return []
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"Command looks like exec form (starts with '[') but is not valid JSON: {exc.msg} "
-                f"at character {exc.pos}. Write a JSON list such as [\"echo\", \"hello\"].",
-                code="invalid_command",
-            ) from None
-        if (
-            not isinstance(parsed, list)
-            or not parsed
-            or not all(isinstance(a, str) for a in parsed)
-        ):
-            raise ValidationError(
-                "Exec-form command must be a non-empty JSON list of strings, "
-                'such as ["echo", "hello"].',
-                code="invalid_command",
-            )
+    if not text.startswith("["):
+        return ["/bin/sh", "-c", text]
+    shell_test = text[1:2].isspace()  # "[ -f x ]": the shell's test command
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if shell_test:
+            return ["/bin/sh", "-c", text]
+        raise ValidationError(
+            f"Command looks like exec form (starts with '[') but is not valid JSON: {exc.msg} "
+            f"at character {exc.pos}. Write a JSON list such as [\"echo\", \"hello\"], or put "
+            "a space after '[' for the shell's test command.",
+            code="invalid_command",
+        ) from None
+    if isinstance(parsed, list) and parsed and all(isinstance(a, str) for a in parsed):
         return parsed
-    return ["/bin/sh", "-c", text]
+    if shell_test:
+        return ["/bin/sh", "-c", text]
+    raise ValidationError(
+        "Exec-form command must be a non-empty JSON list of strings, "
+        'such as ["echo", "hello"].',
+        code="invalid_command",
+    )
 
 
 def validate_command(value: str) -> None:

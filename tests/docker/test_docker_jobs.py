@@ -138,6 +138,11 @@ def test_shell_form_runs_under_sh(docker_host):
     assert execution(job).stdout == "3\nx  b\n"
 
 
+def test_shell_command_starting_with_test_bracket_runs(docker_host):
+    job = run_job(make_job(docker_host, '[ -d /etc ] && echo dir; [ -f /nope ] || echo none'))
+    assert (job.status, execution(job).stdout) == ("completed", "dir\nnone\n")
+
+
 def test_cancel_running_sleep(docker_host, docker_engine):
     job = make_job(docker_host, "echo started; sleep 300")
     job.launch()

@@ -112,6 +112,7 @@ def test_cloudrun_location():
         ('["echo", "hello"]', ["echo", "hello"]),
         ("echo hello", ["/bin/sh", "-c", "echo hello"]),
         ('echo "a b" | wc', ["/bin/sh", "-c", 'echo "a b" | wc']),
+        ('[ "echo", "hello" ]', ["echo", "hello"]),
     ],
 )
 def test_parse_command(command, argv):
@@ -129,3 +130,11 @@ def test_parse_command(command, argv):
 def test_bad_exec_form(command, message):
     with pytest.raises(ValidationError, match=message):
         parse_command(command)
+
+
+@pytest.mark.parametrize(
+    "command",
+    ['[ -f /etc/hosts ] && echo yes', '[ "$MODE" = batch ] || exit 3', "[ 1 ]"],
+)
+def test_shell_command_starting_with_the_test_bracket_runs_under_sh(command):
+    assert parse_command(command) == ["/bin/sh", "-c", command]
