@@ -12,7 +12,11 @@ Example:
     0
 """
 
-from container_manager.models.execution import ContainerExecution, ExecutionStatus
+from container_manager.models.execution import (
+    ContainerExecution,
+    ContainerExecutionManager,
+    ExecutionStatus,
+)
 from container_manager.models.host import ExecutorHost, ExecutorHostManager, ExecutorType
 from container_manager.models.job import ContainerJob
 from container_manager.models.managers import ContainerJobManager, ContainerJobQuerySet
@@ -23,6 +27,7 @@ from container_manager.models.template import (
 
 __all__ = [
     "ContainerExecution",
+    "ContainerExecutionManager",
     "ContainerJob",
     "ContainerJobManager",
     "ContainerJobQuerySet",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import importlib
 import importlib.util
 import sys
 from typing import Any
@@ -46,11 +47,30 @@ def _qualified_name(obj: Any) -> str | None:
     return None
 
 
+def load_module(name: str | None) -> Any:
+    """The module ``name``, imported if needed; None when there is no such module.
+
+    References are resolved while pages are written. In an incremental build the
+    pages whose ``automodule`` imported a module may not have been read again, and
+    in a parallel build (``-j``) they were read in other processes: the module is
+    then not in ``sys.modules`` of this process yet.
+    """
+    if not name:
+        return None
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    try:
+        return importlib.import_module(name)
+    except Exception:  # not a module (``pkg.Class``), or one that cannot be imported
+        return None
+
+
 @functools.cache
 def source_imports(modname: str) -> dict[str, str]:
     """Names bound by ``from X import Y`` anywhere in a module's source (functions and
     ``TYPE_CHECKING`` blocks included): local name -> ``X.Y``."""
-    module = sys.modules.get(modname)
+    module = load_module(modname)
     path = getattr(module, "__file__", None)
     if not path or not path.endswith(".py"):
         return {}
@@ -68,7 +88,7 @@ def source_imports(modname: str) -> dict[str, str]:
 
 def qualify(target: str, modname: str | None, classname: str | None) -> str | None:
     """Qualify ``target`` through the namespace of the module being documented."""
-    module = sys.modules.get(modname or "")
+    module = load_module(modname)
     if module is None:
         return None
     head, _, rest = target.partition(".")
@@ -147,10 +167,10 @@ def _source_module(node: pending_xref) -> str | None:
         parts = dotted.split(".")
         for i in range(len(parts), 0, -1):
             name = ".".join(parts[:i])
-            if name in sys.modules:
+            if load_module(name) is not None:
                 return name
     modname, classname = node.get("py:module"), node.get("py:class")
-    obj: Any = sys.modules.get(modname or "")
+    obj: Any = load_module(modname)
     for part in (classname or "").split(".") if classname else []:
         obj = getattr(obj, part, None)
     return getattr(obj, "__module__", None) if classname else None
