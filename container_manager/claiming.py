@@ -5,8 +5,9 @@ and a lease expiry. On PostgreSQL the candidates are locked with
 ``FOR UPDATE SKIP LOCKED``, so that concurrent workers claim disjoint sets
 without waiting for each other. When none of the candidate hosts has a
 ``max_concurrent_jobs`` limit the claim is a single statement,
-``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``
-(atomic by itself, no transaction). Otherwise the candidates are read inside one
+``WITH candidates AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)
+UPDATE ... FROM candidates RETURNING ...`` (atomic by itself, no transaction,
+and never more than ``n`` rows under any plan). Otherwise the candidates are read inside one
 short transaction in which the capacity-limited hosts are locked
 (``SELECT ... FOR UPDATE``) while their active jobs are counted, so that the
 limit holds across all workers. On backends without row locks (SQLite) the claim is a
@@ -203,10 +204,11 @@ def _claim_in_one_statement(
 ) -> list[ContainerJob]:
     """Claim on PostgreSQL when no candidate host has a capacity limit: one statement.
 
-    ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``
-    is atomic by itself (no BEGIN/COMMIT needed): the sub-select locks the
-    candidate rows, skipping the ones another worker is claiming, and re-checks
-    that they are still pending once locked. The hosts come from the caller's
+    ``WITH candidates AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)
+    UPDATE ... FROM candidates RETURNING ...`` is atomic by itself (no BEGIN/COMMIT
+    needed): the CTE locks at most ``n`` candidate rows, once, skipping the ones
+    another worker is claiming, and re-checks that they are still pending once
+    locked. The hosts come from the caller's
     host query; the template is loaded when the job is launched, and only for a
     job that has one.
     """
@@ -222,20 +224,26 @@ def _claim_in_one_statement(
     fields = list(meta.concrete_fields)
     expiry = _lease_expiry(lease_seconds)
     pk, status = qn(meta.pk.column), col("status")
+    # The candidates are a MATERIALIZED CTE: evaluated exactly once, so the UPDATE
+    # touches at most ``limit`` rows whatever plan PostgreSQL picks. With
+    # ``WHERE id IN (SELECT ... LIMIT n)`` the planner may re-run the sub-select
+    # for every row (it does when the statistics describe a table of finished
+    # jobs), and each run adds ``n`` more rows: a LIMIT 8 claim took 1,000 jobs.
     sql = (
-        f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
-        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
-        f"{col('updated_at')} = %s "
-        f"WHERE {status} = %s AND {pk} IN ("
+        f"WITH candidates AS MATERIALIZED ("
         f"SELECT {pk} FROM {table} WHERE {status} = %s AND {col('docker_host')} = ANY(%s) "
         f"AND ({col('not_before')} IS NULL OR {col('not_before')} <= %s) "
         f"ORDER BY {col('priority')} DESC, {col('created_at')} LIMIT %s "
         f"FOR UPDATE SKIP LOCKED) "
-        f"RETURNING {', '.join(qn(f.column) for f in fields)}"
+        f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
+        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
+        f"{col('updated_at')} = %s "
+        f"FROM candidates WHERE {table}.{pk} = candidates.{pk} AND {table}.{status} = %s "
+        f"RETURNING {', '.join(f'{table}.{qn(f.column)}' for f in fields)}"
     )
     params = [
-        JobStatus.STARTING.value, worker_id, expiry, now,
-        JobStatus.PENDING.value, JobStatus.PENDING.value, sorted(hosts), now, limit,
+        JobStatus.PENDING.value, sorted(hosts), now, limit,
+        JobStatus.STARTING.value, worker_id, expiry, now, JobStatus.PENDING.value,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -37,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--timeout", type=int, default=None)
     create.add_argument("--not-before-in", type=float, default=None,
                         help="the jobs may not start before this many seconds from now")
+    create.add_argument("--status", default="pending",
+                        help="create the jobs in this status (e.g. completed: a job history)")
+    claim = sub.add_parser(
+        "claim", help="claim LIMIT jobs at a time until none is left; print each claim's ids")
+    claim.add_argument("worker_id")
+    claim.add_argument("limit", type=int)
+    claim.add_argument("--start-at", type=float, default=0.0,
+                       help="wait until this time.time() before the first claim")
     lifecycle = sub.add_parser(
         "lifecycle", help="claim and drive one job with a worker; print the SQL it took")
     lifecycle.add_argument("host")
@@ -44,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "lifecycle":
         return _lifecycle(args.host, args.max_concurrent)
+    if args.cmd == "claim":
+        return _claim(args.worker_id, args.limit, args.start_at)
 
     host, _ = ExecutorHost.objects.get_or_create(
         name=args.host,
@@ -58,12 +68,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.not_before_in is not None:
         not_before = timezone.now() + datetime.timedelta(seconds=args.not_before_in)
     jobs = ContainerJob.objects.bulk_create(
-        ContainerJob(image="busybox", command="echo fleet", docker_host=host,
-                     priority=args.priority, max_retries=args.max_retries,
-                     timeout_seconds=args.timeout, not_before=not_before)
-        for _ in range(args.count)
+        [
+            ContainerJob(image="busybox", command="echo fleet", docker_host=host,
+                         priority=args.priority, max_retries=args.max_retries,
+                         timeout_seconds=args.timeout, not_before=not_before,
+                         status=args.status)
+            for _ in range(args.count)
+        ],
+        batch_size=1000,
     )
     json.dump([job.pk for job in jobs], sys.stdout)
+    return 0
+
+
+def _claim(worker_id: str, limit: int, start_at: float) -> int:
+    """Claim ``limit`` jobs at a time until a claim comes back empty; print the ids per claim."""
+    import time
+
+    from container_manager import claiming
+
+    from django.db import connection
+
+    connection.ensure_connection()
+    time.sleep(max(0.0, start_at - time.time()))
+    claims = []
+    while True:
+        claimed = claiming.claim_jobs(worker_id, limit)
+        if not claimed:
+            break
+        claims.append([job.pk for job in claimed])
+    json.dump(claims, sys.stdout)
     return 0
 
 

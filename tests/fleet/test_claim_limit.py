@@ -1,0 +1,142 @@
+"""Claims take at most what they ask for, under every PostgreSQL plan, and no worker hoards.
+
+The set-up is the one that broke the old single-statement claim
+(``UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)``): a job
+table whose statistics describe thousands of finished jobs (analysed), into which
+a burst of pending jobs arrives. PostgreSQL then plans the ``IN`` sub-select as
+something it re-runs per row, and a ``LIMIT 8`` claim took every pending job.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.fleet.test_fleet import Fleet
+from tests.plugins.postgres_server import REPO
+
+pytestmark = [pytest.mark.postgres]
+
+TABLE = "container_manager_containerjob"
+HISTORY, BURST, LIMIT = 5000, 1000, 8
+
+
+@pytest.fixture
+def fleet(postgres_database, tmp_path):
+    f = Fleet(postgres_database, tmp_path)
+    yield f
+    f.close()
+
+
+def stale_statistics(fleet: Fleet) -> list[int]:
+    """Analyse a table of finished jobs, then add a burst of pending ones (not analysed)."""
+    fleet.create("h", HISTORY, "--status", "completed")
+    fleet.conn.execute(f"ANALYZE {TABLE}")
+    return fleet.create("h", BURST)
+
+
+def old_claim_rowcount(fleet: Fleet) -> int:
+    """Rows the old ``WHERE id IN (SELECT ... LIMIT 8 ...)`` claim updates (rolled back)."""
+    with fleet.conn.transaction(force_rollback=True):
+        cur = fleet.conn.execute(
+            f"UPDATE {TABLE} SET status = 'starting' WHERE status = 'pending' AND id IN ("
+            f"SELECT id FROM {TABLE} WHERE status = 'pending' AND docker_host_id = ANY(%s) "
+            f"AND (not_before IS NULL OR not_before <= now()) "
+            f"ORDER BY priority DESC, created_at LIMIT {LIMIT} FOR UPDATE SKIP LOCKED)",
+            [[fleet.scalar("SELECT id FROM container_manager_executorhost")]],
+        )
+        return cur.rowcount
+
+
+def claim(fleet: Fleet, worker_id: str, start_at: float = 0.0) -> list[list[int]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fleet.fleetctl", "claim", worker_id, str(LIMIT),
+         "--start-at", str(start_at)],
+        env=fleet.env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_stale_statistics_reproduce_the_plan_that_overclaims(fleet):
+    """The set-up really triggers the bad plan: the old form takes more than its LIMIT."""
+    stale_statistics(fleet)
+    assert old_claim_rowcount(fleet) > LIMIT
+
+
+def test_no_claim_returns_more_rows_than_asked_under_stale_statistics(fleet):
+    burst = stale_statistics(fleet)
+    claims = claim(fleet, "solo")
+    sizes = [len(c) for c in claims]
+    assert max(sizes) == LIMIT, sizes
+    assert sorted(i for c in claims for i in c) == sorted(burst)  # all taken, none twice
+    assert len(claims) == BURST // LIMIT
+
+
+def test_two_concurrent_claimers_each_take_at_most_their_limit(fleet):
+    burst = stale_statistics(fleet)
+    results: dict[str, list[list[int]]] = {}
+    start_at = time.time() + 5  # both processes connected, then they claim at once
+
+    def run(worker_id: str) -> None:
+        results[worker_id] = claim(fleet, worker_id, start_at)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for worker_id, claims in results.items():
+        assert claims and max(len(c) for c in claims) <= LIMIT, (worker_id, claims)
+    taken = [i for claims in results.values() for c in claims for i in c]
+    assert sorted(taken) == sorted(burst)  # disjoint, and every pending job claimed once
+    rows = dict(fleet.sql(f"SELECT claimed_by, count(*) FROM {TABLE} "
+                          "WHERE status = 'starting' GROUP BY claimed_by"))
+    assert rows == {w: sum(len(c) for c in claims) for w, claims in results.items()}
+
+
+@pytest.mark.slow
+def test_no_worker_ever_holds_more_jobs_than_its_concurrency(fleet):
+    """Two workers of concurrency 8 on a burst after a history: nobody hoards the burst."""
+    burst = stale_statistics(fleet)
+    peaks: dict[str, int] = {}
+    samples = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal samples
+        import psycopg
+
+        with psycopg.connect(fleet.dsn, autocommit=True) as conn:
+            while not done.is_set():
+                for worker, n in conn.execute(
+                    f"SELECT claimed_by, count(*) FROM {TABLE} WHERE status IN "
+                    "('starting', 'running') AND claimed_by <> '' GROUP BY claimed_by"
+                ).fetchall():
+                    peaks[worker] = max(peaks.get(worker, 0), n)
+                samples += 1
+                time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    fleet.start("w0", concurrency=LIMIT)
+    fleet.start("w1", concurrency=LIMIT)
+    fleet.wait_until(lambda: fleet.unfinished() == 0, 150, f"{BURST} jobs to finish")
+    done.set()
+    sampler.join()
+    for w in ("w0", "w1"):
+        fleet.terminate(w)
+    assert samples > 50, samples
+    assert set(peaks) == {"w0", "w1"}, peaks  # both workers held jobs
+    assert max(peaks.values()) <= LIMIT, peaks
+    executions = fleet.executions()
+    assert sorted(executions) == sorted(burst)
+    assert all(len(rows) == 1 and rows[0][1] == "completed" for rows in executions.values())
+    launched = [int(fleet.output(w).split("launched ")[-1].split(",")[0]) for w in ("w0", "w1")]
+    assert sum(launched) == BURST and min(launched) > 0, launched
+    print(f"peak jobs held per worker: {peaks}; launched per worker: {launched}")
