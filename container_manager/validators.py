@@ -19,7 +19,14 @@ import re
 from django.core.exceptions import ValidationError
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?)"
+# As Docker reads a reference, the first component is the registry only when it
+# contains a "." or a ":" (a port), or is "localhost"; otherwise it is the first
+# (lower-case) component of the repository name, so "MyRepo/app" is refused, as
+# Docker refuses it ("repository name must be lowercase").
+_DOMAIN = (
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?"
+    rf"|{_DOMAIN_COMPONENT}:[0-9]+|localhost)"
+)
 _PATH_COMPONENT = r"(?:[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)"
 _TAG = r"(?:[\w][\w.-]{0,127})"
 _DIGEST = r"(?:[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})"
@@ -48,7 +55,8 @@ def validate_image_reference(value: str) -> None:
 
     The accepted form is ``[registry[:port]/]name[:tag][@digest]``, as Docker
     parses it: name components are lower case; a first component with a ``.`` or
-    ``:`` (or ``localhost``) is the registry.
+    ``:`` (or ``localhost``) is the registry, any other first component is part of
+    the name (so ``MyOrg/app`` is refused, as Docker refuses it).
 
     Args:
         value: The image reference, such as ``python:3.12`` or
@@ -61,6 +69,10 @@ def validate_image_reference(value: str) -> None:
     Example:
         >>> validate_image_reference("busybox")
         >>> validate_image_reference("localhost:5000/busybox:1.36")
+        >>> validate_image_reference("MyOrg/app")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        django.core.exceptions.ValidationError: ["'MyOrg/app' is not a valid image reference; ..."]
     """
     match = IMAGE_REFERENCE.match(value or "")
     if not value or not match or len(value) > 255:
@@ -72,7 +84,7 @@ def validate_image_reference(value: str) -> None:
 
 
 def parse_command(value: str) -> list[str]:
-    """Turn a job's ``command`` text into the argument list the container runs.
+    r"""Turn a job's ``command`` text into the argument list the container runs.
 
     A JSON list of strings (exec form, ``["echo", "hello"]``) runs as is, with no
     shell. Any other text (shell form, ``echo hello && date``) runs under
@@ -90,7 +102,8 @@ def parse_command(value: str) -> list[str]:
 
     Raises:
         ValidationError: The text starts with ``[`` not followed by a space but is
-            not a non-empty JSON list of strings.
+            not a non-empty JSON list of strings; or the command contains a NUL
+            character (no program can receive one in its arguments).
 
     Example:
         >>> parse_command('["echo", "hello"]')
@@ -105,10 +118,20 @@ def parse_command(value: str) -> list[str]:
         ... except ValidationError as exc:
         ...     print(exc.messages[0])
         Command looks like exec form (starts with '[') but is not valid JSON: Expecting ',' delimiter at character 16. Write a JSON list such as ["echo", "hello"], or put a space after '[' for the shell's test command.
+        >>> parse_command('["echo", "a\\u0000b"]')
+        Traceback (most recent call last):
+        ...
+        django.core.exceptions.ValidationError: ['Command argument 2 contains a NUL character (\\x00); arguments of a program cannot contain one.']
     """
     text = (value or "").strip()
     if not text:
         return []
+    if "\x00" in text:
+        raise ValidationError(
+            "Command contains a NUL character (\\x00); arguments of a program cannot "
+            "contain one.",
+            code="invalid_command",
+        )
     if not text.startswith("["):
         return ["/bin/sh", "-c", text]
     shell_test = text[1:2].isspace()  # "[ -f x ]": the shell's test command
@@ -124,6 +147,13 @@ def parse_command(value: str) -> list[str]:
             code="invalid_command",
         ) from None
     if isinstance(parsed, list) and parsed and all(isinstance(a, str) for a in parsed):
+        for position, argument in enumerate(parsed, start=1):
+            if "\x00" in argument:  # written as \u0000 in the JSON text
+                raise ValidationError(
+                    f"Command argument {position} contains a NUL character (\\x00); "
+                    "arguments of a program cannot contain one.",
+                    code="invalid_command",
+                )
         return parsed
     if shell_test:
         return ["/bin/sh", "-c", text]

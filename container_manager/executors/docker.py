@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,9 @@ DEFAULT_TIMEOUT = 60
 PULL_POLICIES = ("missing", "always", "never")
 
 _MIB = 1024 * 1024
+_NAME_PREFIX_MAX = 64
+# Docker's container names are [a-zA-Z0-9][a-zA-Z0-9_.-]+; the prefix starts the name.
+_NAME_PREFIX = re.compile(rf"[a-zA-Z0-9][a-zA-Z0-9_.-]{{0,{_NAME_PREFIX_MAX - 1}}}")
 _STDOUT, _STDERR = 1, 2
 
 # One APIClient per connection (and TLS settings) per process: the SDK's version
@@ -234,7 +238,8 @@ class DockerExecutor(BaseExecutor):
         "name_prefix": ConfigKey(
             (str,),
             "Text put before 'cm-exec-<execution id>' in container names, so that several "
-            "deployments (databases) can share one engine (default: none).",
+            "deployments (databases) can share one engine (default: none). Letters, digits, "
+            "'_', '.' and '-', starting with a letter or digit; at most 64 characters.",
         ),
     }
 
@@ -268,6 +273,13 @@ class DockerExecutor(BaseExecutor):
         timeout = config.get("timeout")
         if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= 0:
             problems.append("executor_config['timeout'] must be more than 0 seconds.")
+        prefix = config.get("name_prefix")
+        if isinstance(prefix, str) and prefix and not _NAME_PREFIX.fullmatch(prefix):
+            problems.append(
+                "executor_config['name_prefix'] must start with a letter or digit and "
+                "contain only letters, digits, '_', '.' and '-' (at most "
+                f"{_NAME_PREFIX_MAX} characters), as Docker container names do."
+            )
         return problems
 
     @property

@@ -19,6 +19,8 @@ GOOD_IMAGES = [
     "my_app__x/b-c.d",
     "busybox@sha256:" + "a" * 64,
     "busybox:1.36@sha256:" + "0" * 64,
+    "Registry.Example.com:5000/team/app",  # a registry name may have capitals
+    "localhost/app",
 ]
 BAD_IMAGES = [
     "",
@@ -32,6 +34,12 @@ BAD_IMAGES = [
     "trailing/",
     "a" * 256,
     "busybox:tag with space",
+    # no "." or ":" and not "localhost": the first component is part of the name, which
+    # Docker wants in lower case ("repository name must be lowercase")
+    "MyRepo/app",
+    "Cm-test/busybox:latest",
+    "LOCALHOST/app",
+    "example.com/App:1",
 ]
 
 
@@ -138,3 +146,16 @@ def test_bad_exec_form(command, message):
 )
 def test_shell_command_starting_with_the_test_bracket_runs_under_sh(command):
     assert parse_command(command) == ["/bin/sh", "-c", command]
+
+
+@pytest.mark.parametrize(
+    "command,message",
+    [
+        ("echo a\x00b", "Command contains a NUL character"),
+        ('["echo", "ok", "a\\u0000b"]', "Command argument 3 contains a NUL character"),
+    ],
+)
+def test_nul_in_command_is_refused(command, message):
+    with pytest.raises(ValidationError, match=message) as info:
+        parse_command(command)
+    assert info.value.code == "invalid_command"
