@@ -30,7 +30,15 @@ KNOWN_GAPS_IN_PROGRESS: set[str] = set()
 
 def _aliases(name: str) -> set[str]:
     """A name and its re-exported form (``container_manager.models.job.X`` -> ``...models.X``)."""
-    return {name, re.sub(r"^container_manager\.models\.\w+\.", "container_manager.models.", name)}
+    return {
+        name,
+        re.sub(r"^container_manager\.models\.\w+\.", "container_manager.models.", name),
+        re.sub(
+            r"^container_manager\.executors\.cloudrun\.\w+\.",
+            "container_manager.executors.cloudrun.",
+            name,
+        ),
+    }
 
 
 def _inventory(html: Path) -> set[str]:

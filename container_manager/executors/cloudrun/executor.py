@@ -1,46 +1,20 @@
-"""The Cloud Run executor: each execution of a job runs as its own Google Cloud Run job.
+"""The Cloud Run executor class: launch, status, logs, stop and clean-up through Google's APIs.
 
-A Cloud Run host is an :class:`~container_manager.models.ExecutorHost` with
-``executor_type="cloudrun"`` and the connection string
-``projects/PROJECT_ID/locations/REGION``. It needs the ``cloudrun`` extra
-(``pip install 'django-container-manager[cloudrun]'``: ``google-cloud-run`` and
-``google-cloud-logging``); the Google libraries are imported only when the
-executor talks to Google, so :attr:`CloudRunExecutor.config_keys` and
-:meth:`CloudRunExecutor.validate_config` work without them.
-
-For every :class:`~container_manager.models.ContainerExecution` the executor
-creates one Cloud Run job named ``<job_prefix>-<execution id>`` (the Cloud Run
-Admin API v2), runs it once (one task, no Cloud Run retries: container_manager
-owns the retry policy), and deletes the job at clean-up. The container id
-recorded on the execution is the full name of the Cloud Run *execution*,
-``projects/P/locations/R/jobs/J/executions/E``; status, exit code and logs are
-always read back from Google, so a worker restart loses nothing.
-
-Limits are checked before launch against what Cloud Run accepts:
-
->>> from container_manager.models import ExecutorHost
->>> from container_manager.executors.base import LaunchSpec
->>> host = ExecutorHost(name="run", executor_type="cloudrun",
-...                     connection_string="projects/my-project/locations/europe-west1")
->>> for problem in CloudRunExecutor(host).validate_spec(LaunchSpec(
-...         job_id=1, execution_id=1, image="busybox", command=[],
-...         cpu_limit=3, memory_limit_mb=256)):
-...     print(problem)  # doctest: +NORMALIZE_WHITESPACE
-cpu_limit: Cloud Run accepts 1, 2, 4, 6 or 8 CPUs, or a fraction between 0.08 and 1
-  in steps of 0.001; got 3.
-memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 256 MB.
+Its limits live in :mod:`~container_manager.executors.cloudrun.limits`, the error
+translation in :mod:`~container_manager.executors.cloudrun.errors` and the Cloud
+Logging reader in :mod:`~container_manager.executors.cloudrun.logs`; import the
+class from :mod:`container_manager.executors.cloudrun`.
 """
 
 from __future__ import annotations
 
 import datetime
 import itertools
-import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Mapping
+from typing import Any
 
 from container_manager.executors.base import (
     LABEL_EXECUTION,
@@ -52,6 +26,22 @@ from container_manager.executors.base import (
     LaunchResult,
     LaunchSpec,
 )
+from container_manager.executors.cloudrun.errors import call, google_exceptions, raise_translated
+from container_manager.executors.cloudrun.limits import (
+    DEFAULT_TASK_TIMEOUT_SECONDS,
+    JOB_PREFIX,
+    LABEL_KEY,
+    LABEL_VALUE,
+    RESERVED_ENV,
+    TASK_TIMEOUT_MAX_SECONDS,
+    TIMEOUT_MARGIN_SECONDS,
+    check_limits,
+    cloudrun_label_key,
+    cloudrun_label_value,
+    cpu_quantity,
+    memory_quantity,
+)
+from container_manager.executors.cloudrun.logs import execution_filter, read_stream
 from container_manager.executors.errors import (
     ContainerNotFoundError,
     ExecutorConfigurationError,
@@ -67,242 +57,10 @@ logger = logging.getLogger("container_manager")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 """The OAuth scope requested for a service-account key file."""
 
-#: CPU values above 1 that Cloud Run accepts (whole CPUs).
-CPU_WHOLE_VALUES = (1, 2, 4, 6, 8)
-#: Smallest fractional CPU Cloud Run accepts.
-CPU_MIN = 0.08
-#: Memory bounds of a Cloud Run job (second-generation environment), in MiB.
-MEMORY_MIN_MB = 512
-MEMORY_MAX_MB = 32 * 1024
-#: Longest task timeout of a Cloud Run job: 168 hours.
-TASK_TIMEOUT_MAX_SECONDS = 168 * 3600
-#: Task timeout used when neither the job nor the host sets one.
-DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
-#: Seconds added to a job's timeout_seconds for the Cloud Run task timeout (a backstop).
-TIMEOUT_MARGIN_SECONDS = 60
-#: Environment variable names that Cloud Run sets itself in a job's tasks.
-RESERVED_ENV = frozenset(
-    {
-        "CLOUD_RUN_JOB",
-        "CLOUD_RUN_EXECUTION",
-        "CLOUD_RUN_TASK_INDEX",
-        "CLOUD_RUN_TASK_ATTEMPT",
-        "CLOUD_RUN_TASK_COUNT",
-    }
-)
-
-# (memory above MiB, minimum CPUs) from the Cloud Run memory-limit table.
-_MEMORY_NEEDS_CPU = ((24 * 1024, 8), (16 * 1024, 6), (8 * 1024, 4), (4 * 1024, 2))
-# (CPUs, minimum memory MiB) from the Cloud Run CPU table.
-_CPU_NEEDS_MEMORY = {4: 2048, 6: 4096, 8: 4096}
-_JOB_PREFIX = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
-_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}\Z")
 _EXECUTION_NAME = re.compile(
     r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)"
     r"/executions/(?P<execution>[^/]+)\Z"
 )
-_STDOUT_LOG = "run.googleapis.com%2Fstdout"
-_STDERR_LOG = "run.googleapis.com%2Fstderr"
-_LOG_PAGE_SIZE = 1000
-_MAX_LOG_ENTRIES = 20_000
-
-
-def cloudrun_label_key(key: str) -> str:
-    """Turn a label key into one Cloud Run accepts (lower case, ``[a-z0-9_-]``, 63 characters).
-
-    Cloud Run (like all Google Cloud labels) allows lower-case letters, digits,
-    ``_`` and ``-`` in keys, which must start with a letter. Dots become ``-``;
-    other characters become ``_``.
-
-    Args:
-        key: A label key such as ``container_manager.job_id``.
-
-    Returns:
-        The sanitized key.
-
-    Example:
-        >>> cloudrun_label_key("container_manager.execution_id")
-        'container_manager-execution_id'
-        >>> cloudrun_label_key("9 Lives")
-        'l9_lives'
-    """
-    text = re.sub(r"[^a-z0-9_-]", "_", key.lower().replace(".", "-"))
-    if not text or not text[0].isalpha():
-        text = "l" + text
-    return text[:63]
-
-
-def cloudrun_label_value(value: str) -> str:
-    """Turn a label value into one Cloud Run accepts (lower case, ``[a-z0-9_-]``, 63 characters).
-
-    Args:
-        value: A label value such as a host name.
-
-    Returns:
-        The sanitized value (possibly empty).
-
-    Example:
-        >>> cloudrun_label_value("Prod Docker.1")
-        'prod_docker-1'
-    """
-    return re.sub(r"[^a-z0-9_-]", "_", value.lower().replace(".", "-"))[:63]
-
-
-def memory_quantity(memory_mb: int) -> str:
-    """Format a memory limit in MB (container_manager's unit, read as MiB) for Cloud Run.
-
-    Args:
-        memory_mb: The limit in megabytes.
-
-    Returns:
-        A Kubernetes-style quantity.
-
-    Example:
-        >>> memory_quantity(512)
-        '512Mi'
-    """
-    return f"{int(memory_mb)}Mi"
-
-
-def cpu_quantity(cpu: float) -> str:
-    """Format a CPU limit for Cloud Run: whole CPUs as integers, fractions in millicores.
-
-    Args:
-        cpu: CPUs (cores).
-
-    Returns:
-        A Kubernetes-style quantity.
-
-    Example:
-        >>> cpu_quantity(2.0), cpu_quantity(0.5)
-        ('2', '500m')
-    """
-    if float(cpu).is_integer():
-        return str(int(cpu))
-    return f"{round(cpu * 1000)}m"
-
-
-def check_limits(
-    cpu_limit: float | None, memory_limit_mb: int | None, timeout_seconds: int | None
-) -> list[str]:
-    """List the reasons Cloud Run would reject these limits for a job.
-
-    The rules come from the Cloud Run documentation for jobs: CPU is 1, 2, 4, 6
-    or 8, or a fraction from 0.08 to 1 in steps of 0.001 (default 1); memory is
-    512 MiB to 32 GiB (default 512 MiB); more than 4, 8, 16 or 24 GiB needs at
-    least 2, 4, 6 or 8 CPUs; 4 CPUs need at least 2 GiB and 6 or 8 CPUs at least
-    4 GiB; below 1 CPU memory is at most 1 GiB (at most 512 MiB below 0.5 CPU);
-    the task timeout is at most 168 hours.
-
-    Args:
-        cpu_limit: CPUs, or None for Cloud Run's default (1).
-        memory_limit_mb: Memory in MB (MiB), or None for Cloud Run's default (512).
-        timeout_seconds: Task timeout, or None.
-
-    Returns:
-        One message per problem, each naming the field; empty when acceptable.
-
-    Example:
-        >>> print(*check_limits(4, None, None))  # doctest: +NORMALIZE_WHITESPACE
-        cpu_limit: 4 CPUs on Cloud Run need memory_limit of at least 2048 MB;
-          memory_limit is unset (Cloud Run default 512 MB).
-        >>> check_limits(2, 6144, 3600)
-        []
-    """
-    problems: list[str] = []
-    cpu_ok = True
-    if cpu_limit is not None:
-        cpu = float(cpu_limit)
-        whole = cpu.is_integer() and int(cpu) in CPU_WHOLE_VALUES
-        fraction = CPU_MIN <= cpu < 1 and abs(cpu * 1000 - round(cpu * 1000)) < 1e-6
-        if not (whole or fraction):
-            cpu_ok = False
-            problems.append(
-                "cpu_limit: Cloud Run accepts 1, 2, 4, 6 or 8 CPUs, or a fraction between "
-                f"0.08 and 1 in steps of 0.001; got {cpu_limit:g}."
-            )
-    memory_ok = True
-    if memory_limit_mb is not None and not MEMORY_MIN_MB <= memory_limit_mb <= MEMORY_MAX_MB:
-        memory_ok = False
-        if memory_limit_mb < MEMORY_MIN_MB:
-            problems.append(
-                f"memory_limit: Cloud Run jobs need at least {MEMORY_MIN_MB} MB (512Mi); "
-                f"got {memory_limit_mb} MB."
-            )
-        else:
-            problems.append(
-                f"memory_limit: Cloud Run allows at most {MEMORY_MAX_MB} MB (32Gi); "
-                f"got {memory_limit_mb} MB."
-            )
-    if cpu_ok and memory_ok:
-        cpu = 1.0 if cpu_limit is None else float(cpu_limit)
-        memory = MEMORY_MIN_MB if memory_limit_mb is None else memory_limit_mb
-        cpu_text = f"{cpu:g}" + (" (Cloud Run default)" if cpu_limit is None else "")
-        for above, need in _MEMORY_NEEDS_CPU:
-            if memory > above and cpu < need:
-                problems.append(
-                    f"memory_limit: more than {above} MB on Cloud Run needs cpu_limit of at "
-                    f"least {need}; cpu_limit is {cpu_text}."
-                )
-                break
-        need_memory = _CPU_NEEDS_MEMORY.get(int(cpu)) if cpu.is_integer() else None
-        if need_memory and memory < need_memory:
-            unset = (
-                "unset (Cloud Run default 512 MB)" if memory_limit_mb is None else f"{memory} MB"
-            )
-            problems.append(
-                f"cpu_limit: {int(cpu)} CPUs on Cloud Run need memory_limit of at least "
-                f"{need_memory} MB; memory_limit is {unset}."
-            )
-        if cpu < 0.5 and memory > 512:
-            problems.append(
-                f"cpu_limit: below 0.5 CPU Cloud Run allows at most 512 MB of memory; "
-                f"memory_limit is {memory} MB."
-            )
-        elif cpu < 1 and memory > 1024:
-            problems.append(
-                f"cpu_limit: below 1 CPU Cloud Run allows at most 1024 MB of memory; "
-                f"memory_limit is {memory} MB."
-            )
-    if timeout_seconds is not None and timeout_seconds > TASK_TIMEOUT_MAX_SECONDS:
-        problems.append(
-            f"timeout_seconds: a Cloud Run task runs at most 168 hours "
-            f"({TASK_TIMEOUT_MAX_SECONDS} s); got {timeout_seconds} s."
-        )
-    return problems
-
-
-def _google_exceptions() -> Any:
-    """Import ``google.api_core.exceptions`` or say which extra is missing."""
-    try:
-        from google.api_core import exceptions
-    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
-        raise missing_extra("cloudrun", exc.name) from None
-    return exceptions
-
-
-def _translate(exc: Exception, what: str) -> ExecutorError:
-    """Map a Google client or transport error onto the executor error hierarchy."""
-    gexc = _google_exceptions()
-    text = f"{what}: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ExecutorError):
-        return exc
-    if isinstance(exc, gexc.NotFound):
-        return ContainerNotFoundError(text)
-    if isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied)):
-        return ExecutorConfigurationError(
-            f"{text} (check the credentials and the service account's roles)"
-        )
-    if isinstance(exc, (gexc.BadRequest, gexc.Conflict)):
-        return LaunchError(text)
-    # Unavailable, deadline exceeded, quota (429), 5xx, connection errors, bad credentials.
-    return HostUnavailableError(text)
-
-
-def _raise_translated(exc: Exception, what: str) -> NoReturn:
-    """Raise :func:`_translate`'s error for ``exc``, chained to it."""
-    raise _translate(exc, what) from exc
 
 
 class CloudRunExecutor(BaseExecutor):
@@ -424,7 +182,7 @@ class CloudRunExecutor(BaseExecutor):
         if not isinstance(config, dict):
             return problems
         prefix = config.get("job_prefix")
-        if isinstance(prefix, str) and not _JOB_PREFIX.match(prefix):
+        if isinstance(prefix, str) and not JOB_PREFIX.match(prefix):
             problems.append(
                 "executor_config['job_prefix'] must be lower-case letters, digits and '-', "
                 "start with a letter, not end with '-', and be at most 40 characters; "
@@ -439,13 +197,13 @@ class CloudRunExecutor(BaseExecutor):
         labels = config.get("labels")
         if isinstance(labels, dict):
             for key, value in labels.items():
-                if not isinstance(key, str) or not _LABEL_KEY.match(key):
+                if not isinstance(key, str) or not LABEL_KEY.match(key):
                     problems.append(
                         f"executor_config['labels'] key {key!r} is not a valid Cloud Run label "
                         "key (lower-case letters, digits, '_' and '-', starting with a letter, "
                         "at most 63 characters)."
                     )
-                elif not isinstance(value, str) or not _LABEL_VALUE.match(value):
+                elif not isinstance(value, str) or not LABEL_VALUE.match(value):
                     problems.append(
                         f"executor_config['labels'][{key!r}] value {value!r} is not a valid "
                         "Cloud Run label value (lower-case letters, digits, '_' and '-', at "
@@ -463,7 +221,10 @@ class CloudRunExecutor(BaseExecutor):
         return problems
 
     def validate_spec(self, spec: LaunchSpec) -> list[str]:
-        """List the reasons Cloud Run would reject ``spec``'s limits (see :func:`check_limits`).
+        """List the reasons Cloud Run would reject ``spec``'s limits.
+
+        The rules are those of
+        :func:`~container_manager.executors.cloudrun.limits.check_limits`.
 
         Args:
             spec: The launch specification.
@@ -626,12 +387,11 @@ class CloudRunExecutor(BaseExecutor):
         cache["logging"] = client
         return client
 
-    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call a client method with our timeout and no client-side retry; translate errors."""
-        try:
-            return func(*args, retry=None, timeout=self._api_timeout, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an ExecutorError
-            _raise_translated(exc, what)
+    def _call(
+        self, what: str, func: Any, *args: Any, none_if: tuple[str, ...] = (), **kwargs: Any
+    ) -> Any:
+        """:func:`~container_manager.executors.cloudrun.errors.call` with the host's API timeout."""
+        return call(what, func, *args, timeout=self._api_timeout, none_if=none_if, **kwargs)
 
     # ------------------------------------------------------------------ launch
     def build_job(self, spec: LaunchSpec) -> Any:
@@ -776,7 +536,7 @@ class CloudRunExecutor(BaseExecutor):
         problems = self.validate_spec(spec)
         if problems:
             raise LaunchError(" ".join(problems))
-        gexc = _google_exceptions()
+        gexc = google_exceptions()
         jobs = self._client("jobs")
         name = self.job_name(spec.execution_id)
         job = self.build_job(spec)
@@ -801,7 +561,7 @@ class CloudRunExecutor(BaseExecutor):
                 ) from exc
             raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001
-            _raise_translated(exc, f"create Cloud Run job {name}")
+            raise_translated(exc, f"create Cloud Run job {name}")
         operation = self._call(f"run Cloud Run job {name}", jobs.run_job, name=name)
         execution = getattr(operation, "metadata", None)
         execution_name = getattr(execution, "name", "") or self._existing_execution(name)
@@ -811,16 +571,15 @@ class CloudRunExecutor(BaseExecutor):
 
     def _existing_execution(self, job_name: str, job: Any = None) -> str | None:
         """The name of the (latest) execution of a Cloud Run job, or None."""
-        gexc = _google_exceptions()
         if job is None:
-            try:
-                job = self._client("jobs").get_job(
-                    name=job_name, retry=None, timeout=self._api_timeout
-                )
-            except gexc.NotFound:
+            job = self._call(
+                f"get Cloud Run job {job_name}",
+                self._client("jobs").get_job,
+                name=job_name,
+                none_if=("NotFound",),
+            )
+            if job is None:
                 return None
-            except Exception as exc:  # noqa: BLE001
-                _raise_translated(exc, f"get Cloud Run job {job_name}")
         if job.latest_created_execution.name:
             return job.latest_created_execution.name
         pager = self._call(
@@ -845,15 +604,12 @@ class CloudRunExecutor(BaseExecutor):
 
     def _get_execution(self, container_id: str) -> Any:
         """The execution, or None when Google says it does not exist."""
-        gexc = _google_exceptions()
-        try:
-            return self._client("executions").get_execution(
-                name=container_id, retry=None, timeout=self._api_timeout
-            )
-        except gexc.NotFound:
-            return None
-        except Exception as exc:  # noqa: BLE001
-            _raise_translated(exc, f"get Cloud Run execution {container_id}")
+        return self._call(
+            f"get Cloud Run execution {container_id}",
+            self._client("executions").get_execution,
+            name=container_id,
+            none_if=("NotFound",),
+        )
 
     def status(self, container_id: str) -> ContainerStatus:
         """Read the execution's state from Cloud Run: counters, conditions and its task.
@@ -1019,13 +775,14 @@ class CloudRunExecutor(BaseExecutor):
             container_manager.executors.errors.HostUnavailableError: get Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-7: ConnectionError: ...
         """
         name = self.job_name(execution_id)
-        gexc = _google_exceptions()
-        try:
-            job = self._client("jobs").get_job(name=name, retry=None, timeout=self._api_timeout)
-        except gexc.NotFound:
+        job = self._call(
+            f"get Cloud Run job {name}",
+            self._client("jobs").get_job,
+            name=name,
+            none_if=("NotFound",),
+        )
+        if job is None:
             return None
-        except Exception as exc:  # noqa: BLE001
-            _raise_translated(exc, f"get Cloud Run job {name}")
         label = job.labels.get(cloudrun_label_key(LABEL_EXECUTION))
         if label is not None and label != str(execution_id):
             logger.warning(
@@ -1088,51 +845,21 @@ class CloudRunExecutor(BaseExecutor):
                 ).total_seconds()
                 if 0 <= age < settle:
                     time.sleep(settle - age)
-        base = (
-            'resource.type="cloud_run_job"'
-            f' AND resource.labels.job_name="{match["job"]}"'
-            f' AND resource.labels.location="{match["region"]}"'
-            f' AND labels."run.googleapis.com/execution_name"="{match["execution"]}"'
-            f' AND timestamp>="{since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
-        )
+        since_text = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         limit = get_settings().LOG_MAX_BYTES
-        out = {}
-        for stream, log_id in (("stdout", _STDOUT_LOG), ("stderr", _STDERR_LOG)):
-            filter_ = f'{base} AND logName="projects/{match["project"]}/logs/{log_id}"'
-            out[stream] = self._read_stream(match["project"], filter_, limit)
-        return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])
-
-    def _read_stream(self, project: str, filter_: str, limit: int) -> str:
-        """Newest-first read of one stream until ``limit`` bytes; returned oldest first."""
-        from google.cloud import logging_v2
-
         client = self._logging_client()
-        lines: list[str] = []
-        size = 0
-        more = False
-        try:
-            entries: Iterator[Any] = iter(
-                client.list_entries(
-                    resource_names=[f"projects/{project}"],
-                    filter_=filter_,
-                    order_by=logging_v2.DESCENDING,
-                    page_size=_LOG_PAGE_SIZE,
-                )
+        out = {}
+        for stream in ("stdout", "stderr"):
+            filter_ = execution_filter(
+                match["project"],
+                match["region"],
+                match["job"],
+                match["execution"],
+                since_text,
+                stream,
             )
-            for entry in entries:
-                if size >= limit or len(lines) >= _MAX_LOG_ENTRIES:
-                    more = True
-                    break
-                line = _entry_text(entry.payload)
-                lines.append(line)
-                size += len(line.encode("utf-8", errors="replace"))
-        except Exception as exc:  # noqa: BLE001
-            _raise_translated(exc, "read Cloud Logging entries")
-        lines.reverse()
-        text = "".join(lines)
-        if more and size < limit:
-            text = "[container_manager: older log entries not read]\n" + text
-        return text
+            out[stream] = read_stream(client, match["project"], filter_, limit)
+        return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])
 
     # ---------------------------------------------------------- stop / cleanup
     def stop(self, container_id: str, grace_seconds: int) -> None:
@@ -1168,15 +895,14 @@ class CloudRunExecutor(BaseExecutor):
         state = self.status(container_id)
         if state.finished:
             return
-        gexc = _google_exceptions()
-        try:
-            self._client("executions").cancel_execution(
-                name=container_id, retry=None, timeout=self._api_timeout
-            )
-        except (gexc.NotFound, gexc.BadRequest):  # gone, or already finished (400)
+        operation = self._call(
+            f"cancel Cloud Run execution {container_id}",
+            self._client("executions").cancel_execution,
+            name=container_id,
+            none_if=("NotFound", "BadRequest"),  # gone, or already finished (400)
+        )
+        if operation is None:
             return
-        except Exception as exc:  # noqa: BLE001
-            _raise_translated(exc, f"cancel Cloud Run execution {container_id}")
         self.wait(container_id, grace_seconds + 10)
 
     def cleanup(self, container_id: str) -> None:
@@ -1208,13 +934,12 @@ class CloudRunExecutor(BaseExecutor):
         if not match:
             return
         job_name = container_id.split("/executions/", 1)[0]
-        gexc = _google_exceptions()
-        try:
-            self._client("jobs").delete_job(name=job_name, retry=None, timeout=self._api_timeout)
-        except gexc.NotFound:
-            return
-        except Exception as exc:  # noqa: BLE001
-            _raise_translated(exc, f"delete Cloud Run job {job_name}")
+        self._call(
+            f"delete Cloud Run job {job_name}",
+            self._client("jobs").delete_job,
+            name=job_name,
+            none_if=("NotFound",),
+        )
 
     def health_check(self) -> HealthResult:
         """List one job of the location: a cheap authenticated call; never raises.
@@ -1249,17 +974,3 @@ class CloudRunExecutor(BaseExecutor):
         except Exception as exc:  # noqa: BLE001 - a health check never raises
             return HealthResult(ok=False, detail=str(exc))
         return HealthResult(ok=True, detail=f"Cloud Run Admin API v2 answered for {parent}")
-
-
-def _entry_text(payload: Any) -> str:
-    """One log line from an entry payload: text as is, JSON by its ``message`` or whole."""
-    if payload is None:
-        text = ""
-    elif isinstance(payload, str):
-        text = payload
-    elif isinstance(payload, dict):
-        message = payload.get("message")
-        text = message if isinstance(message, str) else json.dumps(payload, sort_keys=True)
-    else:
-        text = str(payload)
-    return text if text.endswith("\n") else text + "\n"

@@ -1,0 +1,158 @@
+"""Google's errors in container_manager's terms: one translation, one way to call the API.
+
+Every call the Cloud Run executor makes to Google goes through :func:`call`: our
+timeout, no client-side retry (the worker owns retrying), and any failure
+turned into an :class:`~container_manager.executors.errors.ExecutorError` by
+:func:`translate`. A call may name the Google errors that mean "nothing there"
+(``NotFound`` for a get or a delete); those return None instead of raising.
+
+Example:
+    >>> from google.api_core import exceptions
+    >>> def get_job(name, retry, timeout):
+    ...     raise exceptions.NotFound(f"{name} not found")
+    >>> print(call("get Cloud Run job j", get_job, name="j", timeout=5, none_if=("NotFound",)))
+    None
+    >>> call("get Cloud Run job j", get_job, name="j", timeout=5)
+    Traceback (most recent call last):
+      ...
+    container_manager.executors.errors.ContainerNotFoundError: get Cloud Run job j: NotFound: 404 j not found
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from container_manager.executors.errors import (
+    ContainerNotFoundError,
+    ExecutorConfigurationError,
+    ExecutorError,
+    HostUnavailableError,
+    LaunchError,
+    missing_extra,
+)
+
+
+def google_exceptions() -> Any:
+    """Import ``google.api_core.exceptions``, or say which extra is missing.
+
+    Returns:
+        The ``google.api_core.exceptions`` module.
+
+    Raises:
+        ExecutorConfigurationError: The ``cloudrun`` extra is not installed.
+
+    Example:
+        >>> google_exceptions().NotFound.__name__
+        'NotFound'
+    """
+    try:
+        from google.api_core import exceptions
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+        raise missing_extra("cloudrun", exc.name) from None
+    return exceptions
+
+
+def translate(exc: Exception, what: str) -> ExecutorError:
+    """Map a Google client or transport error onto the executor error hierarchy.
+
+    ``NotFound`` becomes
+    :class:`~container_manager.executors.errors.ContainerNotFoundError`;
+    ``Unauthenticated`` and ``PermissionDenied``
+    :class:`~container_manager.executors.errors.ExecutorConfigurationError`;
+    ``BadRequest`` and ``Conflict``
+    :class:`~container_manager.executors.errors.LaunchError`; everything else
+    (unavailable, deadline exceeded, quota, 5xx, connection errors)
+    :class:`~container_manager.executors.errors.HostUnavailableError`, which the
+    worker retries. An :class:`~container_manager.executors.errors.ExecutorError`
+    is returned as it is.
+
+    Args:
+        exc: The error a client call raised.
+        what: What was being done, for the message (``"get Cloud Run job NAME"``).
+
+    Returns:
+        The error to raise (chain it to ``exc``).
+
+    Example:
+        >>> from google.api_core import exceptions
+        >>> translate(exceptions.PermissionDenied("no"), "run Cloud Run job j")
+        ExecutorConfigurationError("run Cloud Run job j: PermissionDenied: 403 no (check the credentials and the service account's roles)")
+        >>> translate(ConnectionError("refused"), "list Cloud Run jobs")
+        HostUnavailableError('list Cloud Run jobs: ConnectionError: refused')
+    """
+    gexc = google_exceptions()
+    text = f"{what}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ExecutorError):
+        return exc
+    if isinstance(exc, gexc.NotFound):
+        return ContainerNotFoundError(text)
+    if isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied)):
+        return ExecutorConfigurationError(
+            f"{text} (check the credentials and the service account's roles)"
+        )
+    if isinstance(exc, (gexc.BadRequest, gexc.Conflict)):
+        return LaunchError(text)
+    # Unavailable, deadline exceeded, quota (429), 5xx, connection errors, bad credentials.
+    return HostUnavailableError(text)
+
+
+def raise_translated(exc: Exception, what: str) -> NoReturn:
+    """Raise :func:`translate`'s error for ``exc``, chained to it.
+
+    Args:
+        exc: The error a client call raised.
+        what: What was being done, for the message.
+
+    Raises:
+        ExecutorError: Always; the subclass :func:`translate` chose.
+
+    Example:
+        >>> raise_translated(TimeoutError("slow"), "get Cloud Run execution e")
+        Traceback (most recent call last):
+          ...
+        container_manager.executors.errors.HostUnavailableError: get Cloud Run execution e: TimeoutError: slow
+    """
+    raise translate(exc, what) from exc
+
+
+def call(
+    what: str,
+    func: Callable[..., Any],
+    *args: Any,
+    timeout: float,
+    none_if: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> Any:
+    """Call a Google client method with ``timeout`` and no client-side retry; translate errors.
+
+    Args:
+        what: What is being done, for error messages (``"get Cloud Run job NAME"``).
+        func: The client method, such as ``JobsClient.get_job``.
+        *args: Its positional arguments.
+        timeout: Seconds the call may take.
+        none_if: Names of ``google.api_core.exceptions`` classes that mean there
+            is nothing to return (``("NotFound",)`` for a get or a delete): None is
+            returned for them instead of an error.
+        **kwargs: Its keyword arguments.
+
+    Returns:
+        What ``func`` returned, or None for an error named in ``none_if``.
+
+    Raises:
+        ExecutorError: Any other failure, translated by :func:`translate`.
+
+    Example:
+        >>> def get_execution(name, retry, timeout):
+        ...     return f"{name} (timeout {timeout}, retry {retry})"
+        >>> call("get Cloud Run execution e", get_execution, name="e", timeout=30)
+        'e (timeout 30, retry None)'
+    """
+    try:
+        return func(*args, retry=None, timeout=timeout, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an ExecutorError
+        if none_if:
+            gexc = google_exceptions()
+            if isinstance(exc, tuple(getattr(gexc, name) for name in none_if)):
+                return None
+        raise_translated(exc, what)

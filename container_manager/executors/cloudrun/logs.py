@@ -1,0 +1,158 @@
+"""Reading a Cloud Run execution's stdout and stderr back from Cloud Logging.
+
+Cloud Run writes each line a container prints as one log entry, in the log
+``run.googleapis.com/stdout`` or ``run.googleapis.com/stderr`` of the project.
+:func:`execution_filter` selects one execution's entries of one stream, and
+:func:`read_stream` reads them newest first until a byte limit, so that a huge
+log costs a bounded number of pages.
+
+Example:
+    >>> print(execution_filter("p", "europe-west1", "cm-exec-7", "cm-exec-7-x2k9q",
+    ...                        since="2026-01-01T00:00:00.000000Z", stream="stderr"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    resource.type="cloud_run_job" AND resource.labels.job_name="cm-exec-7"
+    AND resource.labels.location="europe-west1"
+    AND labels."run.googleapis.com/execution_name"="cm-exec-7-x2k9q"
+    AND timestamp>="2026-01-01T00:00:00.000000Z"
+    AND logName="projects/p/logs/run.googleapis.com%2Fstderr"
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from container_manager.executors.cloudrun.errors import raise_translated
+
+#: The log names (URL-encoded) Cloud Run writes a job's streams to.
+LOG_IDS = {"stdout": "run.googleapis.com%2Fstdout", "stderr": "run.googleapis.com%2Fstderr"}
+#: Entries asked for per page of ``entries.list``.
+LOG_PAGE_SIZE = 1000
+#: Most entries read per stream, whatever their size.
+MAX_LOG_ENTRIES = 20_000
+#: The line put before a stream whose older entries were not read.
+OLDER_ENTRIES_MARKER = "[container_manager: older log entries not read]\n"
+
+
+def execution_filter(
+    project: str, region: str, job: str, execution: str, since: str, stream: str
+) -> str:
+    """The Cloud Logging filter for one stream of one Cloud Run execution.
+
+    Args:
+        project: The project id.
+        region: The Cloud Run region.
+        job: The Cloud Run job's short name.
+        execution: The execution's short name.
+        since: Oldest timestamp to read (RFC 3339, UTC), to bound the search.
+        stream: ``"stdout"`` or ``"stderr"``.
+
+    Returns:
+        A filter for ``entries.list``.
+
+    Example:
+        >>> execution_filter("p", "r", "j", "e", "2026-01-01T00:00:00Z", "stdout").split(" AND ")[-1]
+        'logName="projects/p/logs/run.googleapis.com%2Fstdout"'
+    """
+    return (
+        'resource.type="cloud_run_job"'
+        f' AND resource.labels.job_name="{job}"'
+        f' AND resource.labels.location="{region}"'
+        f' AND labels."run.googleapis.com/execution_name"="{execution}"'
+        f' AND timestamp>="{since}"'
+        f' AND logName="projects/{project}/logs/{LOG_IDS[stream]}"'
+    )
+
+
+def read_stream(client: Any, project: str, filter_: str, limit: int) -> str:
+    """Read one stream newest first until ``limit`` bytes; return it oldest line first.
+
+    Reading stops at the first entry after ``limit`` bytes, so the text may
+    be a line longer than ``limit`` (the caller caps it). When reading stopped
+    at :data:`MAX_LOG_ENTRIES` entries below ``limit`` bytes,
+    :data:`OLDER_ENTRIES_MARKER` starts the text.
+    A failing call raises an
+    :class:`~container_manager.executors.errors.ExecutorError` (see
+    :func:`~container_manager.executors.cloudrun.errors.translate`).
+
+    Args:
+        client: A ``google.cloud.logging_v2.Client``.
+        project: The project whose logs are read.
+        filter_: The entries to read (see :func:`execution_filter`).
+        limit: Most bytes to read.
+
+    Returns:
+        The stream's text, one line per entry.
+
+    Example:
+        A client whose project logged three lines, newest first as asked:
+
+        >>> from types import SimpleNamespace
+        >>> class Logging:
+        ...     def list_entries(self, **request):
+        ...         return [SimpleNamespace(payload=text) for text in ("three", "two", "one")]
+        >>> print(read_stream(Logging(), "p", 'logName="x"', limit=100), end="")
+        one
+        two
+        three
+        >>> print(read_stream(Logging(), "p", 'logName="x"', limit=8), end="")
+        two
+        three
+    """
+    from google.cloud import logging_v2
+
+    lines: list[str] = []
+    size = 0
+    more = False
+    try:
+        entries: Iterator[Any] = iter(
+            client.list_entries(
+                resource_names=[f"projects/{project}"],
+                filter_=filter_,
+                order_by=logging_v2.DESCENDING,
+                page_size=LOG_PAGE_SIZE,
+            )
+        )
+        for entry in entries:
+            if size >= limit or len(lines) >= MAX_LOG_ENTRIES:
+                more = True
+                break
+            line = entry_text(entry.payload)
+            lines.append(line)
+            size += len(line.encode("utf-8", errors="replace"))
+    except Exception as exc:  # noqa: BLE001
+        raise_translated(exc, "read Cloud Logging entries")
+    lines.reverse()
+    text = "".join(lines)
+    if more and size < limit:
+        text = OLDER_ENTRIES_MARKER + text
+    return text
+
+
+def entry_text(payload: Any) -> str:
+    """One log line from an entry's payload: text as it is, JSON by its ``message`` or whole.
+
+    Args:
+        payload: The entry's ``payload`` (text, a JSON dict, or None).
+
+    Returns:
+        The line, ending in a newline.
+
+    Example:
+        >>> print(entry_text("hello") + entry_text({"message": "hi", "severity": "INFO"}), end="")
+        hello
+        hi
+        >>> print(entry_text({"n": 1}), end="")
+        {"n": 1}
+    """
+    if payload is None:
+        text = ""
+    elif isinstance(payload, str):
+        text = payload
+    elif isinstance(payload, dict):
+        message = payload.get("message")
+        text = message if isinstance(message, str) else json.dumps(payload, sort_keys=True)
+    else:
+        text = str(payload)
+    return text if text.endswith("\n") else text + "\n"
