@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,9 @@ def sphinx_build(builder: str, out: Path, *extra: str, src: Path = DOCS, doctree
     if doctrees is not None:
         cmd += ["-d", str(doctrees)]
     cmd += [str(src), str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    # The docs use their own settings (docs/conf.py); pytest-django exported the tests'.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "docs_settings"}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
 
 
 @pytest.fixture(scope="session")
