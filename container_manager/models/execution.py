@@ -7,6 +7,8 @@ import datetime
 from django.db import models
 from django.utils import timezone
 
+from container_manager.models.job import ContainerJob
+
 
 class ExecutionStatus(models.TextChoices):
     """The status of one :class:`ContainerExecution` (one attempt).
@@ -82,13 +84,15 @@ class ContainerExecution(models.Model):
     """
 
     job = models.ForeignKey(
-        "container_manager.ContainerJob",
+        ContainerJob,
         on_delete=models.CASCADE,
         help_text="The job this execution is an attempt of. Deleting the job deletes it.",
     )
+    """The job this execution is an attempt of. Deleting the job deletes it."""
     attempt = models.PositiveIntegerField(
         default=1, help_text="Attempt number within the job, starting at 1."
     )
+    """Attempt number within the job, starting at 1."""
     container_id = models.CharField(
         max_length=255,
         blank=True,
@@ -96,37 +100,59 @@ class ContainerExecution(models.Model):
         help_text="The executor's id for the container (Docker container id, Cloud Run "
         "execution name, mock id). Blank until the executor accepted the launch.",
     )
+    """The executor's id for the container (Docker container id, Cloud Run execution name, mock id).
+    Blank until the executor accepted the launch.
+    """
     status = models.CharField(
         max_length=20,
         choices=ExecutionStatus.choices,
         default=ExecutionStatus.STARTING.value,
         help_text="Status of this attempt: starting, running, completed, failed or cancelled.",
     )
+    """Status of this attempt: starting, running, completed, failed or cancelled."""
     stdout = models.TextField(
         blank=True, help_text="Standard output of the container (capped, end kept)."
     )
+    """Standard output of the container (capped, end kept)."""
     stderr = models.TextField(
         blank=True, help_text="Standard error of the container (capped, end kept)."
     )
+    """Standard error of the container (capped, end kept)."""
     exit_code = models.IntegerField(
         null=True, blank=True, help_text="Exit code of the container. Blank while it runs."
     )
+    """Exit code of the container. Blank while it runs."""
     error_message = models.TextField(
         blank=True,
         help_text="Why the attempt failed, when it did: launch error, out of memory, "
         "timeout, lost container.",
     )
+    """Why the attempt failed, when it did: launch error, out of memory, timeout, lost container."""
     created_at = models.DateTimeField(
         default=timezone.now, help_text="When the attempt was created."
     )
+    """When the attempt was created."""
     started_at = models.DateTimeField(
         null=True, blank=True, help_text="When the executor accepted the container."
     )
+    """When the executor accepted the container."""
     finished_at = models.DateTimeField(
         null=True, blank=True, help_text="When the attempt's result was recorded."
     )
+    """When the attempt's result was recorded."""
 
     objects: ContainerExecutionManager = ContainerExecutionManager()
+    """The execution manager: Django's queries plus ``for_job(job)``.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="executions-mock", executor_type="mock", connection_string="mock://ex")
+        >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+        >>> job.launch()
+        True
+        >>> ContainerExecution.objects.for_job(job).count()
+        1
+    """
 
     class Meta:
         """Model options."""

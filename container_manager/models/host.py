@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from container_manager.validators import validate_connection_string
+
+if TYPE_CHECKING:
+    # Only for type checkers: django-types declares the reverse managers' type here.
+    from django.db.models.manager import RelatedManager
+
+    from container_manager.models.job import ContainerJob
 
 
 class ExecutorType(models.TextChoices):
@@ -107,6 +115,7 @@ class ExecutorHost(models.Model):
     name = models.CharField(
         max_length=100, unique=True, help_text="Unique name of the host, e.g. 'production-docker'."
     )
+    """Unique name of the host, e.g. 'production-docker'."""
     executor_type = models.CharField(
         max_length=20,
         choices=ExecutorType.choices,
@@ -114,29 +123,41 @@ class ExecutorHost(models.Model):
         help_text="The backend: 'docker' (a Docker engine), 'cloudrun' (Google Cloud Run) "
         "or 'mock' (runs nothing; for tests, docs and demos).",
     )
+    """The backend: 'docker' (a Docker engine), 'cloudrun' (Google Cloud Run) or 'mock' (runs
+    nothing; for tests, docs and demos).
+    """
     connection_string = models.CharField(
         max_length=500,
         help_text="How to reach the backend. docker: unix:///var/run/docker.sock or "
         "tcp://host:port; cloudrun: projects/PROJECT_ID/locations/REGION; mock: mock://NAME.",
     )
+    """How to reach the backend. docker: unix:///var/run/docker.sock or tcp://host:port; cloudrun:
+    projects/PROJECT_ID/locations/REGION; mock: mock://NAME.
+    """
     tls_enabled = models.BooleanField(
         default=False,
         help_text="Docker over tcp:// only: connect with TLS, using the certificate paths "
         "in executor_config.",
     )
+    """Docker over tcp:// only: connect with TLS, using the certificate paths in executor_config."""
     tls_verify = models.BooleanField(
         default=True,
         help_text="Docker with TLS only: verify the daemon's certificate against tls_ca_cert.",
     )
+    """Docker with TLS only: verify the daemon's certificate against tls_ca_cert."""
     is_active = models.BooleanField(
         default=True, help_text="Inactive hosts launch no jobs; workers skip their pending jobs."
     )
+    """Inactive hosts launch no jobs; workers skip their pending jobs."""
     executor_config = models.JSONField(
         default=dict,
         blank=True,
         help_text="Executor-specific options as a JSON object; the allowed keys depend on "
         "executor_type, and an unknown key is an error.",
     )
+    """Executor-specific options as a JSON object; the allowed keys depend on executor_type, and an
+    unknown key is an error.
+    """
     max_concurrent_jobs = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -144,20 +165,49 @@ class ExecutorHost(models.Model):
         help_text="Most jobs that may be starting or running on this host at once, across "
         "all workers. Blank: no limit.",
     )
+    """Most jobs that may be starting or running on this host at once, across all workers. Blank: no
+    limit.
+    """
     created_at = models.DateTimeField(auto_now_add=True, help_text="When the host was created.")
+    """When the host was created."""
     updated_at = models.DateTimeField(auto_now=True, help_text="When the host was last saved.")
+    """When the host was last saved."""
     last_health_check_at = models.DateTimeField(
         null=True, blank=True, help_text="When health_check() last ran. Blank: never."
     )
+    """When health_check() last ran. Blank: never."""
     last_health_check_ok = models.BooleanField(
         null=True, blank=True, help_text="Result of the last health_check(). Blank: never checked."
     )
+    """Result of the last health_check(). Blank: never checked."""
     last_health_check_detail = models.TextField(
         blank=True,
         help_text="What the last health check found: the backend's version, or the error.",
     )
+    """What the last health check found: the backend's version, or the error."""
+
+    jobs: RelatedManager[ContainerJob]
+    """The jobs that run on this host (reverse of ``ContainerJob.docker_host``).
+
+    A related manager: ``host.jobs.all()``, ``.filter(...)``, ``.count()``.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="busy-mock", executor_type="mock", connection_string="mock://busy")
+        >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+        >>> host.jobs.count()
+        1
+    """
 
     objects: ExecutorHostManager = ExecutorHostManager()
+    """The host manager: Django's queries plus ``active()`` and ``get_by_natural_key(name)``.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="objects-mock", executor_type="mock", connection_string="mock://objects")
+        >>> ExecutorHost.objects.active().contains(host)
+        True
+    """
 
     class Meta:
         """Model options."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -11,8 +12,16 @@ from django.utils import timezone
 
 from container_manager.envfile import parse_env_text
 from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
+from container_manager.models.host import ExecutorHost
 from container_manager.models.managers import ContainerJobManager
+from container_manager.models.template import EnvironmentVariableTemplate
 from container_manager.validators import validate_command, validate_image_reference
+
+if TYPE_CHECKING:
+    # Only for type checkers: django-types declares the reverse managers' type here.
+    from django.db.models.manager import RelatedManager
+
+    from container_manager.models.execution import ContainerExecution
 
 #: Largest ``cpu_limit`` accepted, in cores.
 MAX_CPU_LIMIT = 128.0
@@ -67,6 +76,7 @@ class ContainerJob(models.Model):
     name = models.CharField(
         max_length=200, blank=True, help_text="Optional label for people; not used to run the job."
     )
+    """Optional label for people; not used to run the job."""
     image = models.CharField(
         max_length=255,
         validators=[validate_image_reference],
@@ -74,6 +84,10 @@ class ContainerJob(models.Model):
         "'python:3.12', 'nginx:latest', 'myregistry.com:5000/myapp:v1.2.3'. Whether a "
         "missing image is pulled depends on the host's executor.",
     )
+    """Container image as [registry[:port]/]name[:tag][@digest], e.g. 'python:3.12', 'nginx:latest',
+    'myregistry.com:5000/myapp:v1.2.3'. Whether a missing image is pulled depends on the host's
+    executor.
+    """
     command = models.TextField(
         blank=True,
         validators=[validate_command],
@@ -81,6 +95,10 @@ class ContainerJob(models.Model):
         '/bin/sh; or exec form as a JSON list (["echo", "hello"]), run directly with no '
         "shell. Blank: the image's default command.",
     )
+    """Shell form (echo "hello" && date), run by /bin/sh -c, so the image needs /bin/sh; or exec
+    form as a JSON list (["echo", "hello"]), run directly with no shell. Blank: the image's default
+    command.
+    """
     status = models.CharField(
         max_length=20,
         choices=JobStatus.choices,
@@ -90,20 +108,30 @@ class ContainerJob(models.Model):
         "cancelled from any non-terminal status. Terminal: completed, failed, cancelled. "
         "Changed only through launch(), harvest(), cancel() and the worker.",
     )
+    """Current status: pending -> starting -> running -> completed or failed; cancelled from any
+    non-terminal status. Terminal: completed, failed, cancelled. Changed only through launch(),
+    harvest(), cancel() and the worker.
+    """
     status_message = models.TextField(
         blank=True,
         help_text="Why the job is in its status, e.g. 'exited with code 1', 'out of memory', "
         "'timed out after 30 s'.",
     )
+    """Why the job is in its status, e.g. 'exited with code 1', 'out of memory', 'timed out after 30
+    s'.
+    """
     docker_host = models.ForeignKey(
-        "container_manager.ExecutorHost",
+        ExecutorHost,
         on_delete=models.PROTECT,
         related_name="jobs",
         help_text="The executor host the job runs on (any executor type, despite the name). "
         "A host with jobs cannot be deleted.",
     )
+    """The executor host the job runs on (any executor type, despite the name). A host with jobs
+    cannot be deleted.
+    """
     environment_template = models.ForeignKey(
-        "container_manager.EnvironmentVariableTemplate",
+        EnvironmentVariableTemplate,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -111,11 +139,17 @@ class ContainerJob(models.Model):
         help_text="Optional template of environment variables, read at launch. Deleting "
         "the template leaves the job without one.",
     )
+    """Optional template of environment variables, read at launch. Deleting the template leaves the
+    job without one.
+    """
     environment_overrides = models.TextField(
         blank=True,
         help_text="Variables in the template format (KEY=VALUE per line) that are added to, "
         "or replace, the template's variables for this job.",
     )
+    """Variables in the template format (KEY=VALUE per line) that are added to, or replace, the
+    template's variables for this job.
+    """
     memory_limit = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -123,6 +157,9 @@ class ContainerJob(models.Model):
         help_text="Memory limit in megabytes (MB). A container that exceeds it is killed "
         "(out of memory) and the job fails. Blank: no limit.",
     )
+    """Memory limit in megabytes (MB). A container that exceeds it is killed (out of memory) and the
+    job fails. Blank: no limit.
+    """
     cpu_limit = models.FloatField(
         null=True,
         blank=True,
@@ -130,6 +167,9 @@ class ContainerJob(models.Model):
         help_text="CPU limit in cores (1.0 = one core, 0.5 = half a core; 0.01 to 128). "
         "The container is throttled to it. Blank: no limit.",
     )
+    """CPU limit in cores (1.0 = one core, 0.5 = half a core; 0.01 to 128). The container is
+    throttled to it. Blank: no limit.
+    """
     timeout_seconds = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -137,48 +177,94 @@ class ContainerJob(models.Model):
         help_text="Wall-clock limit from launch, in seconds. A job still running then is "
         "stopped, its logs kept, and failed. Blank: no limit.",
     )
+    """Wall-clock limit from launch, in seconds. A job still running then is stopped, its logs kept,
+    and failed. Blank: no limit.
+    """
     exit_code = models.IntegerField(
         null=True, blank=True, help_text="Exit code of the last attempt's container."
     )
+    """Exit code of the last attempt's container."""
     priority = models.IntegerField(
         default=0, help_text="Workers launch higher priorities first; equal ones oldest first."
     )
+    """Workers launch higher priorities first; equal ones oldest first."""
     not_before = models.DateTimeField(
         null=True,
         blank=True,
         help_text="Workers do not launch the job before this time (also set by retry backoff).",
     )
+    """Workers do not launch the job before this time (also set by retry backoff)."""
     max_retries = models.PositiveSmallIntegerField(
         default=0,
         help_text="Further attempts allowed after a retryable failure (see the retry policy).",
     )
+    """Further attempts allowed after a retryable failure (see the retry policy)."""
     attempts = models.PositiveIntegerField(
         default=0, help_text="Number of executions (attempts) started so far."
     )
+    """Number of executions (attempts) started so far."""
     claimed_by = models.CharField(
         max_length=200,
         blank=True,
         help_text="Id of the worker currently driving the job. Blank: no worker.",
     )
+    """Id of the worker currently driving the job. Blank: no worker."""
     lease_expires_at = models.DateTimeField(
         null=True,
         blank=True,
         help_text="When the worker's claim lapses; after that another worker may adopt the job.",
     )
+    """When the worker's claim lapses; after that another worker may adopt the job."""
     created_at = models.DateTimeField(
         default=timezone.now, db_index=True, help_text="When the job was created."
     )
+    """When the job was created."""
     updated_at = models.DateTimeField(
         auto_now=True, help_text="When the job row was last changed."
     )
+    """When the job row was last changed."""
     started_at = models.DateTimeField(
         null=True, blank=True, help_text="When the current attempt's container started running."
     )
+    """When the current attempt's container started running."""
     finished_at = models.DateTimeField(
         null=True, blank=True, help_text="When the job reached its terminal status."
     )
+    """When the job reached its terminal status."""
+
+    containerexecution_set: RelatedManager[ContainerExecution]
+    """The job's executions, one per attempt (reverse of ``ContainerExecution.job``).
+
+    A related manager: ``job.containerexecution_set.all()``, ``.filter(...)``,
+    ``.latest("started_at")``; the executions are deleted with the job.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="attempts-mock", executor_type="mock", connection_string="mock://attempts")
+        >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+        >>> job.launch() and job.harvest()
+        True
+        >>> [(e.attempt, e.status, e.exit_code) for e in job.containerexecution_set.all()]
+        [(1, 'completed', 0)]
+    """
 
     objects: ContainerJobManager = ContainerJobManager()
+    """The job manager: Django's queries plus ``pending()``, ``active()``, ``terminal()``...
+
+    Each of them returns a chainable ``ContainerJobQuerySet``, e.g.
+    ``ContainerJob.objects.for_host(host).active()``.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="objects-mock", executor_type="mock", connection_string="mock://objects")
+        >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+        >>> ContainerJob.objects.get(pk=job.pk).status
+        'pending'
+        >>> ContainerJob.objects.pending().contains(job)
+        True
+        >>> ContainerJob.objects.for_host(host).active().count()
+        0
+    """
 
     class Meta:
         """Model options."""

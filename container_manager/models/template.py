@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 
 from container_manager.envfile import parse_env_text
+
+if TYPE_CHECKING:
+    # Only for type checkers: django-types declares the reverse managers' type here.
+    from django.db.models.manager import RelatedManager
+
+    from container_manager.models.job import ContainerJob
 
 
 class EnvironmentVariableTemplateManager(models.Manager["EnvironmentVariableTemplate"]):
@@ -79,9 +87,11 @@ class EnvironmentVariableTemplate(models.Model):
         unique=True,
         help_text="Unique name of the template, e.g. 'python-production'.",
     )
+    """Unique name of the template, e.g. 'python-production'."""
     description = models.TextField(
         blank=True, help_text="What the template is for; shown in the admin."
     )
+    """What the template is for; shown in the admin."""
     environment_variables_text = models.TextField(
         blank=True,
         help_text=(
@@ -90,10 +100,34 @@ class EnvironmentVariableTemplate(models.Model):
             "Stored in plaintext: do not put secrets here."
         ),
     )
+    """One KEY=VALUE per line, no spaces around '='. Quote values with spaces: KEY="a b". Empty
+    lines are ignored; comment lines (#) are not allowed. Stored in plaintext: do not put secrets
+    here.
+    """
     created_at = models.DateTimeField(auto_now_add=True, help_text="When the template was created.")
+    """When the template was created."""
     updated_at = models.DateTimeField(auto_now=True, help_text="When the template was last saved.")
+    """When the template was last saved."""
+
+    jobs: RelatedManager[ContainerJob]
+    """The jobs that use this template (reverse of ``ContainerJob.environment_template``).
+
+    A related manager: ``template.jobs.all()``, ``.filter(...)``, ``.count()``.
+
+    Example:
+        >>> template = EnvironmentVariableTemplate.objects.create(name="shared")
+        >>> template.jobs.count()
+        0
+    """
 
     objects: EnvironmentVariableTemplateManager = EnvironmentVariableTemplateManager()
+    """The template manager: Django's queries plus ``get_by_natural_key(name)``.
+
+    Example:
+        >>> template = EnvironmentVariableTemplate.objects.create(name="objects-base")
+        >>> EnvironmentVariableTemplate.objects.get_by_natural_key("objects-base").name
+        'objects-base'
+    """
 
     class Meta:
         """Model options."""

@@ -7,7 +7,12 @@ For every Django model documented with ``autoclass``, this extension
   for relations, a link to the related model and the ``on_delete`` rule;
 * documents the reverse relations (``job.containerexecution_set``, ``host.jobs``),
   the default manager (``objects``) and the ``DoesNotExist`` /
-  ``MultipleObjectsReturned`` exceptions, with links;
+  ``MultipleObjectsReturned`` exceptions, with links; a reverse relation or manager
+  declared in the model's source with an attribute docstring (the string right after
+  it, which editors show on hover) gets that docstring, its Example executed by the
+  doctest builder;
+* warns when a field's attribute docstring (there for editors' hover) differs from
+  its help_text, which stays the one text shown here;
 * skips what autodoc would otherwise print for the same attributes: field
   descriptors ("A wrapper for a deferred-loading field"), relation descriptors
   ("Accessor to the related object"), the manager's ``<...Manager object>``
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
+from functools import cache
 from typing import Any
 
 from django.db import models
@@ -34,6 +40,11 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.manager import BaseManager
 from django.db.models.query_utils import DeferredAttribute
 from sphinx.application import Sphinx
+from sphinx.ext.napoleon.docstring import GoogleDocstring
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
 
 _NOISE_TYPES = (
     DeferredAttribute,
@@ -132,11 +143,50 @@ def field_lines(field: models.Field) -> list[str]:
     return lines
 
 
-def reverse_lines(rel: models.ForeignObjectRel) -> list[str]:
+@cache
+def _attribute_docs(module: str) -> dict[tuple[str, str], list[str]]:
+    """Attribute docstrings of a module's classes, by (class name, attribute name)."""
+    try:
+        return dict(ModuleAnalyzer.for_module(module).find_attr_docs())
+    except Exception:  # noqa: BLE001 - no source: nothing to take
+        return {}
+
+
+def attribute_doc(app: Sphinx, model: type[models.Model], name: str) -> list[str]:
+    """The attribute docstring declared for ``name`` in the model's source, as reST.
+
+    Napoleon converts its Google sections (``Example:``) as it does for docstrings
+    that autodoc reads; an empty list when there is none.
+    """
+    lines = _attribute_docs(model.__module__).get((model.__qualname__, name))
+    if not lines:
+        return []
+    return GoogleDocstring(list(lines), app.config, app, what="class").lines()
+
+
+def _indented(lines: list[str]) -> list[str]:
+    return [f"   {line}" if line else "" for line in lines]
+
+
+def check_field_docstrings(model: type[models.Model]) -> None:
+    """Warn when a field's attribute docstring says something else than its help_text."""
+    for field in model._meta.concrete_fields:
+        lines = _attribute_docs(model.__module__).get((model.__qualname__, field.name))
+        if lines and " ".join(" ".join(lines).split()) != " ".join(str(field.help_text).split()):
+            logger.warning(
+                "%s.%s: the attribute docstring differs from help_text; keep them equal",
+                public_path(model), field.name, type="cm_models", subtype="field_docstring",
+            )
+
+
+def reverse_lines(app: Sphinx, model: type[models.Model], rel: models.ForeignObjectRel) -> list[str]:
     """The reST for a reverse relation (``host.jobs``, ``job.containerexecution_set``)."""
     accessor = rel.get_accessor_name()
     if not accessor or accessor.endswith("+"):
         return []
+    declared = attribute_doc(app, model, accessor)
+    if declared:
+        return [f".. py:attribute:: {accessor}", "", *_indented(declared), ""]
     other = public_path(rel.related_model)
     what = "A related manager over the" if rel.multiple else "The"
     return [
@@ -148,8 +198,9 @@ def reverse_lines(rel: models.ForeignObjectRel) -> list[str]:
     ]
 
 
-def model_lines(model: type[models.Model]) -> list[str]:
+def model_lines(app: Sphinx, model: type[models.Model]) -> list[str]:
     """Everything appended to a model's class docstring."""
+    check_field_docstrings(model)
     meta = model._meta
     path = public_path(model)
     lines = ["", ".. rubric:: Fields", ""]
@@ -161,7 +212,7 @@ def model_lines(model: type[models.Model]) -> list[str]:
     if reverse:
         lines += ["", ".. rubric:: Related objects", ""]
         for rel in reverse:
-            lines += reverse_lines(rel)
+            lines += reverse_lines(app, model, rel)
     manager = meta.default_manager
     lines += ["", ".. rubric:: Manager and exceptions", ""]
     if manager is not None:
@@ -170,13 +221,15 @@ def model_lines(model: type[models.Model]) -> list[str]:
             manager_ref = f":class:`~{public_path_of(manager_cls)}`"
         else:
             manager_ref = f"``{manager_cls.__name__}``"
-        lines += [
-            f".. py:attribute:: {manager.name}",
-            "",
-            f"   The default manager, a {manager_ref}: ``{model.__name__}.{manager.name}"
-            ".filter(...)``, ``.create(...)``, ``.get(...)``.",
-            "",
-        ]
+        declared = attribute_doc(app, model, manager.name)
+        if declared:
+            body = [*_indented(declared), "", f"   | **Type:** {manager_ref} (the default manager)"]
+        else:
+            body = [
+                f"   The default manager, a {manager_ref}: ``{model.__name__}.{manager.name}"
+                ".filter(...)``, ``.create(...)``, ``.get(...)``."
+            ]
+        lines += [f".. py:attribute:: {manager.name}", "", *body, ""]
     lines += [
         ".. py:exception:: DoesNotExist",
         "",
@@ -208,7 +261,7 @@ def on_process_docstring(
 ) -> None:
     """Append the generated field documentation to model class docstrings."""
     if what == "class" and is_model(obj):
-        lines.extend(model_lines(obj))
+        lines.extend(model_lines(app, obj))
 
 
 _PROSE_BEFORE_COLON = re.compile(r"^[^:`]*\s[^:`]*:\s")
