@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
@@ -41,12 +42,48 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from container_manager.conf import get_settings
+from container_manager.executors import (
+    EXECUTOR_PATHS,
+    ExecutorNotAvailableError,
+    get_executor_class,
+    launch_problem,
+)
 from container_manager.lifecycle import ACTIVE_STATUSES, JobStatus
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerJob, ExecutorHost
 
 _ACTIVE = sorted(ACTIVE_STATUSES)
+
+logger = logging.getLogger("container_manager.worker")
+
+# (host id, problem) pairs already logged by this process: say it once, not every poll.
+_reported: set[tuple[int, str]] = set()
+
+
+def _usable_hosts(hosts: Sequence[ExecutorHost]) -> list[ExecutorHost]:
+    """The hosts this process may launch on; logs each other host's problem once."""
+    usable = []
+    for host in hosts:
+        problem = launch_problem(host)
+        if problem is None:
+            usable.append(host)
+        elif (host.pk, str(problem)) not in _reported:
+            _reported.add((host.pk, str(problem)))
+            logger.error("Not claiming jobs of host %r: %s", host.name, problem)
+    return usable
+
+
+def _available_types() -> list[str]:
+    """Executor types whose executor (and its extra) this process can use (imports nothing)."""
+    available = []
+    for executor_type in EXECUTOR_PATHS:
+        try:
+            get_executor_class(executor_type).check_available()
+        except ExecutorNotAvailableError:
+            continue
+        available.append(executor_type)
+    return sorted(available)
 
 
 def _lease_expiry(lease_seconds: float | None) -> datetime.datetime:
@@ -67,9 +104,12 @@ def claim_jobs(
 ) -> list[ContainerJob]:
     """Claim up to ``limit`` launchable pending jobs for ``worker_id``.
 
-    Launchable: status ``pending``, host active, ``not_before`` unset or past,
-    and the host below its ``max_concurrent_jobs`` (jobs ``starting`` or
-    ``running`` on it, whoever drives them). Highest ``priority`` first, then
+    Launchable: status ``pending``, host active with a valid connection string
+    and its executor usable in this process (see
+    :func:`~container_manager.executors.launch_problem`; other hosts are skipped,
+    and their problem logged once), ``not_before`` unset or past, and the host
+    below its ``max_concurrent_jobs`` (jobs ``starting`` or ``running`` on it,
+    whoever drives them). Highest ``priority`` first, then
     oldest (``created_at``). Claimed jobs are ``starting``, with ``attempts``
     incremented, ``claimed_by`` set and a fresh lease.
 
@@ -104,7 +144,7 @@ def claim_jobs(
     host_rows = ExecutorHost.objects.filter(is_active=True)
     if hosts:
         host_rows = host_rows.filter(name__in=list(hosts))
-    host_objs = {host.pk: host for host in host_rows}
+    host_objs = {host.pk: host for host in _usable_hosts(list(host_rows))}
     if not host_objs:
         return []
     caps = {pk: host.max_concurrent_jobs for pk, host in host_objs.items()}
@@ -277,8 +317,12 @@ def adopt_jobs(
     :meth:`ContainerJob.launch <container_manager.models.ContainerJob.launch>`, or
     released by a worker that stopped), or ``starting``/``running`` with a lapsed
     (or no) lease: its worker died. A ``starting`` job with a live lease is never
-    adopted, whoever launches it. The take-over is one conditional ``UPDATE`` that
-    re-checks these conditions, so two workers never adopt the same job.
+    adopted, whoever launches it. Jobs of hosts whose executor this process
+    cannot use (its extra is not installed) are left alone; an adopted job that
+    still needs its launch on a host nothing may launch on is released by the
+    worker (:func:`release_unlaunched`). The take-over is one conditional
+    ``UPDATE`` that re-checks these conditions, so two workers never adopt the
+    same job.
 
     Args:
         worker_id: The adopting worker's id.
@@ -304,7 +348,9 @@ def adopt_jobs(
         | Q(lease_expires_at__lt=now)
         | Q(lease_expires_at__isnull=True)
     )
-    candidates = ContainerJob.objects.filter(orphaned, status__in=_ACTIVE)
+    candidates = ContainerJob.objects.filter(
+        orphaned, status__in=_ACTIVE, docker_host__executor_type__in=_available_types()
+    )
     if hosts:
         candidates = candidates.filter(docker_host__name__in=list(hosts))
     if exclude:
@@ -383,6 +429,49 @@ def renew_leases(
     if updated == len(ids):
         return set(ids)
     return set(mine.values_list("pk", flat=True))
+
+
+def release_unlaunched(job: ContainerJob) -> bool:
+    """Put a claimed job that nothing was launched for back to ``pending``, as it was.
+
+    Its attempt count is restored and its claim cleared: nothing ran. Used when
+    the job's host may not be launched on (inactive, invalid connection string,
+    executor not installed here) by the time the worker would launch it.
+
+    Args:
+        job: A ``starting`` job with no execution for its current attempt.
+
+    Returns:
+        True when the job was released; False when another process moved it first.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="release-mock", executor_type="mock", connection_string="mock://rel")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> [claimed] = claim_jobs("worker-1", limit=1, hosts=["release-mock"])
+        >>> release_unlaunched(claimed), claimed.status, claimed.attempts
+        (True, 'pending', 0)
+    """
+    from container_manager.models import ContainerExecution, ContainerJob
+
+    now = timezone.now()
+    launched = ContainerExecution.objects.filter(job=OuterRef("pk"), attempt=OuterRef("attempts"))
+    released = ContainerJob.objects.filter(
+        ~Exists(launched), pk=job.pk, status=JobStatus.STARTING, attempts=job.attempts
+    ).update(
+        status=JobStatus.PENDING,
+        attempts=F("attempts") - 1,
+        claimed_by="",
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    if released:
+        job.status = JobStatus.PENDING.value
+        job.attempts -= 1
+        job.claimed_by = ""
+        job.lease_expires_at = None
+        job.updated_at = now
+    return bool(released)
 
 
 def release_jobs(worker_id: str) -> int:

@@ -31,6 +31,7 @@ from container_manager.executors import (
     HostUnavailableError,
     LaunchSpec,
     get_executor,
+    launch_problem,
 )
 from container_manager.executors.base import LABEL_APP, LABEL_EXECUTION, LABEL_HOST, LABEL_JOB
 from container_manager.executors.errors import (
@@ -176,7 +177,7 @@ def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
 
 
 def executor_for(job: ContainerJob) -> BaseExecutor:
-    """Return the executor of the job's host, refusing an inactive host.
+    """Return the executor of the job's host, refusing a host nothing may launch on.
 
     Args:
         job: The job.
@@ -185,8 +186,10 @@ def executor_for(job: ContainerJob) -> BaseExecutor:
         The executor bound to ``job.docker_host``.
 
     Raises:
-        HostUnavailableError: The host is inactive.
-        ExecutorNotAvailableError: The executor type cannot run here.
+        ExecutorError: The host is inactive (:class:`HostUnavailableError`), its
+            connection string is invalid (``ExecutorConfigurationError``) or its
+            executor's extra is not installed (``ExecutorNotAvailableError``);
+            see :func:`~container_manager.executors.launch_problem`.
 
     Example:
         >>> executor_for(ContainerJob(docker_host=ExecutorHost(
@@ -195,13 +198,10 @@ def executor_for(job: ContainerJob) -> BaseExecutor:
         ...
         container_manager.executors.errors.HostUnavailableError: Host 'off' is inactive (is_active=False); activate it or move the job to an active host.
     """
-    host = job.docker_host
-    if not host.is_active:
-        raise HostUnavailableError(
-            f"Host {host.name!r} is inactive (is_active=False); activate it or move the job "
-            "to an active host."
-        )
-    return get_executor(host)
+    problem = launch_problem(job.docker_host)
+    if problem is not None:
+        raise problem
+    return get_executor(job.docker_host)
 
 
 def launch(job: ContainerJob) -> bool:
@@ -216,8 +216,12 @@ def launch(job: ContainerJob) -> bool:
     Raises:
         ValidationError: The job is invalid (nothing changed).
         InvalidTransitionError: The job is not pending.
-        HostUnavailableError: The host is inactive or unreachable.
-        ExecutorNotAvailableError: The executor cannot run here.
+        HostUnavailableError: The host is inactive (nothing changed) or unreachable
+            (the job is back to ``pending``).
+        ExecutorConfigurationError: The host's connection string is invalid
+            (nothing changed).
+        ExecutorNotAvailableError: The executor's extra is not installed (nothing
+            changed; the message names the extra).
 
     Example:
         >>> host = ExecutorHost.objects.create(

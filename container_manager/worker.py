@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from container_manager import claiming, operations
 from container_manager.conf import get_settings
-from container_manager.executors import ExecutorError
+from container_manager.executors import ExecutorError, launch_problem
 from container_manager.lifecycle import ConcurrentTransitionError, JobStatus
 
 if TYPE_CHECKING:
@@ -237,6 +237,13 @@ class Worker:
             # Claimed (or adopted) with nothing launched for this attempt.
             if self.stopping:
                 return  # release_jobs() puts it back to pending
+            problem = launch_problem(job.docker_host)
+            if problem is not None:
+                # An inactive or misconfigured host launches nothing, adopted jobs
+                # included: the job waits, pending and untouched, for its host.
+                if claiming.release_unlaunched(job):
+                    logger.warning("Job %s not launched: %s", job.pk, problem)
+                return
             if not self._launch(job, executor):
                 return
             execution = operations.current_execution(job)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime
+import importlib.util
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -229,6 +230,8 @@ class BaseExecutor(abc.ABC):
     Attributes:
         executor_type: The ``ExecutorHost.executor_type`` value served.
         config_keys: The keys allowed in the host's ``executor_config``.
+        requires: Modules the executor needs that its extra installs (checked by
+            :meth:`check_available`).
         host: The host this executor talks to.
 
     Example:
@@ -239,6 +242,7 @@ class BaseExecutor(abc.ABC):
 
     executor_type: ClassVar[str]
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {}
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, host: ExecutorHost) -> None:
         """Bind the executor to ``host``.
@@ -259,6 +263,34 @@ class BaseExecutor(abc.ABC):
             {'exit_code': 3}
         """
         return dict(self.host.executor_config or {})
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Check that the modules in :attr:`requires` are installed, without importing them.
+
+        :func:`~container_manager.executors.get_executor` calls this, so that a host
+        whose executor cannot run in this process is refused before any job is
+        touched; workers skip such hosts.
+
+        Raises:
+            ExecutorNotAvailableError: A required module is missing; the message
+                names the extra to install (the extra is named after
+                :attr:`executor_type`).
+
+        Example:
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor.requires, MockExecutor.check_available()
+            ((), None)
+        """
+        from container_manager.executors.errors import missing_extra
+
+        for module in cls.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a parent package is missing
+                found = False
+            if not found:
+                raise missing_extra(cls.executor_type, module)
 
     @classmethod
     def validate_config(cls, config: Any) -> list[str]:

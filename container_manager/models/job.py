@@ -393,8 +393,8 @@ class ContainerJob(models.Model):
     def launch(self) -> bool:
         r"""Hand the job to its host's executor.
 
-        Steps: validate the job (``full_clean``); check the host is active and
-        its executor available; move the job ``pending -> starting``; create a
+        Steps: validate the job (``full_clean``); check the host is active, its
+        connection string valid and its executor's extra installed; move the job ``pending -> starting``; create a
         :class:`~container_manager.models.ContainerExecution`; ask the executor to
         start the container (outside any database transaction); record the
         container id and move the job to ``running``.
@@ -412,8 +412,12 @@ class ContainerJob(models.Model):
             ConcurrentTransitionError: Another process moved the job first.
             HostUnavailableError: The host is inactive, or did not answer; the
                 job stays (or is put back) ``pending``.
-            ExecutorNotAvailableError: The host's executor cannot run here (e.g.
-                an optional dependency is missing); nothing was changed.
+            ExecutorConfigurationError: The host's connection string is not valid
+                for its executor type (however the host was saved); nothing was
+                changed.
+            ExecutorNotAvailableError: The host's executor cannot run here (its
+                optional extra is missing; the message names it); nothing was
+                changed.
 
         Example:
             >>> host = ExecutorHost.objects.create(

@@ -93,6 +93,7 @@ class CloudRunExecutor(BaseExecutor):
     """
 
     executor_type = "cloudrun"
+    requires = ("google.api_core", "google.cloud.run_v2", "google.cloud.logging_v2")
     config_keys: Mapping[str, ConfigKey] = {
         "service_account_file": ConfigKey(
             (str,),
