@@ -549,6 +549,12 @@ class BaseExecutor(abc.ABC):
     ) -> ContainerStatus:
         """Call :meth:`status` until the container finished or ``timeout`` passed.
 
+        The delay after a status call holds across calls of this method on the same
+        executor: a caller that waits in short chunks (the worker waits at most a
+        second at a time, to notice a stop request) makes no more status calls than
+        one long wait would. A wait that ends before the next call is due returns
+        the last state read.
+
         Args:
             container_id: The id :meth:`launch` returned.
             timeout: Most seconds to wait.
@@ -558,12 +564,27 @@ class BaseExecutor(abc.ABC):
             The last state read.
         """
         deadline = time.monotonic() + timeout
+        # container id -> (when the next status call is due, the last state read)
+        pending: dict[str, tuple[float, ContainerStatus]] = self.__dict__.setdefault(
+            "_next_status_call", {}
+        )
         while True:
+            previous = pending.get(container_id)
+            if previous is not None:
+                due, last = previous
+                now = time.monotonic()
+                if due > deadline:
+                    time.sleep(max(0.0, deadline - now))
+                    return last
+                if due > now:
+                    time.sleep(due - now)
             state = self.status(container_id)
-            remaining = deadline - time.monotonic()
-            if state.finished or remaining <= 0:
+            if state.finished:
+                pending.pop(container_id, None)
                 return state
-            time.sleep(min(next(delays), remaining))
+            pending[container_id] = (time.monotonic() + next(delays), state)
+            if time.monotonic() >= deadline:
+                return state
 
 
 def _doubling_delays(first: float, most: float) -> Iterator[float]:

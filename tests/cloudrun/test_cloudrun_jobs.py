@@ -18,6 +18,7 @@ from container_manager.executors import HostUnavailableError, get_executor, get_
 from container_manager.executors.base import LaunchSpec
 from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
 from container_manager.models import ContainerJob, ExecutorHost
+from container_manager.worker import Worker
 from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config
 
 pytestmark = pytest.mark.django_db
@@ -455,3 +456,23 @@ def test_config_keys_work_without_the_google_libraries():
 
 def test_factory_returns_cloudrun_executor():
     assert get_executor_class("cloudrun") is CloudRunExecutor
+
+
+@pytest.mark.parametrize("poll_seconds", [2])
+def test_worker_waiting_makes_at_most_one_status_call_per_poll_seconds(db, standin, poll_seconds):
+    """The worker waits in chunks of at most 1 s; poll_seconds still bounds the status calls."""
+    host = ExecutorHost.objects.create(
+        name="cr-poll", executor_type="cloudrun",
+        connection_string=f"projects/{PROJECT}/locations/{REGION}",
+        executor_config=standin_config(standin.endpoint, poll_seconds=poll_seconds))
+    job = make_job(host, "sleep 60")
+    assert job.launch()
+    name = execution(job).container_id
+    before = len(standin.calls("GET", name))
+    waited = 5.0
+    Worker(worker_id="w", concurrency=1).drive(ContainerJob.objects.get(pk=job.pk),
+                                               max_wait=waited)
+    status_calls = len(standin.calls("GET", name)) - before
+    assert 2 <= status_calls <= int(waited // poll_seconds) + 1, status_calls
+    assert ContainerJob.objects.get(pk=job.pk).status == "running"
+    assert job.cancel() is True

@@ -719,6 +719,11 @@ class CloudRunExecutor(BaseExecutor):
     def wait(self, container_id: str, timeout: float) -> ContainerStatus:
         """Poll :meth:`status` every ``poll_seconds`` (default 2) for up to ``timeout`` seconds.
 
+        The interval holds across calls on the same executor, so a worker that
+        waits in one-second chunks still makes at most one status call per
+        ``poll_seconds``; a wait shorter than the interval may return the last
+        state read without calling Google.
+
         Args:
             container_id: The execution name.
             timeout: Most seconds to wait.
