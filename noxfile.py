@@ -10,7 +10,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "docs", "doctest", "tests"]
+nox.options.sessions = ["lint", "docs", "doctest", "tests"]  # not benchmark, linkcheck
 # A missing interpreter is an error, never a silently skipped (green) session, and
 # nothing is downloaded: only the package registries are reachable.
 nox.options.error_on_missing_interpreters = True
@@ -86,6 +86,17 @@ def linkcheck(session: nox.Session) -> None:
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-b", "linkcheck", "-d", "docs/_build/doctrees", "docs",
                 "docs/_build/linkcheck", *session.posargs)
+
+
+@nox.session(python=DOCS_PYTHON)
+def benchmark(session: nox.Session) -> None:
+    """Our queue against procrastinate on one local PostgreSQL (not part of the suite).
+
+    procrastinate is installed only here (the ``bench`` extra). Arguments go to
+    benchmarks/queue_vs_procrastinate.py, e.g. ``nox -s benchmark -- --jobs 500``.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/queue_vs_procrastinate.py", *session.posargs)
 
 
 @nox.session(python=DOCS_PYTHON)

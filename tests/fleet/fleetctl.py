@@ -85,9 +85,9 @@ def _claim(worker_id: str, limit: int, start_at: float) -> int:
     """Claim ``limit`` jobs at a time until a claim comes back empty; print the ids per claim."""
     import time
 
-    from container_manager import claiming
-
     from django.db import connection
+
+    from container_manager import claiming
 
     connection.ensure_connection()
     time.sleep(max(0.0, start_at - time.time()))

@@ -123,8 +123,12 @@ def _run(cmd: list[str], run_as: str | None, timeout: float = 120) -> subprocess
                           cwd="/", **kwargs)
 
 
-def start_server() -> PostgresServer:
+def start_server(extra_options: str = "") -> PostgresServer:
     """Start a throw-away PostgreSQL server.
+
+    Args:
+        extra_options: More ``-c name=value`` server options (the benchmarks load
+            ``pg_stat_statements`` this way).
 
     Raises:
         ServerUnavailable: With the reason; see ``INSTALL_HINT`` for the fix.
@@ -156,7 +160,7 @@ def start_server() -> PostgresServer:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200 -c shared_buffers=128MB"
+            "-c max_connections=200 -c shared_buffers=128MB " + extra_options
         )
         done = _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"),
                      "-o", options, "-w", "-t", "60", "start"], run_as)
