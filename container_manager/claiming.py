@@ -120,7 +120,9 @@ def claim_jobs(
         lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
 
     Returns:
-        The claimed jobs, with their host loaded, in claim order. The template is
+        The claimed jobs, with their host loaded, in claim order. Every one is
+        fresh: no execution exists for its new attempt yet (the worker drives
+        them with ``fresh=True`` and looks none up). The template is
         loaded too on SQLite and for capacity-limited hosts; on the single-statement
         PostgreSQL path it is read when the job is launched, and only when the job
         has one (one more query).
@@ -231,7 +233,6 @@ def claim_jobs(
         job.lease_expires_at = expiry
         job.attempts += 1
         job.updated_at = now
-        job._cm_fresh_claim = True  # type: ignore[attr-defined]  # no execution for this attempt
     return chosen
 
 
@@ -298,7 +299,6 @@ def _claim_in_one_statement(
                 values[i] = func(values[i], fields[i], connection)
         job = ContainerJob.from_db(connection.alias, names, values)
         job.docker_host = hosts[job.docker_host_id]
-        job._cm_fresh_claim = True  # type: ignore[attr-defined]  # no execution for this attempt
         chosen.append(job)
     chosen.sort(key=lambda job: (-job.priority, job.created_at, job.pk))
     return chosen
@@ -371,33 +371,6 @@ def adopt_jobs(
         .select_related("docker_host", "environment_template")
         .order_by("pk")
     )
-
-
-def renew_lease(job: ContainerJob, worker_id: str, lease_seconds: float | None = None) -> bool:
-    """Extend this worker's lease on ``job``.
-
-    Args:
-        job: A job the worker drives.
-        worker_id: The worker's id.
-        lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
-
-    Returns:
-        False when the job is no longer this worker's, or no longer active (for
-        example it was cancelled); the worker should then stop driving it.
-
-    Example:
-        >>> renew_lease(ContainerJob(pk=123456, status="running"), "worker-1")
-        False
-    """
-    from container_manager.models import ContainerJob
-
-    expiry = _lease_expiry(lease_seconds)
-    updated = ContainerJob.objects.filter(
-        pk=job.pk, claimed_by=worker_id, status__in=_ACTIVE
-    ).update(lease_expires_at=expiry)
-    if updated:
-        job.lease_expires_at = expiry
-    return bool(updated)
 
 
 def renew_leases(

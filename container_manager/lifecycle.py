@@ -63,6 +63,10 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(s for s, nxt in TRANSITIONS.items(
 #: Statuses of a job that has been handed to an executor and is not finished.
 ACTIVE_STATUSES: frozenset[str] = frozenset({_S.STARTING.value, _S.RUNNING.value})
 
+#: Statuses of a finished attempt (a :class:`~container_manager.models.ContainerExecution`
+#: whose result is recorded): an attempt ends in the same three statuses as a job.
+FINISHED_EXECUTION_STATUSES: frozenset[str] = TERMINAL_STATUSES
+
 
 class InvalidTransitionError(ValueError):
     """A status change that the transition table does not allow.

@@ -1,25 +1,43 @@
-r"""Job operations behind :class:`~container_manager.models.ContainerJob`'s methods and the worker.
+r"""The job lifecycle's one owner: launch, record, harvest, time out, cancel, retry, recover.
+
+:class:`~container_manager.models.ContainerJob`'s methods (``launch()``,
+``harvest()``, ``cancel()``, ``get_logs()``) and the worker
+(:mod:`container_manager.worker`) both call the functions here; nothing else
+moves a job. The statuses and their allowed moves are
+:mod:`container_manager.lifecycle`; whether a failure is retried is
+:mod:`container_manager.retry`; the conditional UPDATEs that record a move are
+manager methods next to the models
+(:meth:`ContainerJob.objects.transition <container_manager.models.ContainerJobManager.transition>`,
+:meth:`ContainerExecution.objects.record <container_manager.models.ContainerExecutionManager.record>`).
+This module reaches the models only through the instances it is given, so the
+models may import it without an import cycle.
 
 Rules kept here, in one place:
 
-* every status change goes through :func:`transition`, a conditional
-  ``UPDATE ... WHERE id = <id> AND status = <old>`` checked against
-  :data:`~container_manager.lifecycle.TRANSITIONS`;
+* every status change is a conditional ``UPDATE ... WHERE id = <id> AND
+  status = <old>`` checked against :data:`~container_manager.lifecycle.TRANSITIONS`;
 * no executor (network) call happens inside a database transaction;
-* success is recorded only on the executor's evidence (an exit code).
+* success is recorded only on the executor's evidence (an exit code);
+* both ways to launch (by hand and by a worker) run the same validation
+  (:func:`validate_launch`), and a job that can never launch fails at once.
 
 Example:
-    >>> cap_log("x" * 10, max_bytes=4)
-    '[container_manager: 6 bytes truncated]\nxxxx'
+    >>> host = ExecutorHost.objects.create(
+    ...     name="ops-mock", executor_type="mock", connection_string="mock://ops")
+    >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+    >>> launch(job), harvest(job), job.status
+    (True, True, 'completed')
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
@@ -34,36 +52,59 @@ from container_manager.executors import (
     launch_problem,
 )
 from container_manager.executors.base import LABEL_APP, LABEL_EXECUTION, LABEL_HOST, LABEL_JOB
-from container_manager.executors.errors import (
-    ExecutorConfigurationError,
-    ExecutorNotAvailableError,
-    ImageNotFoundError,
-)
 from container_manager.lifecycle import (
     ACTIVE_STATUSES,
+    FINISHED_EXECUTION_STATUSES,
     ConcurrentTransitionError,
     JobStatus,
     check_transition,
+)
+from container_manager.retry import (
+    PERMANENT_LAUNCH_ERRORS,
+    Outcome,
+    RetryDecision,
+    RetryStrategy,
 )
 from container_manager.validators import parse_command
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerExecution, ContainerJob
 
-logger = logging.getLogger("container_manager")
+__all__ = [
+    "FINISHED_EXECUTION_STATUSES",
+    "OOM_MESSAGE",
+    "PERMANENT_LAUNCH_ERRORS",
+    "Resumed",
+    "build_spec",
+    "cancel",
+    "cap_log",
+    "current_execution",
+    "executor_for",
+    "get_logs",
+    "harvest",
+    "launch",
+    "launch_claimed",
+    "needs_launch",
+    "recover_unrecorded_launch",
+    "resume",
+    "start_attempt",
+    "timed_out",
+    "transition",
+    "validate_launch",
+]
 
-#: Statuses of a finished attempt (:class:`~container_manager.models.ExecutionStatus`).
-FINISHED_EXECUTION_STATUSES = frozenset({"completed", "failed", "cancelled"})
+logger = logging.getLogger("container_manager")
 
 #: The failure message of a container killed at its memory limit.
 OOM_MESSAGE = "out of memory (killed at the memory limit)"
 
-#: Executor errors that no retry can fix.
-PERMANENT_LAUNCH_ERRORS = (ImageNotFoundError, ExecutorNotAvailableError, ExecutorConfigurationError)
-
 
 def transition(job: ContainerJob, new: str, **fields: Any) -> None:
     """Move ``job`` to ``new`` with one conditional UPDATE, and update the instance.
+
+    The same as :meth:`ContainerJob.objects.transition
+    <container_manager.models.ContainerJobManager.transition>` without extra
+    conditions.
 
     Args:
         job: The job; its in-memory ``status`` is the expected current status.
@@ -87,39 +128,19 @@ def transition(job: ContainerJob, new: str, **fields: Any) -> None:
         ...
         container_manager.lifecycle.InvalidTransitionError: Job ... cannot move from 'cancelled' to 'running': 'cancelled' is terminal.
     """
-    _transition_where(job, new, {}, **fields)
+    type(job).objects.transition(job, new, **fields)
 
 
-def _transition_where(job: ContainerJob, new: str, where: dict[str, Any], **fields: Any) -> None:
-    """:func:`transition`, with extra conditions on the row (``where``) in the same UPDATE."""
-    from container_manager.models import ContainerJob
+def _move(job: ContainerJob, new: str, where: dict[str, Any] | None = None, **fields: Any) -> None:
+    type(job).objects.transition(job, new, where=where, **fields)
 
-    old = job.status
-    new = getattr(new, "value", new)
-    check_transition(old, new, job_id=job.pk)
-    now = timezone.now()
-    updated = ContainerJob.objects.filter(pk=job.pk, status=old, **where).update(
-        status=new, updated_at=now, **fields
-    )
-    if updated != 1:
-        raise ConcurrentTransitionError(
-            f"Job {job.pk} is no longer {old!r} in the database: another process changed it "
-            "first. Call refresh_from_db() to see its current status."
-        )
-    job.status = new
-    job.updated_at = now
-    expressions = []
-    for name, value in fields.items():
-        if hasattr(value, "resolve_expression"):
-            expressions.append(name)
-        else:
-            setattr(job, name, value)
-    if expressions:
-        job.refresh_from_db(fields=expressions)
+
+def _record(execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any) -> bool:
+    return type(execution).objects.record(execution, only_unfinished=only_unfinished, **fields)
 
 
 def cap_log(text: str, max_bytes: int | None = None) -> str:
-    """Keep at most ``max_bytes`` (UTF-8) of the end of ``text``, marking what was cut.
+    r"""Keep at most ``max_bytes`` (UTF-8) of the end of ``text``, marking what was cut.
 
     Args:
         text: The log text.
@@ -131,6 +152,8 @@ def cap_log(text: str, max_bytes: int | None = None) -> str:
     Example:
         >>> cap_log("short")
         'short'
+        >>> cap_log("x" * 10, max_bytes=4)
+        '[container_manager: 6 bytes truncated]\nxxxx'
     """
     limit = get_settings().LOG_MAX_BYTES if max_bytes is None else max_bytes
     data = text.encode("utf-8", errors="replace")
@@ -204,6 +227,70 @@ def executor_for(job: ContainerJob) -> BaseExecutor:
     return get_executor(job.docker_host)
 
 
+
+
+# -- launching ---------------------------------------------------------------------
+
+
+def validate_launch(
+    job: ContainerJob, executor: BaseExecutor | None = None, *, related_loaded: bool = False
+) -> BaseExecutor:
+    """Check everything about ``job`` that no retry can fix, before anything is launched.
+
+    The job's fields (``full_clean``), then what the host's executor would refuse
+    (:meth:`~container_manager.executors.base.BaseExecutor.validate_spec`, such
+    as Cloud Run's memory and CPU rules). :func:`launch` (by hand) and
+    :func:`launch_claimed` (the worker) both call it.
+
+    Args:
+        job: The job.
+        executor: The executor of the job's host; :func:`executor_for` when None
+            (after the fields are checked).
+        related_loaded: The job's host and template were loaded with it (a worker's
+            claim): skip the queries that check they exist, and the uniqueness checks.
+
+    Returns:
+        The executor.
+
+    Raises:
+        ValidationError: The problems, each naming its field.
+        ExecutorError: ``executor`` was None and :func:`executor_for` refused the host.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="vl-run", executor_type="cloudrun",
+        ...     connection_string="projects/my-project/locations/europe-west1")
+        >>> job = ContainerJob(image="busybox", docker_host=host, memory_limit=128)
+        >>> validate_launch(job, executor_for(job))
+        Traceback (most recent call last):
+        ...
+        django.core.exceptions.ValidationError: ['memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.']
+    """
+    if related_loaded:
+        job.full_clean(
+            exclude=["docker_host", "environment_template"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
+    else:
+        job.full_clean()
+    executor = executor or executor_for(job)
+    problems = executor.validate_spec(
+        LaunchSpec(
+            job_id=job.pk,
+            execution_id=0,
+            image=job.image,
+            command=parse_command(job.command),
+            memory_limit_mb=job.memory_limit,
+            cpu_limit=job.cpu_limit,
+            timeout_seconds=job.timeout_seconds,
+        )
+    )
+    if problems:
+        raise ValidationError(problems)
+    return executor
+
+
 def launch(job: ContainerJob) -> bool:
     """Validate, claim and start ``job``; see :meth:`ContainerJob.launch <container_manager.models.ContainerJob.launch>`.
 
@@ -230,32 +317,63 @@ def launch(job: ContainerJob) -> bool:
         True
     """
     check_transition(job.status, JobStatus.STARTING, job_id=job.pk)
-    job.full_clean()
-    executor = executor_for(job)
-    problems = executor.validate_spec(
-        LaunchSpec(
-            job_id=job.pk,
-            execution_id=0,
-            image=job.image,
-            command=parse_command(job.command),
-            memory_limit_mb=job.memory_limit,
-            cpu_limit=job.cpu_limit,
-            timeout_seconds=job.timeout_seconds,
-        )
-    )
-    if problems:
-        from django.core.exceptions import ValidationError
-
-        raise ValidationError(problems)
+    executor = validate_launch(job)
     # No worker claims it, but the lease keeps workers from adopting the job while
     # this launch is in progress (see claiming.adopt_jobs).
     transition(job, JobStatus.STARTING, attempts=F("attempts") + 1, claimed_by="",
                lease_expires_at=timezone.now()
                + datetime.timedelta(seconds=get_settings().LEASE_SECONDS))
-    return start_attempt(job, executor)
+    return start_attempt(job, executor) is not None
 
 
-def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
+def launch_claimed(job: ContainerJob, executor: BaseExecutor) -> ContainerExecution | None:
+    """Validate and start the current attempt of a job a worker claimed (or adopted).
+
+    The same validation as :func:`launch` (:func:`validate_launch`); an invalid
+    job can never launch, so it fails at once (``invalid job: ...``) without an
+    attempt. A host that does not answer puts the job back to ``pending`` (see
+    :func:`start_attempt`).
+
+    Args:
+        job: A ``starting`` job whose ``attempts`` counts this attempt, with its
+            host (and template) loaded.
+        executor: The executor of the job's host.
+
+    Returns:
+        The running attempt, or None when nothing runs.
+
+    Example:
+        >>> from container_manager import claiming
+        >>> host = ExecutorHost.objects.create(
+        ...     name="lc-run", executor_type="cloudrun",
+        ...     connection_string="projects/my-project/locations/europe-west1")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host, memory_limit=128,
+        ...                                   max_retries=3)
+        >>> [claimed] = claiming.claim_jobs("lc-worker", 1, hosts=["lc-run"])
+        >>> launch_claimed(claimed, executor_for(claimed)) is None
+        True
+        >>> claimed.status, claimed.status_message
+        ('failed', 'invalid job: memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.')
+    """
+    try:
+        validate_launch(job, executor, related_loaded=True)
+    except ValidationError as exc:
+        transition(
+            job,
+            JobStatus.FAILED,
+            status_message=f"invalid job: {'; '.join(exc.messages)}",
+            claimed_by="",
+            lease_expires_at=None,
+            finished_at=timezone.now(),
+        )
+        return None
+    try:
+        return start_attempt(job, executor)
+    except HostUnavailableError:
+        return None  # the job is back to pending, with backoff
+
+
+def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecution | None:
     """Create the execution for a ``starting`` job and ask the executor to launch it.
 
     Args:
@@ -264,27 +382,25 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
         executor: The executor of the job's host.
 
     Returns:
-        True when the container runs; False when the launch failed and the job was
-        failed or queued for a retry.
+        The attempt, ``running``, when the container runs; None when the launch
+        failed and the job was failed or queued for a retry.
 
     Raises:
         HostUnavailableError: The host did not answer; the job was put back to
             ``pending`` (the attempt is recorded as failed).
+        ConcurrentTransitionError: The job was cancelled while the executor
+            launched; the container was stopped and removed.
 
     Example:
         >>> host = ExecutorHost.objects.create(
         ...     name="sa-mock", executor_type="mock", connection_string="mock://sa")
         >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
         >>> transition(job, "starting", attempts=1)
-        >>> start_attempt(job, executor_for(job)), job.status
-        (True, 'running')
+        >>> attempt = start_attempt(job, executor_for(job))
+        >>> attempt.attempt, attempt.status, job.status
+        (1, 'running', 'running')
     """
-    from container_manager.models import ContainerExecution, ExecutionStatus
-
-    execution = ContainerExecution.objects.create(
-        job=job, attempt=job.attempts, status=ExecutionStatus.STARTING
-    )
-    job._current_execution = execution  # type: ignore[attr-defined]
+    execution = job.containerexecution_set.create(attempt=job.attempts, status=JobStatus.STARTING)
     try:
         spec = build_spec(job, execution)
         result = executor.launch(spec)
@@ -292,24 +408,20 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
         _launch_failed(job, execution, exc)
         if isinstance(exc, HostUnavailableError) and job.status == JobStatus.PENDING:
             raise
-        return False
+        return None
     except Exception as exc:  # a bug or an unexpected client error: never lose the job
         logger.exception("Unexpected error launching job %s", job.pk)
         _launch_failed(job, execution, ExecutorError(f"{type(exc).__name__}: {exc}"))
-        return False
+        return None
     now = timezone.now()
     # Two conditional UPDATEs, no transaction: the job first (it fails if the job was
     # cancelled while the executor launched), then the attempt (it fails if a cancel
     # recorded it meanwhile). A worker that dies between the two leaves a running
     # job whose attempt has no container id; the worker that adopts it asks the
-    # executor (see Worker._recover_unrecorded_launch).
+    # executor (see recover_unrecorded_launch).
     try:
         transition(job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
-        recorded = ContainerExecution.objects.filter(
-            pk=execution.pk, status=ExecutionStatus.STARTING
-        ).update(container_id=result.container_id, status=ExecutionStatus.RUNNING,
-                 started_at=now)
-        if not recorded:
+        if not type(execution).objects.record_launch(execution, result.container_id, now):
             raise ConcurrentTransitionError(
                 f"Job {job.pk} was cancelled while its container was launched."
             )
@@ -321,89 +433,66 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> bool:
         except ExecutorError as exc:
             logger.warning("Could not clean up container %s: %s", result.container_id, exc)
         raise
-    execution.container_id = result.container_id
-    execution.status = ExecutionStatus.RUNNING
-    execution.started_at = now
-    return True
+    return execution
 
 
 def _launch_failed(job: ContainerJob, execution: ContainerExecution, exc: ExecutorError) -> None:
     """Record a failed launch: the attempt fails; the job fails, retries, or waits for its host."""
     message = f"launch failed: {exc}"
-    _record_execution(execution, status="failed", error_message=message)
-    if isinstance(exc, HostUnavailableError) and job.attempts <= job.max_retries + 1:
+    _record(execution, status=JobStatus.FAILED, error_message=message)
+    decision = _decide(job, Outcome(launch_error=exc))
+    if decision.retry and isinstance(exc, HostUnavailableError):
         # The host never got the container, so nothing ran: back to pending with
-        # backoff. An unreachable host is allowed one attempt more than max_retries
-        # (the policy table in the Running workers guide), then the job fails.
+        # backoff (the policy allows it one attempt more than max_retries).
         transition(
             job,
             JobStatus.PENDING,
             status_message=message,
             claimed_by="",
             lease_expires_at=None,
-            not_before=timezone.now() + _backoff(job),
+            not_before=timezone.now() + decision.delay,
         )
         return
-    _fail_or_retry(job, message, retryable=not isinstance(exc, PERMANENT_LAUNCH_ERRORS))
-
-
-def _backoff(job: ContainerJob) -> datetime.timedelta:
-    """Delay before the next attempt: doubles with each attempt, capped."""
-    cfg = get_settings()
-    seconds = min(cfg.RETRY_BACKOFF_SECONDS * 2 ** max(job.attempts - 1, 0),
-                  cfg.RETRY_BACKOFF_MAX_SECONDS)
-    return datetime.timedelta(seconds=seconds)
+    _fail_or_retry(job, message, decision)
 
 
 def _fail_or_retry(
     job: ContainerJob,
     message: str,
+    decision: RetryDecision,
     *,
-    retryable: bool,
     where: dict[str, Any] | None = None,
     **fields: Any,
 ) -> None:
-    """Fail the job, or send it back to pending when the retry policy allows another attempt."""
+    """Fail the job, or send it back to pending when the retry policy decided so."""
     fields = {"claimed_by": "", "lease_expires_at": None, **fields}
-    where = where or {}
-    if retryable and job.attempts <= job.max_retries:
-        _transition_where(
+    if decision.retry:
+        _move(
             job,
             JobStatus.PENDING,
             where,
             status_message=f"{message}; retrying (attempt {job.attempts + 1} of "
             f"{job.max_retries + 1})",
-            not_before=timezone.now() + _backoff(job),
+            not_before=timezone.now() + decision.delay,
             **fields,
         )
         return
-    _transition_where(job, JobStatus.FAILED, where, status_message=message,
-                      finished_at=timezone.now(), **fields)
+    _move(job, JobStatus.FAILED, where, status_message=message, finished_at=timezone.now(),
+          **fields)
 
 
-def _record_execution(
-    execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any
-) -> bool:
-    """Save the final fields of an attempt (one UPDATE); False when ``only_unfinished`` lost.
+def _decide(job: ContainerJob, outcome: Outcome) -> RetryDecision:
+    """The retry policy's decision on the job's latest attempt."""
+    return RetryStrategy.from_settings().decide(
+        outcome, attempts=job.attempts, max_retries=job.max_retries
+    )
 
-    With ``only_unfinished`` the UPDATE matches only an attempt still ``starting``
-    or ``running``: the first process to finish the attempt wins its record.
-    """
-    from container_manager.models import ContainerExecution
 
-    fields.setdefault("finished_at", timezone.now())
-    rows = ContainerExecution.objects.filter(pk=execution.pk)
-    if only_unfinished:
-        rows = rows.exclude(status__in=sorted(FINISHED_EXECUTION_STATUSES))
-    if not rows.update(**fields):
-        return False
-    for name, value in fields.items():
-        setattr(execution, name, value)
-    return True
+# -- following a job ----------------------------------------------------------------
 
 
 def current_execution(job: ContainerJob) -> ContainerExecution | None:
-    """Return the job's latest execution (cached on the instance by launches in this process).
+    """Return the job's latest execution (one query).
 
     Args:
         job: The job.
@@ -417,35 +506,203 @@ def current_execution(job: ContainerJob) -> ContainerExecution | None:
         ...         name="ce-mock", executor_type="mock", connection_string="mock://ce"))) is None
         True
     """
-    cached = getattr(job, "_current_execution", None)
-    if cached is not None and cached.attempt == job.attempts:
-        return cached
-    execution = job.containerexecution_set.order_by("-attempt").first()
-    job._current_execution = execution  # type: ignore[attr-defined]
-    return execution
+    return job.containerexecution_set.order_by("-attempt").first()
 
 
-def _timed_out(job: ContainerJob, execution: ContainerExecution) -> bool:
-    """Whether the attempt has run longer than the job's ``timeout_seconds``."""
+def needs_launch(job: ContainerJob, execution: ContainerExecution | None) -> bool:
+    """Whether the job is ``starting`` with nothing launched for its current attempt.
+
+    Args:
+        job: The job.
+        execution: Its latest execution (see :func:`current_execution`), or None.
+
+    Returns:
+        True when the current attempt still has to be launched.
+
+    Example:
+        >>> needs_launch(ContainerJob(status="starting", attempts=2),
+        ...              ContainerExecution(attempt=1))
+        True
+        >>> needs_launch(ContainerJob(status="running", attempts=1), ContainerExecution(attempt=1))
+        False
+    """
+    return job.status == JobStatus.STARTING and (
+        execution is None or execution.attempt != job.attempts
+    )
+
+
+def timed_out(job: ContainerJob, execution: ContainerExecution) -> bool:
+    """Whether the attempt has run longer than the job's ``timeout_seconds``.
+
+    Args:
+        job: The job.
+        execution: Its current attempt.
+
+    Returns:
+        True once ``timeout_seconds`` have passed since the attempt started.
+
+    Example:
+        >>> import datetime
+        >>> from django.utils import timezone
+        >>> started = timezone.now() - datetime.timedelta(seconds=90)
+        >>> timed_out(ContainerJob(timeout_seconds=60), ContainerExecution(started_at=started))
+        True
+        >>> timed_out(ContainerJob(), ContainerExecution(started_at=started))  # no limit
+        False
+    """
     if not job.timeout_seconds or execution.started_at is None:
         return False
     return timezone.now() - execution.started_at >= datetime.timedelta(seconds=job.timeout_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resumed:
+    """What :func:`resume` found: an attempt to wait for, or a job already settled.
+
+    Attributes:
+        execution: The running attempt to wait for, or None when there is none.
+        harvested: The job was moved to its recorded outcome.
+
+    Example:
+        >>> Resumed(execution=None, harvested=True).harvested
+        True
+    """
+
+    execution: ContainerExecution | None
+    harvested: bool = False
+
+
+def resume(
+    job: ContainerJob,
+    execution: ContainerExecution,
+    executor: BaseExecutor,
+    *,
+    unrecorded_grace_seconds: float,
+) -> Resumed:
+    """Pick up a launched job (adopted, or driven again): what is there to wait for?
+
+    * An attempt whose container id was never recorded: a ``running`` job's
+      launcher records it a moment after the status, so within
+      ``unrecorded_grace_seconds`` of the attempt's creation nothing is done;
+      after that :func:`recover_unrecorded_launch` asks the executor.
+    * An attempt whose result is recorded while the job is still active (its
+      finisher stopped in between): the job is moved from the record.
+    * Otherwise the attempt is running: wait for it.
+
+    Args:
+        job: An active job with at least one execution.
+        execution: Its current attempt.
+        executor: The executor of the job's host.
+        unrecorded_grace_seconds: How long a launcher may take to record its container.
+
+    Returns:
+        The attempt to wait for, or that the job was harvested.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="rs-mock", executor_type="mock", connection_string="mock://rs")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> launch(job)
+        True
+        >>> resume(job, current_execution(job), executor_for(job),
+        ...        unrecorded_grace_seconds=60).execution.status
+        'running'
+    """
+    if not execution.container_id:
+        age = (timezone.now() - execution.created_at).total_seconds()
+        if job.status == JobStatus.RUNNING and age < unrecorded_grace_seconds:
+            return Resumed(None)
+        if not recover_unrecorded_launch(job, execution, executor):
+            return Resumed(None)
+    if execution.status in FINISHED_EXECUTION_STATUSES:
+        return Resumed(None, harvested=harvest(job, executor, execution=execution))
+    return Resumed(execution)
+
+
+def recover_unrecorded_launch(
+    job: ContainerJob, execution: ContainerExecution, executor: BaseExecutor
+) -> bool:
+    """Recover a job whose current attempt's container id was never recorded.
+
+    Asks the executor for a container labelled with the execution id: if one
+    exists, records it and the job is ``running``; if not, nothing ran, so the
+    attempt is recorded as failed and the job goes back to ``pending`` (a new
+    attempt, whatever ``max_retries`` says: no container ever ran). An executor
+    that cannot answer changes nothing (try again later).
+
+    Args:
+        job: The job (adopted by a worker).
+        execution: Its current attempt, with no container id.
+        executor: The executor of the job's host.
+
+    Returns:
+        True when a container was found and the job is now ``running``.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="ru-mock", executor_type="mock", connection_string="mock://ru")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> transition(job, "starting", attempts=1)
+        >>> attempt = job.containerexecution_set.create(attempt=1)  # the launcher died here
+        >>> recover_unrecorded_launch(job, attempt, executor_for(job))
+        False
+        >>> job.status, job.status_message
+        ('pending', 'relaunching: the previous worker died before its launch was recorded, and no container ran')
+    """
+    try:
+        container_id = executor.find(execution.pk)
+    except ExecutorError as exc:
+        logger.warning("Job %s: cannot ask the executor about execution %s: %s",
+                       job.pk, execution.pk, exc)
+        return False  # try again once the lease lapses
+    now = timezone.now()
+    if container_id:
+        if not type(execution).objects.record_found_container(execution, container_id, now):
+            execution.refresh_from_db()  # another process recorded it first
+        if job.status != JobStatus.RUNNING:
+            transition(job, JobStatus.RUNNING, started_at=now)
+        return True
+    _record(
+        execution,
+        status=JobStatus.FAILED,
+        error_message="the worker stopped before the launch was recorded, and the "
+        "executor has no container for this attempt",
+    )
+    transition(
+        job,
+        JobStatus.PENDING,
+        claimed_by="",
+        lease_expires_at=None,
+        status_message="relaunching: the previous worker died before its launch was "
+        "recorded, and no container ran",
+    )
+    return False
+
+
+# -- harvesting, timing out, cancelling ------------------------------------------------
 
 
 def harvest(
     job: ContainerJob,
     executor: BaseExecutor | None = None,
     state: ContainerStatus | None = None,
+    execution: ContainerExecution | None = None,
 ) -> bool:
     """Record the result of a finished job; see :meth:`ContainerJob.harvest <container_manager.models.ContainerJob.harvest>`.
+
+    A job past its ``timeout_seconds`` is stopped, its logs kept, and failed
+    (also when its host cannot be reached).
 
     Args:
         job: The job.
         executor: The host's executor (looked up when omitted).
         state: A container state the caller already has (saves one executor call).
+        execution: The job's current attempt as the caller knows it (looked up
+            when omitted).
 
     Returns:
-        True when the job is terminal with its result recorded.
+        True when the job is terminal with its result recorded (or queued for
+        a retry).
 
     Example:
         >>> host = ExecutorHost.objects.create(
@@ -458,7 +715,8 @@ def harvest(
         return True
     if job.status == JobStatus.PENDING:
         return False
-    execution = current_execution(job)
+    if execution is None or execution.attempt != job.attempts:
+        execution = current_execution(job)
     if execution is None or not execution.container_id:
         return False
     if execution.status in FINISHED_EXECUTION_STATUSES:
@@ -473,14 +731,14 @@ def harvest(
         try:
             state = executor.status(execution.container_id)
         except ExecutorError as exc:
-            if _timed_out(job, execution):
+            if timed_out(job, execution):
                 _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s "
                         f"and the host is unreachable ({exc})", cleanup=False)
                 return True
             logger.warning("Cannot read status of job %s: %s", job.pk, exc)
             return False
     if not state.finished:
-        if not _timed_out(job, execution):
+        if not timed_out(job, execution):
             return False
         _stop_quietly(executor, execution.container_id)
         _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s")
@@ -542,7 +800,7 @@ def _finish(
     # (harvest, cancel, timeout) wins its record; then the job, from that record.
     # A process that stops between the two leaves a finished attempt on an active
     # job: whoever harvests the job next moves it from the record (see _settle).
-    won = _record_execution(
+    won = _record(
         execution,
         only_unfinished=True,
         status=outcome.value,
@@ -554,20 +812,6 @@ def _finish(
     if not won:
         _lost_attempt(job, execution)
     _settle(job, execution)
-
-
-def _retryable_exit(message: str, exit_code: int | None) -> bool:
-    """Whether a failed attempt's recorded outcome is one the retry policy retries.
-
-    Out-of-memory kills (recorded with :data:`OOM_MESSAGE`) follow ``RETRY_ON_OOM``;
-    other attempts that ended with an exit code follow ``RETRY_ON_EXIT_CODES``.
-    Attempts without an exit code (timeouts, lost containers, cancels) are not
-    retried.
-    """
-    cfg = get_settings()
-    if message == OOM_MESSAGE:
-        return cfg.RETRY_ON_OOM
-    return exit_code is not None and exit_code != 0 and exit_code in cfg.RETRY_ON_EXIT_CODES
 
 
 def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
@@ -591,15 +835,16 @@ def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
     try:
         if execution.status == JobStatus.FAILED:
             message = execution.error_message
-            retryable = _retryable_exit(message, exit_code)
-            target = (JobStatus.PENDING if retryable and job.attempts <= job.max_retries
-                      else JobStatus.FAILED)
-            _fail_or_retry(job, message, retryable=retryable, where=where, exit_code=exit_code)
+            # The record's exit code and OOM marker, never the message's wording.
+            outcome = Outcome(exit_code=exit_code, oom_killed=message == OOM_MESSAGE)
+            decision = _decide(job, outcome)
+            target = JobStatus.PENDING if decision.retry else JobStatus.FAILED
+            _fail_or_retry(job, message, decision, where=where, exit_code=exit_code)
         else:
             target = JobStatus(execution.status)  # completed or cancelled
             message = "cancelled" if target == JobStatus.CANCELLED else "exited with code 0"
-            _transition_where(job, target, where, status_message=message, finished_at=now,
-                              exit_code=exit_code, claimed_by="", lease_expires_at=None)
+            _move(job, target, where, status_message=message, finished_at=now,
+                  exit_code=exit_code, claimed_by="", lease_expires_at=None)
     except ConcurrentTransitionError:
         # Another process may have moved the job from this very record first.
         job.refresh_from_db()
@@ -617,9 +862,7 @@ def _lost_attempt(job: ContainerJob, execution: ContainerExecution) -> None:
     Raises:
         ConcurrentTransitionError: Always; this process did not finish the attempt.
     """
-    from container_manager.models import ContainerExecution
-
-    recorded = ContainerExecution.objects.filter(pk=execution.pk).first()
+    recorded = type(execution).objects.filter(pk=execution.pk).first()
     if recorded is not None and recorded.status in FINISHED_EXECUTION_STATUSES:
         job.refresh_from_db()
         if job.status in ACTIVE_STATUSES and job.attempts == recorded.attempt:
@@ -656,8 +899,8 @@ def cancel(job: ContainerJob) -> bool:
             transition(job, JobStatus.CANCELLED, status_message="cancelled",
                        finished_at=timezone.now(), claimed_by="", lease_expires_at=None)
             if execution is not None:
-                _record_execution(execution, only_unfinished=True, status="cancelled",
-                                  error_message="cancelled")
+                _record(execution, only_unfinished=True, status=JobStatus.CANCELLED,
+                        error_message="cancelled")
             return True
         executor = get_executor(job.docker_host)
         executor.stop(execution.container_id, get_settings().STOP_GRACE_SECONDS)
@@ -666,6 +909,9 @@ def cancel(job: ContainerJob) -> bool:
     except ConcurrentTransitionError:
         job.refresh_from_db()
         return False
+
+
+# -- logs ----------------------------------------------------------------------------
 
 
 def get_logs(job: ContainerJob) -> str:
@@ -683,13 +929,11 @@ def get_logs(job: ContainerJob) -> str:
         >>> get_logs(ContainerJob.objects.create(image="busybox", docker_host=host))
         ''
     """
-    from container_manager.models import ExecutionStatus
-
     executions = list(job.containerexecution_set.order_by("attempt"))
     parts = []
     for execution in executions:
         text = execution.logs
-        live = execution.status == ExecutionStatus.RUNNING and execution.container_id
+        live = execution.status == JobStatus.RUNNING and execution.container_id
         if live and not job.is_terminal_status:
             try:
                 logs = get_executor(job.docker_host).logs(execution.container_id)

@@ -32,14 +32,13 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from container_manager import claiming, operations
 from container_manager.conf import get_settings
-from container_manager.executors import ExecutorError, launch_problem
-from container_manager.lifecycle import ConcurrentTransitionError, JobStatus
+from container_manager.executors import ExecutorError, get_executor, launch_problem
+from container_manager.lifecycle import ConcurrentTransitionError
 
 if TYPE_CHECKING:
     from container_manager.executors import BaseExecutor
@@ -75,19 +74,6 @@ class WorkerStats:
     harvested: int = 0
     adopted: int = 0
     errors: int = 0
-
-    def add(self, other: WorkerStats) -> None:
-        """Add another set of counters to this one.
-
-        Args:
-            other: The counters to add.
-
-        Example:
-            >>> a = WorkerStats(launched=1); a.add(WorkerStats(launched=2)); a.launched
-            3
-        """
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
 def default_worker_id() -> str:
@@ -159,7 +145,7 @@ class Worker:
         self._busy = 0
         self._driving: set[int] = set()  # jobs in hand: their leases are renewed
         self._lost: set[int] = set()  # jobs no longer ours (cancelled, adopted elsewhere)
-        self._queue: queue.SimpleQueue[tuple[ContainerJob, float | None] | None] | None = None
+        self._queue: queue.SimpleQueue[tuple[ContainerJob, float | None, bool] | None] | None = None
         self._threads: list[threading.Thread] = []
         self._heartbeat_done = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -192,8 +178,13 @@ class Worker:
             for name, value in increments.items():
                 setattr(self.stats, name, getattr(self.stats, name) + value)
 
-    def drive(self, job: ContainerJob, max_wait: float | None = None) -> None:
+    def drive(
+        self, job: ContainerJob, max_wait: float | None = None, *, fresh: bool = False
+    ) -> None:
         """Take one claimed job as far as it goes: launch it if needed, wait, harvest.
+
+        The lifecycle steps are :mod:`container_manager.operations`'; the worker
+        only waits between them.
 
         Never raises: unexpected errors are logged and counted in
         :attr:`WorkerStats.errors`; the job is then left for adoption once its
@@ -203,6 +194,9 @@ class Worker:
             job: A job claimed or adopted by this worker.
             max_wait: Most seconds to wait for the container (None: until it ends
                 or the worker stops; 0: just look once).
+            fresh: The job comes straight from
+                :func:`~container_manager.claiming.claim_jobs`: no execution exists
+                for its attempt, so none is looked up.
 
         Example:
             >>> host = ExecutorHost.objects.create(
@@ -216,7 +210,7 @@ class Worker:
         with self._lock:
             self._driving.add(job.pk)
         try:
-            self._drive(job, max_wait)
+            self._drive(job, max_wait, fresh)
         except ConcurrentTransitionError as exc:
             logger.info("Job %s changed under worker %s: %s", job.pk, self.worker_id, exc)
         except Exception:
@@ -227,13 +221,10 @@ class Worker:
                 self._driving.discard(job.pk)
                 self._lost.discard(job.pk)
 
-    def _drive(self, job: ContainerJob, max_wait: float | None) -> None:
-        executor = operations.get_executor(job.docker_host)
-        fresh = getattr(job, "_cm_fresh_claim", False)
+    def _drive(self, job: ContainerJob, max_wait: float | None, fresh: bool) -> None:
+        executor = get_executor(job.docker_host)
         execution = None if fresh else operations.current_execution(job)
-        if job.status == JobStatus.STARTING and (
-            execution is None or execution.attempt != job.attempts
-        ):
+        if operations.needs_launch(job, execution):
             # Claimed (or adopted) with nothing launched for this attempt.
             if self.stopping:
                 return  # release_jobs() puts it back to pending
@@ -244,53 +235,19 @@ class Worker:
                 if claiming.release_unlaunched(job):
                     logger.warning("Job %s not launched: %s", job.pk, problem)
                 return
-            if not self._launch(job, executor):
-                return
-            execution = operations.current_execution(job)
-        elif execution is not None and not execution.container_id:
-            # A launch whose container id was never recorded. A running job's
-            # launcher records it a moment after the status: give it a lease.
-            age = (timezone.now() - execution.created_at).total_seconds()
-            if job.status == JobStatus.RUNNING and age < self.lease_seconds:
-                return
-            if not self._recover_unrecorded_launch(job, execution, executor):
-                return
-        if execution is None or not execution.container_id:
-            return
-        if execution.status in operations.FINISHED_EXECUTION_STATUSES:
-            # The attempt's result is recorded but the job was not moved (its
-            # finisher stopped in between): harvest moves it from the record.
-            if operations.harvest(job, executor):
-                self._count(harvested=1)
-            return
-        self._wait_and_harvest(job, execution, executor, max_wait)
-
-    def _launch(self, job: ContainerJob, executor: BaseExecutor) -> bool:
-        """Validate and start the current attempt; False when nothing runs."""
-        try:
-            # The host and template were loaded with the claim: skip their queries.
-            job.full_clean(
-                exclude=["docker_host", "environment_template"],
-                validate_unique=False,
-                validate_constraints=False,
+            execution = operations.launch_claimed(job, executor)
+            self._count(launched=int(execution is not None),
+                        launch_failures=int(execution is None))
+        elif execution is not None:
+            # Adopted, or driven again: a running launch's launcher may still be
+            # recording it, so it gets a lease's time before it is recovered.
+            resumed = operations.resume(
+                job, execution, executor, unrecorded_grace_seconds=self.lease_seconds
             )
-        except ValidationError as exc:
-            operations.transition(
-                job,
-                JobStatus.FAILED,
-                status_message=f"invalid job: {'; '.join(exc.messages)}",
-                claimed_by="",
-                lease_expires_at=None,
-                finished_at=timezone.now(),
-            )
-            self._count(launch_failures=1)
-            return False
-        try:
-            ok = operations.start_attempt(job, executor)
-        except ExecutorError:
-            ok = False  # host unavailable: the job is back to pending, with backoff
-        self._count(launched=int(ok), launch_failures=int(not ok))
-        return ok
+            self._count(harvested=int(resumed.harvested))
+            execution = resumed.execution
+        if execution is not None:
+            self._wait_and_harvest(job, execution, executor, max_wait)
 
     def _wait_and_harvest(
         self,
@@ -318,10 +275,12 @@ class Worker:
                 state = None
             if state is not None:
                 # Records the result when finished; stops and fails a timed-out job.
-                if operations.harvest(job, executor, state):
+                if operations.harvest(job, executor, state, execution):
                     self._count(harvested=1)
                     return
-            elif operations._timed_out(job, execution) and operations.harvest(job, executor):
+            elif operations.timed_out(job, execution) and operations.harvest(
+                job, executor, execution=execution
+            ):
                 self._count(harvested=1)
                 return
             if (deadline is not None and time.monotonic() >= deadline) or self.stopping:
@@ -329,59 +288,6 @@ class Worker:
             if state is None:
                 self._stop.wait(unreachable_delay)
                 unreachable_delay = min(unreachable_delay * 2, MAX_WAIT_CHUNK)
-
-    def _recover_unrecorded_launch(
-        self, job: ContainerJob, execution: ContainerExecution, executor: BaseExecutor
-    ) -> bool:
-        """An adopted job whose current attempt's container id was never recorded.
-
-        Asks the executor for a container labelled with the execution id: if one
-        exists, records it and carries on driving it; if not, nothing ran, so the
-        attempt is recorded as failed and the job goes back to pending (a new
-        attempt, whatever ``max_retries`` says: no container ever ran).
-
-        Args:
-            job: The adopted job.
-            execution: Its current attempt, with no container id.
-            executor: The executor of the job's host.
-
-        Returns:
-            True when a container was found and the job is now ``running``.
-        """
-        from container_manager.models import ContainerExecution, ExecutionStatus
-
-        try:
-            container_id = executor.find(execution.pk)
-        except ExecutorError as exc:
-            logger.warning("Job %s: cannot ask the executor about execution %s: %s",
-                           job.pk, execution.pk, exc)
-            return False  # try again once the lease lapses
-        now = timezone.now()
-        if container_id:
-            ContainerExecution.objects.filter(pk=execution.pk, container_id="").update(
-                container_id=container_id, status=ExecutionStatus.RUNNING, started_at=now
-            )
-            execution.container_id = container_id
-            execution.status = ExecutionStatus.RUNNING
-            execution.started_at = now
-            if job.status != JobStatus.RUNNING:
-                operations.transition(job, JobStatus.RUNNING, started_at=now)
-            return True
-        operations._record_execution(
-            execution,
-            status=ExecutionStatus.FAILED,
-            error_message="the worker stopped before the launch was recorded, and the "
-            "executor has no container for this attempt",
-        )
-        operations.transition(
-            job,
-            JobStatus.PENDING,
-            claimed_by="",
-            lease_expires_at=None,
-            status_message="relaunching: the previous worker died before its launch was "
-            "recorded, and no container ran",
-        )
-        return False
 
     # -- threads -----------------------------------------------------------------
     def _start(self) -> None:
@@ -426,7 +332,8 @@ class Worker:
                     return
                 try:
                     _check_connections()
-                    self.drive(*item)
+                    job, max_wait, fresh = item
+                    self.drive(job, max_wait, fresh=fresh)
                 finally:
                     with self._changed:
                         self._busy -= 1
@@ -453,15 +360,20 @@ class Worker:
         finally:
             connections.close_all()
 
-    def _dispatch(self, jobs: list[ContainerJob], max_wait: float | None) -> None:
+    def _dispatch(
+        self, adopted: list[ContainerJob], claimed: list[ContainerJob], max_wait: float | None
+    ) -> None:
+        """Drive adopted and freshly claimed jobs (a claim is fresh: nothing launched yet)."""
+        items = [(job, max_wait, False) for job in adopted]
+        items += [(job, max_wait, True) for job in claimed]
         if self._queue is None:
-            for job in jobs:
-                self.drive(job, max_wait)
+            for job, wait, fresh in items:
+                self.drive(job, wait, fresh=fresh)
             return
         with self._changed:
-            self._busy += len(jobs)
-        for job in jobs:
-            self._queue.put((job, max_wait))
+            self._busy += len(items)
+        for item in items:
+            self._queue.put(item)
 
     def _free(self) -> int:
         with self._changed:
@@ -507,7 +419,7 @@ class Worker:
                                               self.lease_seconds)
                 if not adopted and not claimed:
                     break
-                self._dispatch(adopted + claimed, max_wait=0)
+                self._dispatch(adopted, claimed, max_wait=0)
                 self._wait_idle()
         finally:
             self._finish()
@@ -545,7 +457,8 @@ class Worker:
             while not self.stopping:
                 _check_connections()
                 free = self._free()
-                jobs: list[ContainerJob] = []
+                adopted: list[ContainerJob] = []
+                claimed: list[ContainerJob] = []
                 # Busy: look for orphans every few seconds; idle: at every poll, so
                 # that jobs launched by hand are harvested promptly.
                 since = time.monotonic() - last_adopt
@@ -561,26 +474,24 @@ class Worker:
                             exclude=driving,
                         )
                         self._count(adopted=len(adopted))
-                        jobs += adopted
-                    if free - len(jobs) > 0 and not self.stopping:
-                        jobs += claiming.claim_jobs(
-                            self.worker_id, free - len(jobs), self.hosts, self.lease_seconds
+                    if free - len(adopted) > 0 and not self.stopping:
+                        claimed = claiming.claim_jobs(
+                            self.worker_id, free - len(adopted), self.hosts, self.lease_seconds
                         )
                 except DatabaseError:
                     # The database is briefly away or locked: keep the jobs in hand
                     # (a claim transaction that failed claimed nothing) and retry.
                     logger.exception("Worker %s could not claim jobs", self.worker_id)
                     self._count(errors=1)
-                    if jobs:
-                        self._dispatch(jobs, None)
+                    self._dispatch(adopted, claimed, None)
                     self._stop.wait(self.poll_interval)
                     continue
-                if jobs:
-                    self._dispatch(jobs, None)
-                idle = len(jobs) < free
+                self._dispatch(adopted, claimed, None)
+                taken = len(adopted) + len(claimed)
+                idle = taken < free
                 if self._queue is not None and self._free() <= 0:
                     self._wait_for_slot(adopt_every)
-                elif len(jobs) < free:
+                elif taken < free:
                     self._stop.wait(self.poll_interval)  # nothing more to claim now
         finally:
             self._finish()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
 
+from container_manager.lifecycle import FINISHED_EXECUTION_STATUSES
 from container_manager.models.job import ContainerJob
 
 
@@ -28,25 +30,132 @@ class ExecutionStatus(models.TextChoices):
 class ContainerExecutionManager(models.Manager["ContainerExecution"]):
     """The default manager of :class:`ContainerExecution` (``ContainerExecution.objects``).
 
+    Besides the usual queries it holds the conditional UPDATEs that record an
+    attempt, each one statement that says whether it won: the lifecycle
+    (:mod:`container_manager.operations`) calls them, so that the first process to
+    record an attempt wins and nobody overwrites its record.
+
     Example:
-        >>> ContainerExecution.objects.for_job(12345).count()
+        >>> ContainerExecution.objects.filter(job_id=12345).count()
         0
     """
 
-    def for_job(self, job: object) -> models.QuerySet[ContainerExecution]:
-        """Return a job's executions, oldest attempt first.
+    def record(
+        self, execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any
+    ) -> bool:
+        """Save fields of an attempt in one UPDATE (``finished_at`` defaults to now).
+
+        With ``only_unfinished`` the UPDATE matches only an attempt that is not
+        finished yet (see
+        :data:`~container_manager.lifecycle.FINISHED_EXECUTION_STATUSES`): the first process
+        to finish the attempt wins its record.
 
         Args:
-            job: A :class:`~container_manager.models.ContainerJob` or its primary key.
+            execution: The attempt; updated in memory when the UPDATE matched.
+            only_unfinished: Leave an attempt whose result is recorded alone.
+            **fields: The columns to set.
 
         Returns:
-            The executions ordered by attempt number.
+            False when ``only_unfinished`` found the attempt already finished.
 
         Example:
-            >>> list(ContainerExecution.objects.for_job(12345))
-            []
+            >>> host = ExecutorHost.objects.create(
+            ...     name="record-mock", executor_type="mock", connection_string="mock://rec")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> attempt = job.containerexecution_set.create(attempt=1)
+            >>> ContainerExecution.objects.record(attempt, status="cancelled")
+            True
+            >>> ContainerExecution.objects.record(attempt, only_unfinished=True, status="failed")
+            False
+            >>> ContainerExecution.objects.get(pk=attempt.pk).status
+            'cancelled'
         """
-        return self.filter(job=job).order_by("attempt")
+        fields.setdefault("finished_at", timezone.now())
+        rows = self.filter(pk=execution.pk)
+        if only_unfinished:
+            rows = rows.exclude(status__in=sorted(FINISHED_EXECUTION_STATUSES))
+        if not rows.update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(execution, name, value)
+        return True
+
+    def record_launch(
+        self, execution: ContainerExecution, container_id: str, started_at: datetime.datetime
+    ) -> bool:
+        """Record that the executor accepted the attempt: its container id, ``running``.
+
+        The UPDATE matches only an attempt still ``starting``, so a cancel recorded
+        while the executor launched is never overwritten.
+
+        Args:
+            execution: The attempt; updated in memory when the UPDATE matched.
+            container_id: The executor's id of the container.
+            started_at: When the executor accepted it.
+
+        Returns:
+            False when the attempt is no longer ``starting``.
+
+        Example:
+            >>> from django.utils import timezone
+            >>> host = ExecutorHost.objects.create(
+            ...     name="rl-mock", executor_type="mock", connection_string="mock://rl")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> attempt = job.containerexecution_set.create(attempt=1)
+            >>> ContainerExecution.objects.record_launch(attempt, "c-1", timezone.now())
+            True
+            >>> attempt.status, ContainerExecution.objects.record_launch(attempt, "c-2", timezone.now())
+            ('running', False)
+        """
+        return self._set_container(
+            execution, container_id, started_at, {"status": ExecutionStatus.STARTING}
+        )
+
+    def record_found_container(
+        self, execution: ContainerExecution, container_id: str, started_at: datetime.datetime
+    ) -> bool:
+        """Record a container the executor found for an attempt whose launch went unrecorded.
+
+        The UPDATE matches only an attempt with no container id yet.
+
+        Args:
+            execution: The attempt; updated in memory when the UPDATE matched.
+            container_id: The container the executor found for it.
+            started_at: When it was found (the time the launch is recorded with).
+
+        Returns:
+            False when another process recorded a container first.
+
+        Example:
+            >>> from django.utils import timezone
+            >>> host = ExecutorHost.objects.create(
+            ...     name="rf-mock", executor_type="mock", connection_string="mock://rf")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> attempt = job.containerexecution_set.create(attempt=1)
+            >>> ContainerExecution.objects.record_found_container(attempt, "c-9", timezone.now())
+            True
+            >>> attempt.container_id, attempt.status
+            ('c-9', 'running')
+        """
+        return self._set_container(execution, container_id, started_at, {"container_id": ""})
+
+    def _set_container(
+        self,
+        execution: ContainerExecution,
+        container_id: str,
+        started_at: datetime.datetime,
+        where: dict[str, Any],
+    ) -> bool:
+        fields = {
+            "container_id": container_id,
+            "status": ExecutionStatus.RUNNING.value,
+            "started_at": started_at,
+        }
+        if not self.filter(pk=execution.pk, **where).update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(execution, name, value)
+        return True
 
 
 class ContainerExecution(models.Model):
@@ -142,7 +251,7 @@ class ContainerExecution(models.Model):
     """When the attempt's result was recorded."""
 
     objects: ContainerExecutionManager = ContainerExecutionManager()
-    """The execution manager: Django's queries plus ``for_job(job)``.
+    """The execution manager: Django's queries plus the attempt-recording UPDATEs.
 
     Example:
         >>> host = ExecutorHost.objects.create(
@@ -150,7 +259,7 @@ class ContainerExecution(models.Model):
         >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
         >>> job.launch()
         True
-        >>> ContainerExecution.objects.for_job(job).count()
+        >>> ContainerExecution.objects.filter(job=job).count()
         1
     """
 

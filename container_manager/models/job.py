@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from container_manager import operations
 from container_manager.envfile import parse_env_text
 from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
 from container_manager.models.host import ExecutorHost
@@ -431,8 +432,6 @@ class ContainerJob(models.Model):
             ...     print("Job failed to launch")
             Job running
         """
-        from container_manager import operations
-
         return operations.launch(self)
 
     def harvest(self) -> bool:
@@ -467,8 +466,6 @@ class ContainerJob(models.Model):
             >>> job.runtime_duration is not None
             True
         """
-        from container_manager import operations
-
         return operations.harvest(self)
 
     def cancel(self) -> bool:
@@ -498,8 +495,6 @@ class ContainerJob(models.Model):
             >>> job.status, job.cancel()
             ('cancelled', False)
         """
-        from container_manager import operations
-
         return operations.cancel(self)
 
     def get_logs(self) -> str:
@@ -526,6 +521,4 @@ class ContainerJob(models.Model):
             ...     print("Job encountered errors")
             Job encountered errors
         """
-        from container_manager import operations
-
         return operations.get_logs(self)

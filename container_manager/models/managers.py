@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
+from django.utils import timezone
 
-from container_manager.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
+from container_manager.lifecycle import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    ConcurrentTransitionError,
+    JobStatus,
+    check_transition,
+)
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerJob, ExecutorHost  # noqa: F401 (string generics)
@@ -116,6 +123,72 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
         >>> ContainerJob.objects.for_host(host).active().count()
         0
     """
+
+    def transition(
+        self,
+        job: ContainerJob,
+        new: str,
+        *,
+        where: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Move ``job`` to ``new`` with one conditional UPDATE, and update the instance.
+
+        The UPDATE is ``... WHERE id = <id> AND status = <job.status>`` (plus the
+        ``where`` conditions), checked first against
+        :data:`~container_manager.lifecycle.TRANSITIONS`: two processes can never
+        both move the same job.
+
+        Args:
+            job: The job; its in-memory ``status`` is the expected current status.
+            new: The target status.
+            where: More conditions on the row, in the same UPDATE (for example
+                ``{"attempts": 2}``: only while the job is on its second attempt).
+            **fields: Other columns to set in the same UPDATE (values or ``F()``
+                expressions; expressions are re-read into the instance).
+
+        Raises:
+            InvalidTransitionError: The lifecycle forbids the move.
+            ConcurrentTransitionError: The row's status (or a ``where`` condition)
+                is no longer the expected one.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="move-mock", executor_type="mock", connection_string="mock://move")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> ContainerJob.objects.transition(job, "cancelled", status_message="not needed")
+            >>> ContainerJob.objects.get(pk=job.pk).status
+            'cancelled'
+            >>> stale = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> ContainerJob.objects.filter(pk=stale.pk).update(status="cancelled")
+            1
+            >>> ContainerJob.objects.transition(stale, "starting")
+            Traceback (most recent call last):
+            ...
+            container_manager.lifecycle.ConcurrentTransitionError: Job ... is no longer 'pending' in the database: another process changed it first. Call refresh_from_db() to see its current status.
+        """
+        old = job.status
+        new = getattr(new, "value", new)
+        check_transition(old, new, job_id=job.pk)
+        now = timezone.now()
+        updated = self.filter(pk=job.pk, status=old, **(where or {})).update(
+            status=new, updated_at=now, **fields
+        )
+        if updated != 1:
+            raise ConcurrentTransitionError(
+                f"Job {job.pk} is no longer {old!r} in the database: another process changed "
+                "it first. Call refresh_from_db() to see its current status."
+            )
+        job.status = new
+        job.updated_at = now
+        expressions = []
+        for name, value in fields.items():
+            if hasattr(value, "resolve_expression"):
+                expressions.append(name)
+            else:
+                setattr(job, name, value)
+        if expressions:
+            job.refresh_from_db(fields=expressions)
 
     def get_queryset(self) -> ContainerJobQuerySet:
         """Return a :class:`ContainerJobQuerySet` over all jobs.

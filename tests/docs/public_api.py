@@ -35,6 +35,7 @@ PUBLIC_MODULES = [
     "container_manager.models.managers",
     "container_manager.models.template",
     "container_manager.operations",
+    "container_manager.retry",
     "container_manager.validators",
     "container_manager.worker",
 ]

@@ -123,8 +123,8 @@ def test_renew_leases_reports_jobs_no_longer_ours():
     lease = ContainerJob.objects.get(pk=mine[2].pk).lease_expires_at
     assert lease > timezone.now() + datetime.timedelta(seconds=100)
     assert claiming.renew_leases("w", [], lease_seconds=1) == set()
-    assert claiming.renew_lease(claimed[2], "w", lease_seconds=5)
-    assert not claiming.renew_lease(claimed[0], "w")
+    assert claiming.renew_leases("w", [claimed[2].pk], lease_seconds=5) == {claimed[2].pk}
+    assert claiming.renew_leases("w", [claimed[0].pk]) == set()
 
 
 def test_release_returns_unlaunched_claims_and_unclaims_the_rest():

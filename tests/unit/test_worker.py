@@ -16,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from container_manager import claiming
+from container_manager import claiming, operations
 from container_manager.executors import LaunchSpec, get_executor
 from container_manager.models import ContainerExecution, ContainerJob
 from container_manager.worker import Worker
@@ -313,7 +313,7 @@ def test_one_job_lifecycle_takes_at_most_8_statements():
     worker = Worker(worker_id="w", concurrency=1)
     with CaptureQueriesContext(connection) as ctx:
         [claimed] = claiming.claim_jobs("w", 1)
-        worker.drive(claimed)
+        worker.drive(claimed, fresh=True)  # as the worker drives what it claims
     job.refresh_from_db()
     assert job.status == "completed"
     statements = [q["sql"] for q in ctx.captured_queries]
@@ -397,12 +397,35 @@ def test_a_harvest_racing_a_cancel_that_recorded_first_does_not_overwrite_it():
     job.launch()
     stale = ContainerJob.objects.get(pk=job.pk)
     # The harvester's view, read before the cancel: the attempt is running.
-    stale._current_execution = stale.containerexecution_set.get()
+    stale_execution = stale.containerexecution_set.get()
     assert job.cancel() is True
     from container_manager.lifecycle import ConcurrentTransitionError
 
     with pytest.raises(ConcurrentTransitionError):
-        stale.harvest()
+        operations.harvest(stale, execution=stale_execution)
     job.refresh_from_db()
     assert job.status == "cancelled"
     assert job.containerexecution_set.get().status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_both_launch_paths_validate_alike_and_the_worker_fails_an_unlaunchable_job_at_once():
+    """A Cloud Run job asking for 128 MB can never launch: no attempt, no retry, no API call."""
+    from django.core.exceptions import ValidationError
+
+    host = make_host("run", executor_type="cloudrun",
+                     connection_string="projects/my-project/locations/europe-west1",
+                     executor_config={"api_endpoint": "http://127.0.0.1:9",
+                                      "anonymous_credentials": True})
+    job = make_job(host, memory_limit=128, max_retries=3)
+    with pytest.raises(ValidationError, match="memory_limit: Cloud Run jobs need at least 512 MB"):
+        job.launch()
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("pending", 0)
+    stats = Worker(worker_id="w", concurrency=1, hosts=["run"]).run_once()
+    assert (stats.launched, stats.launch_failures, stats.errors) == (0, 1, 0)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.claimed_by) == ("failed", 1, "")
+    assert job.status_message == (
+        "invalid job: memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.")
+    assert job.containerexecution_set.count() == 0
