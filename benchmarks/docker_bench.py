@@ -96,7 +96,7 @@ def round_trip(engine, host, runs: int) -> None:
     for _ in range(3):
         ContainerJob.objects.create(image=engine.image, command="echo hello", docker_host=host)
         for job in claiming.claim_jobs("bench-rt", 1):
-            worker.drive(job)
+            worker.drive(job, fresh=True)
         if docker_cli:
             subprocess.run([docker_cli, "-H", engine.unix_url, "run", "--rm", engine.image,
                             "echo", "hello"], capture_output=True, check=True)
@@ -105,7 +105,7 @@ def round_trip(engine, host, runs: int) -> None:
         t0 = time.perf_counter()
         ContainerJob.objects.create(image=engine.image, command="echo hello", docker_host=host)
         [job] = claiming.claim_jobs("bench-rt", 1)
-        worker.drive(job)
+        worker.drive(job, fresh=True)
         cm_times.append(time.perf_counter() - t0)
         job.refresh_from_db()
         assert job.status == "completed", job.status_message
@@ -220,7 +220,7 @@ def counts(engine, host) -> None:
             ContainerJob.objects.create(image=engine.image, command="echo hi", docker_host=host)
         with CaptureQueriesContext(connection) as life_q:
             [job] = claiming.claim_jobs("bench-count", 1)
-            worker.drive(job)
+            worker.drive(job, fresh=True)
         job.refresh_from_db()
         assert job.status == "completed"
         api_single = list(calls)

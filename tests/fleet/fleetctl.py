@@ -117,7 +117,7 @@ def _lifecycle(host_name: str, max_concurrent: int | None) -> int:
     worker = Worker(worker_id="lifecycle", concurrency=1)
     with CaptureQueriesContext(connection) as ctx:
         [claimed] = claiming.claim_jobs("lifecycle", 1, hosts=[host_name])
-        worker.drive(claimed)
+        worker.drive(claimed, fresh=True)  # as the worker drives what it claims
     job.refresh_from_db()
     json.dump({"status": job.status, "sql": [q["sql"] for q in ctx.captured_queries]},
               sys.stdout)
