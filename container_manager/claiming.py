@@ -43,8 +43,8 @@ from django.utils import timezone
 
 from container_manager.conf import get_settings
 from container_manager.executors import (
-    EXECUTOR_PATHS,
     ExecutorNotAvailableError,
+    executor_paths,
     get_executor_class,
     launch_problem,
 )
@@ -77,7 +77,7 @@ def _usable_hosts(hosts: Sequence[ExecutorHost]) -> list[ExecutorHost]:
 def _available_types() -> list[str]:
     """Executor types whose executor (and its extra) this process can use (imports nothing)."""
     available = []
-    for executor_type in EXECUTOR_PATHS:
+    for executor_type in executor_paths():
         try:
             get_executor_class(executor_type).check_available()
         except ExecutorNotAvailableError:

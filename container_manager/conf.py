@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -40,6 +41,10 @@ class ContainerManagerSettings:
         RETRY_ON_OOM: Whether an out-of-memory kill is retried.
         KEEP_FAILED_CONTAINERS: Keep (do not remove) containers of failed
             executions, for debugging.
+        EXECUTORS: More executor types: ``{"executor_type": "module:Class"}``, each
+            a :class:`~container_manager.executors.base.BaseExecutor` subclass
+            (see the Executors guide); they join the built-in ``docker``,
+            ``cloudrun`` and ``mock``.
 
     Example:
         >>> ContainerManagerSettings().STOP_GRACE_SECONDS
@@ -56,6 +61,7 @@ class ContainerManagerSettings:
     RETRY_ON_EXIT_CODES: tuple[int, ...] = ()
     RETRY_ON_OOM: bool = False
     KEEP_FAILED_CONTAINERS: bool = False
+    EXECUTORS: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ContainerManagerSettings)}
@@ -70,6 +76,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "RETRY_ON_EXIT_CODES": (list, tuple),
     "RETRY_ON_OOM": (bool,),
     "KEEP_FAILED_CONTAINERS": (bool,),
+    "EXECUTORS": (dict,),
 }
 
 
@@ -85,7 +92,7 @@ def settings_problems(user: Any) -> list[str]:
 
     Example:
         >>> settings_problems({"LOG_MAX_BYTE": 10, "POLL_INTERVAL": "fast"})
-        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be int or float, not str ('fast')."]
+        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: EXECUTORS, KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be int or float, not str ('fast')."]
     """
     if not isinstance(user, dict):
         return [f"CONTAINER_MANAGER must be a dict, not {type(user).__name__}."]
@@ -106,6 +113,14 @@ def settings_problems(user: Any) -> list[str]:
                 f"CONTAINER_MANAGER[{key!r}] must be {names}, not {type(value).__name__} "
                 f"({value!r})."
             )
+        elif key == "EXECUTORS":
+            for name, path in value.items():
+                if not (isinstance(name, str) and name and isinstance(path, str)
+                        and path.count(":") == 1 and all(path.split(":"))):
+                    problems.append(
+                        f"CONTAINER_MANAGER['EXECUTORS'][{name!r}] must be an import path "
+                        f"'module:Class', not {path!r}."
+                    )
         elif key == "RETRY_ON_EXIT_CODES":
             if not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
                 problems.append("CONTAINER_MANAGER['RETRY_ON_EXIT_CODES'] must list integers.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
 
 from django.core.exceptions import ValidationError
 
@@ -34,20 +35,37 @@ IMAGE_REFERENCE = re.compile(
     rf"(?:(?P<registry>{_DOMAIN})/)?(?P<name>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?\Z"
 )
-_HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)"
-_TCP = re.compile(rf"tcp://(?P<host>{_HOSTNAME}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{{1,5}})\Z")
-_UNIX = re.compile(r"unix://(?P<path>/[^\s\x00]*[^\s\x00/])\Z")
-_CLOUDRUN = re.compile(
-    r"projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/locations/(?P<region>[a-z]+-[a-z]+[0-9]+)\Z"
-)
-_MOCK = re.compile(r"mock://(?P<name>[A-Za-z0-9._-]+)\Z")
 
-CONNECTION_FORMATS = {
-    "docker": "unix:///path/to/docker.sock or tcp://host:port",
-    "cloudrun": "projects/PROJECT_ID/locations/REGION",
-    "mock": "mock://NAME",
-}
-"""The connection-string format expected for each executor type."""
+
+class _ConnectionFormats(Mapping[str, str]):
+    """``executor_type`` -> connection-string format, read from the executor registry."""
+
+    def _formats(self) -> dict[str, str]:
+        from container_manager.executors import executor_classes
+
+        return {name: cls.connection_format for name, cls in executor_classes().items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._formats()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._formats())
+
+    def __len__(self) -> int:
+        return len(self._formats())
+
+    def __repr__(self) -> str:
+        return repr(self._formats())
+
+
+CONNECTION_FORMATS: Mapping[str, str] = _ConnectionFormats()
+"""The connection-string format expected for each executor type (each executor's
+``connection_format``, read from the registry on every access).
+
+Example:
+    >>> CONNECTION_FORMATS["mock"]
+    'mock://NAME'
+"""
 
 
 def validate_image_reference(value: str) -> None:
@@ -195,27 +213,19 @@ def validate_connection_string(executor_type: str, value: str) -> None:
         ...
         django.core.exceptions.ValidationError: ["'docker://x' is not a valid mock connection string; expected mock://NAME."]
     """
-    if executor_type not in CONNECTION_FORMATS:
+    from container_manager.executors import ExecutorNotAvailableError, get_executor_class
+
+    try:
+        executor_class = get_executor_class(executor_type)
+    except ExecutorNotAvailableError:
         raise ValidationError(
             f"Unknown executor type {executor_type!r}; choose one of: "
             + ", ".join(CONNECTION_FORMATS),
             code="invalid_executor_type",
-        )
-    value = value or ""
-    ok = False
-    if executor_type == "docker":
-        tcp = _TCP.match(value)
-        ok = bool(_UNIX.match(value)) or bool(tcp and 1 <= int(tcp["port"]) <= 65535)
-    elif executor_type == "cloudrun":
-        ok = bool(_CLOUDRUN.match(value))
-    else:
-        ok = bool(_MOCK.match(value))
-    if not ok:
-        raise ValidationError(
-            f"{value!r} is not a valid {executor_type} connection string; "
-            f"expected {CONNECTION_FORMATS[executor_type]}.",
-            code="invalid_connection_string",
-        )
+        ) from None
+    problems = executor_class.validate_connection_string(value)
+    if problems:
+        raise ValidationError(" ".join(problems), code="invalid_connection_string")
 
 
 def parse_cloudrun_location(value: str) -> tuple[str, str]:
@@ -234,7 +244,9 @@ def parse_cloudrun_location(value: str) -> tuple[str, str]:
         >>> parse_cloudrun_location("projects/my-project/locations/us-central1")
         ('my-project', 'us-central1')
     """
-    match = _CLOUDRUN.match(value or "")
+    from container_manager.executors.cloudrun.limits import LOCATION
+
+    match = LOCATION.match(value or "")
     if not match:
         validate_connection_string("cloudrun", value)
     assert match is not None

@@ -6,8 +6,13 @@
 them, :func:`get_executor` raises
 :class:`~container_manager.executors.errors.ExecutorNotAvailableError` that says
 what to install (their classes still import, so hosts can be validated).
-:func:`launch_problem` says why nothing may be launched on a host. Third-party
-executors register with :func:`register_executor`.
+:func:`launch_problem` says why nothing may be launched on a host.
+
+This module is the registry: :data:`EXECUTOR_PATHS` (the built-in types) plus
+``CONTAINER_MANAGER["EXECUTORS"]`` (a project's own executors) plus
+:func:`register_executor`. Everything that depends on the executor types (the
+model's choices, connection-string and TLS validation, the admin, the docs)
+asks :func:`executor_classes`.
 
 Example:
     >>> from container_manager.models import ExecutorHost
@@ -57,13 +62,16 @@ __all__ = [
     "LaunchError",
     "LaunchResult",
     "LaunchSpec",
+    "executor_choices",
+    "executor_classes",
+    "executor_paths",
     "get_executor",
     "get_executor_class",
     "launch_problem",
     "register_executor",
 ]
 
-#: ``executor_type`` -> "module:Class" of the executor that serves it.
+#: The built-in types: ``executor_type`` -> "module:Class" of the executor that serves it.
 EXECUTOR_PATHS: dict[str, str] = {
     "mock": "container_manager.executors.mock:MockExecutor",
     "docker": "container_manager.executors.docker:DockerExecutor",
@@ -82,6 +90,73 @@ def register_executor(executor_type: str, path: str) -> None:
         >>> register_executor("mock", "container_manager.executors.mock:MockExecutor")
     """
     EXECUTOR_PATHS[executor_type] = path
+
+
+def executor_paths() -> dict[str, str]:
+    """Every executor type this project serves: the built-in ones, then ``CONTAINER_MANAGER["EXECUTORS"]``.
+
+    Read on every call, so ``override_settings`` takes effect. Invalid settings
+    give the built-in types only (the system check reports the settings).
+
+    Returns:
+        ``executor_type`` -> ``"module:Class"``.
+
+    Example:
+        >>> sorted(executor_paths())
+        ['cloudrun', 'docker', 'mock']
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from container_manager.conf import get_settings
+
+    try:
+        extra = get_settings().EXECUTORS
+    except ImproperlyConfigured:  # reported by the system check (container_manager.E001)
+        extra = {}
+    return {**EXECUTOR_PATHS, **extra}
+
+
+def executor_classes() -> dict[str, type[BaseExecutor]]:
+    """Import every registered executor class (without its extra), by executor type.
+
+    A type whose module cannot be imported is left out (``get_executor_class``
+    reports why).
+
+    Returns:
+        ``executor_type`` -> executor class, built-in types first.
+
+    Example:
+        >>> {name: cls.connection_format for name, cls in executor_classes().items()}
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'mock': 'mock://NAME', 'docker': 'unix:///path/to/docker.sock or tcp://host:port',
+         'cloudrun': 'projects/PROJECT_ID/locations/REGION'}
+    """
+    classes = {}
+    for executor_type in executor_paths():
+        try:
+            classes[executor_type] = get_executor_class(executor_type)
+        except ExecutorNotAvailableError:
+            continue
+    return classes
+
+
+def executor_choices() -> list[tuple[str, str]]:
+    """The ``(value, label)`` choices of ``ExecutorHost.executor_type``, from the registry.
+
+    Returns:
+        One choice per registered executor type, labelled with its class's ``label``.
+
+    Example:
+        >>> executor_choices()
+        [('docker', 'Docker engine'), ('cloudrun', 'Google Cloud Run'), ('mock', 'Mock (tests, docs, demos)')]
+    """
+    order = {"docker": 0, "cloudrun": 1, "mock": 2}  # the built-ins as they always were
+    paths = executor_paths()
+    classes = executor_classes()
+    return [
+        (name, (classes[name].label if name in classes else "") or name)
+        for name in sorted(paths, key=lambda n: (order.get(n, 3), n))
+    ]
 
 
 def get_executor_class(executor_type: str) -> type[BaseExecutor]:
@@ -106,10 +181,11 @@ def get_executor_class(executor_type: str) -> type[BaseExecutor]:
         >>> get_executor_class("mock").executor_type
         'mock'
     """
-    path = EXECUTOR_PATHS.get(executor_type)
+    paths = executor_paths()
+    path = paths.get(executor_type)
     if path is None:
         raise ExecutorNotAvailableError(
-            f"Unknown executor type {executor_type!r}; known: {', '.join(sorted(EXECUTOR_PATHS))}."
+            f"Unknown executor type {executor_type!r}; known: {', '.join(sorted(paths))}."
         )
     module_name, _, class_name = path.partition(":")
     try:
@@ -119,8 +195,18 @@ def get_executor_class(executor_type: str) -> type[BaseExecutor]:
             raise ExecutorNotAvailableError(
                 f"The {executor_type} executor's module {module_name!r} cannot be imported."
             ) from None
-        raise missing_extra(executor_type, exc.name) from None
-    return getattr(module, class_name)
+        if executor_type in EXECUTOR_PATHS:  # a built-in type: its extra is missing
+            raise missing_extra(executor_type, exc.name) from None
+        raise ExecutorNotAvailableError(
+            f"The {executor_type} executor's module {module_name!r} needs the {exc.name!r} "
+            "package; install it."
+        ) from None
+    executor_class = getattr(module, class_name, None)
+    if not (isinstance(executor_class, type) and issubclass(executor_class, BaseExecutor)):
+        raise ExecutorNotAvailableError(
+            f"{path!r} (executor type {executor_type!r}) is not a BaseExecutor subclass."
+        )
+    return executor_class
 
 
 def get_executor(host: ExecutorHost) -> BaseExecutor:
@@ -175,24 +261,19 @@ def launch_problem(host: ExecutorHost) -> ExecutorError | None:
         ...                                   connection_string="mock:/typo")))
         Host 'typo' has an invalid connection_string: 'mock:/typo' is not a valid mock connection string; expected mock://NAME.
     """
-    from django.core.exceptions import ValidationError
-
-    from container_manager.validators import CONNECTION_FORMATS, validate_connection_string
-
     if not host.is_active:
         return HostUnavailableError(
             f"Host {host.name!r} is inactive (is_active=False); activate it or move the job "
             "to an active host."
         )
     try:
-        get_executor_class(host.executor_type).check_available()
+        executor_class = get_executor_class(host.executor_type)
+        executor_class.check_available()
     except ExecutorNotAvailableError as exc:
         return exc
-    if host.executor_type in CONNECTION_FORMATS:  # the formats this package knows
-        try:
-            validate_connection_string(host.executor_type, host.connection_string)
-        except ValidationError as exc:
-            return ExecutorConfigurationError(
-                f"Host {host.name!r} has an invalid connection_string: {' '.join(exc.messages)}"
-            )
+    problems = executor_class.validate_connection_string(host.connection_string)
+    if problems:
+        return ExecutorConfigurationError(
+            f"Host {host.name!r} has an invalid connection_string: {' '.join(problems)}"
+        )
     return None

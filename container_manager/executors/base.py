@@ -26,6 +26,7 @@ import abc
 import dataclasses
 import datetime
 import importlib.util
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -223,15 +224,30 @@ class ManagedContainer:
 class BaseExecutor(abc.ABC):
     """The interface every executor implements, for one host.
 
-    Subclasses set :attr:`executor_type` and :attr:`config_keys` and implement the
-    abstract methods. They raise only
+    An executor is one class that declares everything about its type: the
+    ``executor_type`` it serves and its :attr:`label`, the connection-string
+    format (:attr:`connection_format`, checked by
+    :meth:`validate_connection_string`), whether TLS applies
+    (:meth:`uses_tls`), its ``executor_config`` keys (:attr:`config_keys`,
+    checked by :meth:`validate_config`) and the optional dependencies it needs
+    (:attr:`requires`, :attr:`extra`). The model's choices, the validators, the
+    admin and the docs read these from the registry
+    (:func:`~container_manager.executors.executor_classes`); nothing else lists
+    the executor types. Subclasses implement the abstract methods and raise only
     :class:`~container_manager.executors.errors.ExecutorError` subclasses.
 
     Attributes:
         executor_type: The ``ExecutorHost.executor_type`` value served.
+        label: A human name of the type, shown in the admin's choices.
+        connection_format: The connection-string format, shown in errors and docs.
+        connection_pattern: A regular expression the whole connection string must
+            match (None: any non-empty string; or override
+            :meth:`validate_connection_string`).
         config_keys: The keys allowed in the host's ``executor_config``.
         requires: Modules the executor needs that its extra installs (checked by
             :meth:`check_available`).
+        extra: The ``django-container-manager`` extra that installs
+            :attr:`requires` (empty for executors of other packages).
         host: The host this executor talks to.
 
     Example:
@@ -241,8 +257,12 @@ class BaseExecutor(abc.ABC):
     """
 
     executor_type: ClassVar[str]
+    label: ClassVar[str] = ""
+    connection_format: ClassVar[str] = "any non-empty text"
+    connection_pattern: ClassVar[re.Pattern[str] | None] = None
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {}
     requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
 
     def __init__(self, host: ExecutorHost) -> None:
         """Bind the executor to ``host``.
@@ -265,6 +285,55 @@ class BaseExecutor(abc.ABC):
         return dict(self.host.executor_config or {})
 
     @classmethod
+    def validate_connection_string(cls, value: str) -> list[str]:
+        """List the problems of a connection string for this executor type.
+
+        The default checks :attr:`connection_pattern` (or that the string is not
+        empty); executors with rules a pattern cannot say override it.
+
+        Args:
+            value: The host's ``connection_string``.
+
+        Returns:
+            One message naming the value and :attr:`connection_format`; empty when valid.
+
+        Example:
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor.validate_connection_string("mock://a")
+            []
+            >>> MockExecutor.validate_connection_string("docker://a")
+            ["'docker://a' is not a valid mock connection string; expected mock://NAME."]
+        """
+        value = value or ""
+        pattern = cls.connection_pattern
+        ok = bool(pattern.match(value)) if pattern is not None else bool(value.strip())
+        if ok:
+            return []
+        return [
+            f"{value!r} is not a valid {cls.executor_type} connection string; "
+            f"expected {cls.connection_format}."
+        ]
+
+    @classmethod
+    def uses_tls(cls, connection_string: str) -> bool:
+        """Whether the host's ``tls_enabled``/``tls_verify`` flags apply to this connection.
+
+        The default is False: the flags are an error on such a host.
+
+        Args:
+            connection_string: The host's connection string.
+
+        Returns:
+            True when TLS may be turned on for it.
+
+        Example:
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor.uses_tls("mock://a")
+            False
+        """
+        return False
+
+    @classmethod
     def check_available(cls) -> None:
         """Check that the modules in :attr:`requires` are installed, without importing them.
 
@@ -274,15 +343,14 @@ class BaseExecutor(abc.ABC):
 
         Raises:
             ExecutorNotAvailableError: A required module is missing; the message
-                names the extra to install (the extra is named after
-                :attr:`executor_type`).
+                names the extra to install (:attr:`extra`).
 
         Example:
             >>> from container_manager.executors.mock import MockExecutor
             >>> MockExecutor.requires, MockExecutor.check_available()
             ((), None)
         """
-        from container_manager.executors.errors import missing_extra
+        from container_manager.executors.errors import ExecutorNotAvailableError, missing_extra
 
         for module in cls.requires:
             try:
@@ -290,7 +358,12 @@ class BaseExecutor(abc.ABC):
             except (ImportError, ValueError):  # a parent package is missing
                 found = False
             if not found:
-                raise missing_extra(cls.executor_type, module)
+                if cls.extra:
+                    raise missing_extra(cls.extra, module)
+                raise ExecutorNotAvailableError(
+                    f"The {cls.executor_type} executor needs the {module!r} package; "
+                    "install it."
+                )
 
     @classmethod
     def validate_config(cls, config: Any) -> list[str]:

@@ -87,6 +87,12 @@ DEFAULT_TIMEOUT = 60
 PULL_POLICIES = ("missing", "always", "never")
 
 _MIB = 1024 * 1024
+_HOSTNAME = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)"
+)
+_TCP = re.compile(rf"tcp://(?P<host>{_HOSTNAME}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{{1,5}})\Z")
+_UNIX = re.compile(r"unix://(?P<path>/[^\s\x00]*[^\s\x00/])\Z")
 _NAME_PREFIX_MAX = 64
 # Docker's container names are [a-zA-Z0-9][a-zA-Z0-9_.-]+; the prefix starts the name.
 _NAME_PREFIX = re.compile(rf"[a-zA-Z0-9][a-zA-Z0-9_.-]{{0,{_NAME_PREFIX_MAX - 1}}}")
@@ -203,7 +209,10 @@ class DockerExecutor(BaseExecutor):
     """
 
     executor_type = "docker"
+    label = "Docker engine"
+    connection_format = "unix:///path/to/docker.sock or tcp://host:port"
     requires = ("docker",)
+    extra = "docker"
     config_keys: Mapping[str, ConfigKey] = {
         "tls_ca_cert": ConfigKey(
             (str,),
@@ -243,6 +252,49 @@ class DockerExecutor(BaseExecutor):
             "'_', '.' and '-', starting with a letter or digit; at most 64 characters.",
         ),
     }
+
+    @classmethod
+    def validate_connection_string(cls, value: str) -> list[str]:
+        """Check a Docker connection string: ``unix:///path`` or ``tcp://host:port``.
+
+        Args:
+            value: The host's ``connection_string``.
+
+        Returns:
+            One message naming the value and the expected format; empty when valid.
+
+        Example:
+            >>> DockerExecutor.validate_connection_string("tcp://docker.example.com:2376")
+            []
+            >>> DockerExecutor.validate_connection_string("tcp://docker.example.com:99999")
+            ["'tcp://docker.example.com:99999' is not a valid docker connection string; expected unix:///path/to/docker.sock or tcp://host:port."]
+        """
+        value = value or ""
+        tcp = _TCP.match(value)
+        if _UNIX.match(value) or (tcp and 1 <= int(tcp["port"]) <= 65535):
+            return []
+        return [
+            f"{value!r} is not a valid docker connection string; "
+            f"expected {cls.connection_format}."
+        ]
+
+    @classmethod
+    def uses_tls(cls, connection_string: str) -> bool:
+        """TLS applies to a Docker engine reached over ``tcp://``, not over a unix socket.
+
+        Args:
+            connection_string: The host's connection string.
+
+        Returns:
+            True for ``tcp://`` connection strings.
+
+        Example:
+            >>> DockerExecutor.uses_tls("tcp://docker.example.com:2376")
+            True
+            >>> DockerExecutor.uses_tls("unix:///var/run/docker.sock")
+            False
+        """
+        return (connection_string or "").startswith("tcp://")
 
     # -- configuration -------------------------------------------------------------
     @classmethod

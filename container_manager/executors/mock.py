@@ -70,6 +70,9 @@ class MockExecutor(BaseExecutor):
     """
 
     executor_type = "mock"
+    label = "Mock (tests, docs, demos)"
+    connection_format = "mock://NAME"
+    connection_pattern = re.compile(r"mock://(?P<name>[A-Za-z0-9._-]+)\Z")
     config_keys: Mapping[str, ConfigKey] = {
         "exit_code": ConfigKey((int,), "Exit code every container ends with (default 0)."),
         "logs": ConfigKey((str,), "Text written to stdout, line by line over the run."),

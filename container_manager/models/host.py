@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from container_manager.executors import executor_choices
 from container_manager.validators import validate_connection_string
 
 if TYPE_CHECKING:
@@ -19,7 +20,12 @@ if TYPE_CHECKING:
 
 
 class ExecutorType(models.TextChoices):
-    """The kinds of backend a host can be.
+    """The built-in kinds of backend a host can be.
+
+    The field's choices come from the executor registry
+    (:func:`~container_manager.executors.executor_choices`), so that executors
+    registered in ``CONTAINER_MANAGER["EXECUTORS"]`` are valid too; these are the
+    built-in ones, by name.
 
     Example:
         >>> ExecutorType.values
@@ -118,7 +124,7 @@ class ExecutorHost(models.Model):
     """Unique name of the host, e.g. 'production-docker'."""
     executor_type = models.CharField(
         max_length=20,
-        choices=ExecutorType.choices,
+        choices=executor_choices,
         default=ExecutorType.DOCKER.value,
         help_text="The backend: 'docker' (a Docker engine), 'cloudrun' (Google Cloud Run) "
         "or 'mock' (runs nothing; for tests, docs and demos).",
@@ -261,18 +267,17 @@ class ExecutorHost(models.Model):
             validate_connection_string(self.executor_type, self.connection_string)
         except ValidationError as exc:
             errors["connection_string"] = exc.messages
-        is_tcp_docker = self.executor_type == ExecutorType.DOCKER and (
-            self.connection_string or ""
-        ).startswith("tcp://")
-        if self.tls_enabled and not is_tcp_docker:
-            errors["tls_enabled"] = [
-                "TLS applies only to Docker hosts reached over tcp://; turn it off or use "
-                "a tcp:// connection string."
-            ]
         try:
             executor_class = get_executor_class(self.executor_type)
         except ExecutorNotAvailableError:
             executor_class = None
+        if self.tls_enabled and not (
+            executor_class is not None and executor_class.uses_tls(self.connection_string)
+        ):
+            errors["tls_enabled"] = [
+                "TLS applies only to Docker hosts reached over tcp://; turn it off or use "
+                "a tcp:// connection string."
+            ]
         if executor_class is not None:
             problems = executor_class.validate_config(self.executor_config)
             if problems:

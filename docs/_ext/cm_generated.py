@@ -9,7 +9,8 @@
   defaults (from :class:`container_manager.conf.ContainerManagerSettings`).
 * ``cm-mock-config-table``: the mock executor's ``executor_config`` keys
   (``MockExecutor.config_keys``).
-* ``cm-connection-formats``: the executor types and their connection strings.
+* ``cm-connection-formats``: the executor types and their connection strings (from the
+  executor registry).
 * ``cm-command-options``: the options of ``process_container_jobs``.
 """
 
@@ -173,13 +174,14 @@ class SettingsTable(_Generated):
         from container_manager.conf import _TYPES, ContainerManagerSettings
 
         docs = attribute_docs(ContainerManagerSettings)
+        defaults = ContainerManagerSettings()
         rows = []
         for field in dataclasses.fields(ContainerManagerSettings):
             rows.append(
                 [
                     f"``{field.name}``",
                     _types(_TYPES[field.name]),
-                    f"``{field.default!r}``",
+                    f"``{getattr(defaults, field.name)!r}``",
                     docs.get(field.name, ""),
                 ]
             )
@@ -205,12 +207,12 @@ class ConnectionFormats(_Generated):
     """Executor types and connection strings."""
 
     def generate(self) -> list[str]:
-        from container_manager.models import ExecutorType
-        from container_manager.validators import CONNECTION_FORMATS
+        from container_manager.executors import executor_choices, executor_classes
 
+        classes = executor_classes()  # the registry: each class declares its own format
         rows = [
-            [f"``{t.value}``", str(t.label), CONNECTION_FORMATS[t.value].replace(" or ", " *or* ")]
-            for t in ExecutorType
+            [f"``{name}``", label, classes[name].connection_format.replace(" or ", " *or* ")]
+            for name, label in executor_choices()
         ]
         rows = [[a, b, re.sub(r"(\S+://\S*|projects/\S+)", r"``\1``", c)] for a, b, c in rows]
         return _table(["executor_type", "Backend", "connection_string"], rows, "15 25 60")

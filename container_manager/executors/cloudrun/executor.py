@@ -32,6 +32,7 @@ from container_manager.executors.cloudrun.limits import (
     JOB_PREFIX,
     LABEL_KEY,
     LABEL_VALUE,
+    LOCATION,
     RESERVED_ENV,
     TASK_TIMEOUT_MAX_SECONDS,
     TIMEOUT_MARGIN_SECONDS,
@@ -93,7 +94,11 @@ class CloudRunExecutor(BaseExecutor):
     """
 
     executor_type = "cloudrun"
+    label = "Google Cloud Run"
+    connection_format = "projects/PROJECT_ID/locations/REGION"
+    connection_pattern = LOCATION
     requires = ("google.api_core", "google.cloud.run_v2", "google.cloud.logging_v2")
+    extra = "cloudrun"
     config_keys: Mapping[str, ConfigKey] = {
         "service_account_file": ConfigKey(
             (str,),
@@ -260,14 +265,12 @@ class CloudRunExecutor(BaseExecutor):
             ...     connection_string="projects/my-project/locations/us-central1")).location
             ('my-project', 'us-central1')
         """
-        from django.core.exceptions import ValidationError
-
-        from container_manager.validators import parse_cloudrun_location
-
-        try:
-            return parse_cloudrun_location(self.host.connection_string)
-        except ValidationError as exc:
-            raise ExecutorConfigurationError(" ".join(exc.messages)) from None
+        match = LOCATION.match(self.host.connection_string or "")
+        if not match:
+            raise ExecutorConfigurationError(
+                " ".join(self.validate_connection_string(self.host.connection_string))
+            )
+        return match["project"], match["region"]
 
     @property
     def parent(self) -> str:

@@ -42,6 +42,10 @@ RESERVED_ENV = frozenset(
 _MEMORY_NEEDS_CPU = ((24 * 1024, 8), (16 * 1024, 6), (8 * 1024, 4), (4 * 1024, 2))
 # (CPUs, minimum memory MiB) from the Cloud Run CPU table.
 _CPU_NEEDS_MEMORY = {4: 2048, 6: 4096, 8: 4096}
+#: A Cloud Run host's connection string: ``projects/PROJECT_ID/locations/REGION``.
+LOCATION = re.compile(
+    r"projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/locations/(?P<region>[a-z]+-[a-z]+[0-9]+)\Z"
+)
 #: A valid ``job_prefix``: Cloud Run job names are at most 63 characters.
 JOB_PREFIX = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
 #: A valid Cloud Run (Google Cloud) label key.
