@@ -19,6 +19,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+from container_manager.config_keys import check_keys
+
 
 @dataclasses.dataclass(frozen=True)
 class ContainerManagerSettings:
@@ -64,7 +66,6 @@ class ContainerManagerSettings:
     EXECUTORS: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(ContainerManagerSettings)}
 _TYPES: dict[str, tuple[type, ...]] = {
     "LOG_MAX_BYTES": (int,),
     "STOP_GRACE_SECONDS": (int,),
@@ -94,26 +95,15 @@ def settings_problems(user: Any) -> list[str]:
         >>> settings_problems({"LOG_MAX_BYTE": 10, "POLL_INTERVAL": "fast"})
         ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: EXECUTORS, KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be int or float, not str ('fast')."]
     """
-    if not isinstance(user, dict):
-        return [f"CONTAINER_MANAGER must be a dict, not {type(user).__name__}."]
-    problems = []
-    for key, value in user.items():
-        if key not in _FIELDS:
-            problems.append(
-                f"Unknown key {key!r} in CONTAINER_MANAGER; valid keys: "
-                + ", ".join(sorted(_FIELDS))
-                + "."
-            )
-            continue
-        types = _TYPES[key]
-        bad_type = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
-        if bad_type:
-            names = " or ".join(t.__name__ for t in types)
-            problems.append(
-                f"CONTAINER_MANAGER[{key!r}] must be {names}, not {type(value).__name__} "
-                f"({value!r})."
-            )
-        elif key == "EXECUTORS":
+    problems, valid = check_keys(
+        user,
+        _TYPES,
+        name="CONTAINER_MANAGER",
+        unknown="Unknown key {key!r} in CONTAINER_MANAGER; valid keys: {allowed}.",
+        show_value=True,
+    )
+    for key, value in valid.items():
+        if key == "EXECUTORS":
             for name, path in value.items():
                 if not (isinstance(name, str) and name and isinstance(path, str)
                         and path.count(":") == 1 and all(path.split(":"))):

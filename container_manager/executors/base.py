@@ -31,6 +31,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from container_manager.config_keys import check_keys
+
 if TYPE_CHECKING:
     from container_manager.models import ExecutorHost
 
@@ -381,28 +383,15 @@ class BaseExecutor(abc.ABC):
             >>> MockExecutor.validate_config({"exit_code": "1", "colour": "red"})
             ["executor_config['exit_code'] must be int, not str.", "Unknown executor_config key 'colour' for mock hosts; allowed: exit_code, fail_launch, healthy, logs, run_seconds, stderr."]
         """
-        if not isinstance(config, dict):
-            return [f"executor_config must be a JSON object, not {type(config).__name__}."]
-        problems = []
-        for key, value in config.items():
-            spec = cls.config_keys.get(key)
-            if spec is None:
-                problems.append(
-                    f"Unknown executor_config key {key!r} for {cls.executor_type} hosts; "
-                    "allowed: " + ", ".join(sorted(cls.config_keys)) + "."
-                )
-                continue
-            if not isinstance(value, spec.types) or (
-                isinstance(value, bool) and bool not in spec.types
-            ):
-                names = " or ".join(t.__name__ for t in spec.types)
-                problems.append(
-                    f"executor_config[{key!r}] must be {names}, not {type(value).__name__}."
-                )
-            elif spec.choices and value not in spec.choices:
-                problems.append(
-                    f"executor_config[{key!r}] must be one of {list(spec.choices)}, not {value!r}."
-                )
+        problems, _ = check_keys(
+            config,
+            {key: spec.types for key, spec in cls.config_keys.items()},
+            name="executor_config",
+            kind="a JSON object",
+            unknown=f"Unknown executor_config key {{key!r}} for {cls.executor_type} hosts; "
+            "allowed: {allowed}.",
+            choices={key: spec.choices for key, spec in cls.config_keys.items() if spec.choices},
+        )
         return problems
 
     def validate_spec(self, spec: LaunchSpec) -> list[str]:

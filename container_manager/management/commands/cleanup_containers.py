@@ -7,7 +7,9 @@ is an *orphan* when its execution is finished (completed, failed, cancelled),
 its job is finished, or its execution does not exist in this database; orphans
 are left behind when a worker dies between a job's end and its clean-up, when
 the host was unreachable at that moment, or by ``KEEP_FAILED_CONTAINERS``.
-Containers of running executions are never touched.
+Containers of running executions are never touched. Which containers are
+orphans is decided by :func:`container_manager.orphans.find_orphans`; this
+command lists or removes them.
 
 Example:
     >>> from io import StringIO
@@ -20,102 +22,13 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
-from container_manager.conf import get_settings
 from container_manager.executors import ExecutorError, get_executor
-from container_manager.executors.base import ManagedContainer
-from container_manager.lifecycle import TERMINAL_STATUSES
-
-#: Containers younger than this many seconds are never orphans (their launch may
-#: not be committed to the database yet).
-DEFAULT_MIN_AGE_SECONDS = 60
-
-
-@dataclasses.dataclass(frozen=True)
-class Orphan:
-    """A container that :func:`find_orphans` judged safe to remove.
-
-    Attributes:
-        host: Name of the executor host.
-        container: The container.
-        reason: Why it is an orphan (e.g. ``execution 12 is completed``).
-
-    Example:
-        >>> Orphan("docker-1", ManagedContainer("abc", 12), "execution 12 is completed").reason
-        'execution 12 is completed'
-    """
-
-    host: str
-    container: ManagedContainer
-    reason: str
-
-
-def find_orphans(
-    hosts: Iterable[Any],
-    *,
-    min_age_seconds: float = DEFAULT_MIN_AGE_SECONDS,
-    include_kept: bool | None = None,
-) -> tuple[list[Orphan], list[str]]:
-    """Find the orphaned containers of ``hosts``.
-
-    Args:
-        hosts: :class:`~container_manager.models.ExecutorHost` instances.
-        min_age_seconds: Containers created less than this long ago are skipped.
-        include_kept: Also treat containers of failed executions as orphans; by
-            default they are kept when ``KEEP_FAILED_CONTAINERS`` is on.
-
-    Returns:
-        The orphans, and one message per host that could not be listed.
-
-    Example:
-        >>> find_orphans([])
-        ([], [])
-    """
-    from container_manager.models import ContainerExecution
-
-    if include_kept is None:
-        include_kept = not get_settings().KEEP_FAILED_CONTAINERS
-    orphans: list[Orphan] = []
-    problems: list[str] = []
-    now = timezone.now()
-    for host in hosts:
-        try:
-            containers = get_executor(host).list_managed()
-        except ExecutorError as exc:
-            problems.append(f"{host.name}: {exc}")
-            continue
-        ids = [c.execution_id for c in containers if c.execution_id is not None]
-        executions = {
-            e.pk: e
-            for e in ContainerExecution.objects.filter(pk__in=ids).select_related("job")
-        }
-        for container in containers:
-            if container.created_at is not None and now - container.created_at < datetime.timedelta(
-                seconds=min_age_seconds
-            ):
-                continue
-            execution = executions.get(container.execution_id)
-            if execution is None:
-                reason = f"execution {container.execution_id} does not exist"
-            elif execution.job_id != container.job_id and container.job_id is not None:
-                reason = f"execution {execution.pk} belongs to another job"
-            elif execution.status in TERMINAL_STATUSES:
-                if execution.status == "failed" and not include_kept:
-                    continue
-                reason = f"execution {execution.pk} is {execution.status}"
-            elif execution.job.status in TERMINAL_STATUSES:
-                reason = f"job {execution.job_id} is {execution.job.status}"
-            else:
-                continue
-            orphans.append(Orphan(host.name, container, reason))
-    return orphans, problems
+from container_manager.orphans import DEFAULT_MIN_AGE_SECONDS, find_orphans
+from container_manager.orphans import Orphan as Orphan  # importable from here, as before
 
 
 class Command(BaseCommand):
