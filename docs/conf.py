@@ -48,6 +48,7 @@ extensions = [
     "cm_models",
     "cm_generated",
     "cm_doctest",
+    "cm_layers",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -146,7 +146,9 @@ def test_lifecycle_diagram_is_generated_from_transitions(built_html):
     from container_manager.lifecycle import TRANSITIONS
 
     html = (built_html / "guides" / "lifecycle.html").read_text(encoding="utf-8")
-    svgs = [p.read_text() for p in (built_html / "_images").glob("graphviz-*.svg")]
+    # Only the diagrams of this page (the architecture page has its own).
+    names = set(re.findall(r"graphviz-\w+\.svg", html))
+    svgs = [(built_html / "_images" / name).read_text() for name in sorted(names)]
     text = html + "".join(svgs)
     edges = set(re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", text))
     expected = {(old, new) for old, targets in TRANSITIONS.items() for new in targets}
@@ -175,3 +177,19 @@ def test_settings_and_mock_tables_come_from_code(built_html):
 def test_reference_pages_link_back_to_guides(built_html, page):
     html = (built_html / page).read_text(encoding="utf-8")
     assert 'href="../guides/' in html
+
+
+def test_architecture_diagram_is_drawn_from_the_imports(built_html):
+    import sys
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    import cm_layers
+
+    html = (built_html / "guides" / "architecture.html").read_text(encoding="utf-8")
+    names = set(re.findall(r"graphviz-\w+\.svg", html))
+    assert names
+    text = "".join((built_html / "_images" / name).read_text() for name in sorted(names))
+    edges = set(re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", text))
+    expected = {(a, b) for a, targets in cm_layers.import_graph().items() for b in targets}
+    assert edges == expected
+    assert ("models", "operations") in edges and ("operations", "models") not in edges

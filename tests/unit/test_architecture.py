@@ -6,69 +6,27 @@ as a change adds a cycle or a worker starts doing the lifecycle's work itself.
 """
 
 import ast
+import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "container_manager"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "_ext"))
+import cm_layers  # noqa: E402  (the layers, declared once; the docs draw them)
 
 #: Methods that write through the ORM (querysets, managers, instances).
 ORM_WRITES = {"update", "create", "bulk_create", "bulk_update", "get_or_create",
               "update_or_create", "save", "delete", "transition", "record", "record_launch",
               "record_found_container"}
 
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts}
+MODULES = cm_layers.modules()
 
 
 def runtime_imports(path: Path) -> set[str]:
-    """The container_manager modules ``path`` imports at run time."""
-    found: set[str] = set()
-
-    class Visitor(ast.NodeVisitor):
-        def visit_If(self, node):
-            if "TYPE_CHECKING" in ast.unparse(node.test):
-                for child in node.orelse:
-                    self.visit(child)
-                return
-            self.generic_visit(node)
-
-        def visit_Import(self, node):
-            found.update(alias.name for alias in node.names)
-
-        def visit_ImportFrom(self, node):
-            if node.module and not node.level:
-                found.add(node.module)
-                found.update(f"{node.module}.{alias.name}" for alias in node.names)
-
-    Visitor().visit(ast.parse(path.read_text()))
-    modules = set()
-    for name in found:
-        while name and name not in MODULES:
-            name = name.rpartition(".")[0]
-        if name.startswith("container_manager."):
-            modules.add(name)
-    return modules
-
-
-def unit(module: str) -> str:
-    """The layer unit of a module: packages (models, executors, management) count as one."""
-    parts = module.split(".")
-    return ".".join(parts[:2])
+    return cm_layers.runtime_imports(path, MODULES)
 
 
 def unit_graph() -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {}
-    for module, path in MODULES.items():
-        for imported in runtime_imports(path):
-            if unit(imported) != unit(module):
-                graph.setdefault(unit(module), set()).add(unit(imported))
-    return graph
+    return {f"container_manager.{unit}": {f"container_manager.{t}" for t in targets}
+            for unit, targets in cm_layers.import_graph().items()}
 
 
 def test_the_import_graph_has_no_cycle():
@@ -141,3 +99,17 @@ def test_the_checks_above_can_fail():
     assert any(a.attr.startswith("_") and isinstance(a.value, ast.Name)
                and a.value.id == "operations" for a in attrs)
     assert any(a.attr in ORM_WRITES for a in attrs)
+
+
+def test_imports_follow_the_declared_layers():
+    assert cm_layers.upward_imports() == []
+    declared = {unit for _, _, units in cm_layers.LAYERS for unit in units}
+    assert set(cm_layers.import_graph()) <= declared
+
+
+def test_an_upward_import_is_reported():
+    graph = {"lifecycle": {"worker"}, "worker": {"operations"}, "newthing": set()}
+    assert cm_layers.upward_imports(graph) == [
+        "module 'newthing' is in no layer",
+        "lifecycle (layer Foundations) imports worker (layer Worker)",
+    ]

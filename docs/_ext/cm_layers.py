@@ -1,0 +1,173 @@
+"""The layers of container_manager, declared once and checked against the imports.
+
+:data:`LAYERS` says which modules form each layer, bottom first. A module may
+import only from its own and lower layers. :func:`import_graph` reads
+the real imports from the source (every ``import``, at module level or inside a
+function, except under ``if TYPE_CHECKING:``), :func:`upward_imports` lists the
+imports that break the layering, and the ``cm-layer-diagram`` directive draws the
+diagram from the imports, warning (so ``sphinx-build -W`` fails) when the code no
+longer matches the layers. ``tests/unit/test_architecture.py`` checks the same.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+PACKAGE = Path(__file__).resolve().parents[2] / "container_manager"
+
+#: Layers, bottom first: (name, what it holds, units). A unit is a module, or a
+#: package counted as one (``models``, ``executors``, ``management``).
+LAYERS: list[tuple[str, str, list[str]]] = [
+    ("Foundations", "settings, statuses, text formats: no Django models, no executors",
+     ["conf", "config_keys", "lifecycle", "envfile"]),
+    ("Executors", "the backends behind one interface; each class declares its rules",
+     ["executors"]),
+    ("Policies", "pure decisions: what is valid, what is retried",
+     ["validators", "retry"]),
+    ("Lifecycle", "the one owner of a job's lifecycle; reaches models through instances",
+     ["operations"]),
+    ("Models", "the four models, their managers and conditional UPDATEs",
+     ["models"]),
+    ("Queue", "claims and leases, orphan detection, the admin",
+     ["claiming", "orphans", "admin"]),
+    ("Worker", "threads, claims, leases and waiting", ["worker"]),
+    ("Entry points", "management commands, app config and system checks",
+     ["management", "apps", "checks"]),
+]
+
+
+def unit_of(module: str) -> str:
+    """The layer unit of a dotted module name (``container_manager.models.job`` -> ``models``)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package (migrations left out), by dotted name."""
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts}
+
+
+def runtime_imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """The container_manager modules ``path`` imports at run time."""
+    found: set[str] = set()
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> Any:
+            if "TYPE_CHECKING" in ast.unparse(node.test):
+                for child in node.orelse:
+                    self.visit(child)
+                return
+            self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> Any:
+            found.update(alias.name for alias in node.names)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> Any:
+            if node.module and not node.level:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+
+    Visitor().visit(ast.parse(path.read_text(encoding="utf-8")))
+    result = set()
+    for name in found:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        if name.startswith("container_manager."):
+            result.add(name)
+    return result
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Unit -> the other units it imports at run time."""
+    known = modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in known.items():
+        source = unit_of(module)
+        if not source:
+            continue
+        graph.setdefault(source, set())
+        for imported in runtime_imports(path, known):
+            if unit_of(imported) != source:
+                graph[source].add(unit_of(imported))
+    return graph
+
+
+def layer_index() -> dict[str, int]:
+    """Unit -> its layer's position (0 is the bottom)."""
+    return {unit: i for i, (_, _, units) in enumerate(LAYERS) for unit in units}
+
+
+def upward_imports(graph: dict[str, set[str]] | None = None) -> list[str]:
+    """The imports that break the layering: to a higher layer, or from an undeclared unit.
+
+    Imports within a layer are allowed (the import graph has no cycle at all:
+    ``tests/unit/test_architecture.py``).
+
+    Returns:
+        One line per problem; empty when the code matches :data:`LAYERS`.
+    """
+    graph = import_graph() if graph is None else graph
+    index = layer_index()
+    problems = [f"module {unit!r} is in no layer" for unit in sorted(graph) if unit not in index]
+    for unit, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if unit in index and (target not in index or index[target] > index[unit]):
+                problems.append(
+                    f"{unit} (layer {LAYERS[index[unit]][0]}) imports {target} "
+                    f"(layer {LAYERS[index[target]][0]})"
+                )
+    return problems
+
+
+def diagram_dot(graph: dict[str, set[str]] | None = None) -> str:
+    """Graphviz source: one box per layer (top layer first), an arrow per import."""
+    graph = import_graph() if graph is None else graph
+    lines = [
+        "digraph layers {",
+        '  rankdir=TB; newrank=true; node [shape=box, style="rounded,filled", '
+        'fillcolor="#eef3fb", fontname="sans-serif", fontsize=11];',
+        '  edge [color="#7a8699", arrowsize=0.6];',
+    ]
+    for i, (name, what, units) in reversed(list(enumerate(LAYERS))):
+        lines.append(f"  subgraph cluster_{i} {{")
+        lines.append(f'    label="{name}: {what}"; fontname="sans-serif"; fontsize=10; '
+                     'style=dashed; color="#b0b8c4";')
+        lines.append("    rank=same; " + " ".join(f'"{u}";' for u in units))
+        lines.append("  }")
+    for unit, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            lines.append(f'  "{unit}" -> "{target}";')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Register ``cm-layer-diagram``."""
+    from cm_generated import _Generated
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+
+    class LayerDiagram(_Generated):
+        """The layer diagram, drawn from the package's imports and checked against LAYERS."""
+
+        def generate(self) -> list[str]:
+            graph = import_graph()
+            for problem in upward_imports(graph):
+                logger.warning("layering: %s", problem, location=self.get_location())
+            dot = diagram_dot(graph)
+            return [".. graphviz::", "   :caption: Layers and imports (generated from the code)",
+                    "", *("   " + line for line in dot.splitlines()), ""]
+
+    app.setup_extension("sphinx.ext.graphviz")
+    app.add_directive("cm-layer-diagram", LayerDiagram)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
