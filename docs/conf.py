@@ -38,7 +38,6 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
-    "sphinx.ext.graphviz",
     "myst_parser",
     "sphinx_copybutton",
     "notfound.extension",
@@ -127,7 +126,6 @@ html_theme_options = {
     "navigation_with_keys": True,
 }
 html_context = {"display_github": True}
-graphviz_output_format = "svg"
 
 # 404 page (sphinx-notfound-page): absolute links work from any missing URL.
 if os.environ.get("READTHEDOCS"):

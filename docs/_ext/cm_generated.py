@@ -1,7 +1,7 @@
 """Directives that write documentation from the code, so that it cannot drift.
 
-* ``cm-lifecycle-diagram``: the job state diagram (graphviz), from
-  :data:`container_manager.lifecycle.TRANSITIONS`.
+* ``cm-lifecycle-diagram``: the job state diagram (inline SVG drawn by
+  ``cm_diagram``, no Graphviz), from :data:`container_manager.lifecycle.TRANSITIONS`.
 * ``cm-status-table``: every job status, whether it is terminal or active, and
   where it may go next.
 * ``cm-transition-table``: every allowed ``old -> new`` move.
@@ -64,43 +64,23 @@ class _Generated(SphinxDirective):
         return container.children
 
 
-class LifecycleDiagram(_Generated):
-    """The job state diagram, drawn from the transition table."""
+class LifecycleDiagram(SphinxDirective):
+    """The job state diagram, drawn from the transition table as inline SVG."""
 
-    def generate(self) -> list[str]:
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from cm_diagram import state_diagram_svg
+
         from container_manager.lifecycle import TERMINAL_STATUSES, TRANSITIONS, JobStatus
 
-        initial = JobStatus.PENDING.value
-        dot = [
-            "digraph lifecycle {",
-            '  rankdir=LR; bgcolor="transparent";',
-            '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
-            'fontname="sans-serif"];',
-            '  edge [fontname="sans-serif", fontsize=10];',
-            '  start [shape=point, width=0.15, label=""];',
-            f"  start -> {initial};",
-        ]
-        for status in TRANSITIONS:
-            style = ', peripheries=2, fillcolor="#e7f5e9"' if status in TERMINAL_STATUSES else ""
-            dot.append(f'  {status} [label="{status}"{style}];')
-        for old, targets in TRANSITIONS.items():
-            for new in sorted(targets, key=list(TRANSITIONS).index):
-                if new == initial:
-                    dot.append(f'  {old} -> {new} [style=dashed, label="retry", constraint=false];')
-                else:
-                    dot.append(f"  {old} -> {new};")
-        dot.append("}")
-        return [
-            ".. graphviz::",
-            "   :align: center",
-            "   :alt: Job status diagram: "
-            + "; ".join(
-                f"{old} to {', '.join(sorted(t))}" for old, t in TRANSITIONS.items() if t
-            ),
-            "",
-            *[f"   {line}" for line in dot],
-            "",
-        ]
+        alt = "Job status diagram: " + "; ".join(
+            f"{old} to {', '.join(sorted(t))}" for old, t in TRANSITIONS.items() if t
+        )
+        svg = state_diagram_svg(TRANSITIONS, JobStatus.PENDING.value, TERMINAL_STATUSES, alt=alt)
+        figure = nodes.container(classes=["cm-diagram"])
+        figure += nodes.raw("", f'<div style="text-align: center">{svg}</div>', format="html")
+        return [figure]
 
 
 class StatusTable(_Generated):
@@ -300,7 +280,6 @@ def on_process_docstring(
 
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directives."""
-    app.setup_extension("sphinx.ext.graphviz")
     app.add_directive("cm-lifecycle-diagram", LifecycleDiagram)
     app.add_directive("cm-status-table", StatusTable)
     app.add_directive("cm-transition-table", TransitionTable)

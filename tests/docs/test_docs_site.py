@@ -146,11 +146,12 @@ def test_lifecycle_diagram_is_generated_from_transitions(built_html):
     from container_manager.lifecycle import TRANSITIONS
 
     html = (built_html / "guides" / "lifecycle.html").read_text(encoding="utf-8")
-    # Only the diagrams of this page (the architecture page has its own).
-    names = set(re.findall(r"graphviz-\w+\.svg", html))
-    svgs = [(built_html / "_images" / name).read_text() for name in sorted(names)]
-    text = html + "".join(svgs)
-    edges = set(re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", text))
+    # Embedded in the page as inline SVG (no image file, no Graphviz, no network).
+    svg = re.search(r"<svg [^>]*class=\"cm-state-diagram\".*?</svg>", html, re.S)
+    assert svg, "no inline state diagram on the lifecycle page"
+    assert not list(built_html.glob("_images/graphviz-*"))
+    assert 'role="img"' in svg[0] and "aria-label=\"Job status diagram: pending to" in svg[0]
+    edges = set(re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", svg[0]))
     expected = {(old, new) for old, targets in TRANSITIONS.items() for new in targets}
     assert expected <= edges, expected - edges
     assert {e for e in edges if e[0] != "start"} == expected
