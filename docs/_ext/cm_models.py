@@ -280,6 +280,25 @@ def protect_inline_colon(
         lines[0] = ": " + lines[0]
 
 
+def keep_rtype_in_field_list(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Put a ``:rtype:`` that landed under a ``.. rubric::`` back into the field list.
+
+    sphinx-autodoc-typehints before 3.7 (the last releases for Python 3.11) inserts
+    the return type of a function without a ``Returns:`` section right after
+    napoleon's ``.. rubric:: Example`` line, which docutils reports as "Explicit
+    markup ends without a blank line". Newer releases place it in the field list.
+    """
+    for i in range(1, len(lines)):
+        if lines[i].startswith(":rtype:") and lines[i - 1].startswith(".. rubric::"):
+            rtype = lines.pop(i)
+            rubric = i - 1
+            blank = rubric - 1 if rubric > 0 and not lines[rubric - 1].strip() else rubric
+            lines[blank:blank] = [rtype] if blank != rubric else [rtype, ""]
+            break
+
+
 def on_skip_member(
     app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
 ) -> bool | None:
@@ -300,4 +319,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", on_process_docstring, priority=900)
     app.connect("autodoc-skip-member", on_skip_member)
     app.connect("autodoc-process-docstring", protect_inline_colon, priority=100)
+    app.connect("autodoc-process-docstring", keep_rtype_in_field_list, priority=950)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
