@@ -1,4 +1,4 @@
-"""Nox sessions: tests, docs, doctest, lint, linkcheck.
+"""Nox sessions: tests, docs, docs-live, doctest, lint, linkcheck.
 
 ``nox`` with no arguments runs the whole suite (what CI runs); ``nox -s docs``
 builds the documentation site into ``docs/_build/html``.
@@ -79,6 +79,24 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs]")
     session.run("sphinx-build", *SPHINX_STRICT, "-b", "html", "docs", "docs/_build/html",
                 *session.posargs)
+
+
+# sphinx-autobuild: serve on localhost, rebuild when the docs, the code or API.md change.
+# Not -W: a warning shows in the terminal and the preview keeps serving.
+# tests/docs/test_docs_live.py runs these arguments.
+LIVE_ARGS = [
+    "-n", "--keep-going", "-d", "docs/_build/live-doctrees",
+    "--host", "127.0.0.1", "--port", "8000",
+    "--watch", "container_manager", "--watch", "API.md",
+    "docs", "docs/_build/live",
+]
+
+
+@nox.session(name="docs-live", python=DOCS_PYTHON)
+def docs_live(session: nox.Session) -> None:
+    """Serve the site on http://127.0.0.1:8000 and rebuild it on every save (sphinx-autobuild)."""
+    session.install("-e", ".[docs]", "sphinx-autobuild>=2024.10")
+    session.run("sphinx-autobuild", *LIVE_ARGS, *session.posargs)
 
 
 @nox.session(python=DOCS_PYTHON)
