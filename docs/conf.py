@@ -48,6 +48,7 @@ extensions = [
     "cm_generated",
     "cm_doctest",
     "cm_layers",
+    "cm_links",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
