@@ -81,6 +81,10 @@ napoleon_attr_annotations = True
 typehints_document_rtype = True
 typehints_use_rtype = False  # the return type goes into "Returns", not its own block
 typehints_defaults = "comma"
+# The models import stub-only names under TYPE_CHECKING (django-types' RelatedManager,
+# for editors); they do not exist at run time. sphinx-autodoc-typehints >= 3.7 skips
+# such imports silently; 3.6, the last release for Python 3.11, warns. Same result on both.
+suppress_warnings = ["sphinx_autodoc_typehints.guarded_import"]
 always_use_bars_union = True
 
 # -- Cross-references --------------------------------------------------------
