@@ -297,3 +297,94 @@ def state_diagram_svg(
         'style="max-width: 100%; height: auto" font-family="sans-serif">'
         f"<desc>{escape(alt)}</desc>{''.join(pieces)}</svg>"
     )
+
+
+def layered_diagram_svg(
+    layers: list[tuple[str, list[str]]],
+    edges: Iterable[tuple[str, str]],
+    *,
+    alt: str,
+) -> str:
+    """An inline ``<svg>`` of boxes grouped in horizontal layers, top layer first.
+
+    Each layer is a dashed frame with its label and its units side by side; each
+    edge is a curve from the bottom of one unit to the top of another (or, within
+    a layer, an arc under the two boxes). Edges are drawn first, so the opaque
+    boxes stay readable where a long edge passes behind them.
+
+    Args:
+        layers: ``(label, units)`` per layer, from the top of the drawing down.
+        edges: ``(from, to)`` unit pairs (an import, a dependency).
+        alt: The text alternative (``aria-label`` and ``<desc>``).
+
+    Returns:
+        The SVG element, ready to embed in an HTML page.
+    """
+    font, box_h, label_h, pad, gap = 12, 28, 18, 10, 30
+    char = 0.62 * font
+    widths = {u: max(64.0, len(u) * char + 20) for _, units in layers for u in units}
+    rows = [sum(widths[u] for u in units) + 24 * (len(units) - 1) for _, units in layers]
+    labels = [len(label) * 0.6 * 10 for label, _ in layers]
+    frame_w = max([*rows, *labels]) + 2 * pad
+    frame_h = label_h + box_h + 2 * pad
+    boxes: dict[str, Box] = {}
+    frames = []
+    for i, (label, units) in enumerate(layers):
+        top = MARGIN + i * (frame_h + gap)
+        frames.append((label, top))
+        x = MARGIN + (frame_w - rows[i]) / 2
+        for unit in units:
+            w = widths[unit]
+            box = Box(unit, x + w / 2, top + label_h + pad + box_h / 2, w, False)
+            boxes[unit] = box
+            x += w + 24
+    pieces: list[str] = []
+    for old, new in sorted(set(edges)):
+        if old not in boxes or new not in boxes:
+            continue
+        a, b = boxes[old], boxes[new]
+        title = f"<title>{escape(old)}&#45;&gt;{escape(new)}</title>"
+        if abs(a.y - b.y) < 1:  # same layer: an arc below both boxes
+            sx, sy = a.x, a.y + box_h / 2
+            ex, ey = b.x, b.y + box_h / 2
+            c1, c2 = (sx, sy + 22), (ex, ey + 22)
+        else:
+            down = b.y > a.y
+            sx, sy = a.x, a.y + (box_h / 2 if down else -box_h / 2)
+            ex, ey = b.x, b.y + (-box_h / 2 if down else box_h / 2)
+            bend = (ey - sy) * 0.5
+            c1, c2 = (sx, sy + bend), (ex, ey - bend)
+        t = math.hypot(ex - c2[0], ey - c2[1]) or 1.0
+        shaft = (ex - (ex - c2[0]) / t * ARROW * 0.8, ey - (ey - c2[1]) / t * ARROW * 0.8)
+        pieces.append(
+            f'<g class="edge" opacity="0.6">{title}<path d="M{_fmt(sx)},{_fmt(sy)} '
+            f"C{_fmt(c1[0])},{_fmt(c1[1])} {_fmt(c2[0])},{_fmt(c2[1])} "
+            f'{_fmt(shaft[0])},{_fmt(shaft[1])}" fill="none" stroke="currentColor" '
+            f'stroke-width="1"/><polygon points="{_arrowhead((ex, ey), shaft)}" '
+            'fill="currentColor"/></g>'
+        )
+    for label, top in frames:
+        pieces.append(
+            f'<g class="cluster"><rect x="{_fmt(MARGIN)}" y="{_fmt(top)}" width="{_fmt(frame_w)}" '
+            f'height="{_fmt(frame_h)}" rx="6" fill="none" stroke="currentColor" '
+            'stroke-opacity="0.45" stroke-dasharray="4,3"/>'
+            f'<text x="{_fmt(MARGIN + 8)}" y="{_fmt(top + 14)}" font-size="10" '
+            f'fill="currentColor">{escape(label)}</text></g>'
+        )
+    for box in boxes.values():
+        left, top = box.x - box.w / 2, box.y - box_h / 2
+        pieces.append(
+            f'<g class="node"><title>{escape(box.name)}</title>'
+            f'<rect x="{_fmt(left)}" y="{_fmt(top)}" width="{_fmt(box.w)}" height="{box_h}" '
+            f'rx="6" fill="{FILL}" stroke="{TEXT}" stroke-width="1"/>'
+            f'<text x="{_fmt(box.x)}" y="{_fmt(box.y + font * 0.35)}" text-anchor="middle" '
+            f'font-size="{font}" fill="{TEXT}">{escape(box.name)}</text></g>'
+        )
+    w = frame_w + 2 * MARGIN
+    h = len(layers) * (frame_h + gap) - gap + 2 * MARGIN + 24  # room for arcs below
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="cm-layer-diagram" role="img" '
+        f'aria-label="{escape(alt)}" viewBox="0 0 {_fmt(w)} {_fmt(h)}" width="{_fmt(w)}" '
+        f'height="{_fmt(h)}" style="max-width: 100%; height: auto" font-family="sans-serif">'
+        f"<desc>{escape(alt)}</desc>{''.join(pieces)}</svg>"
+    )

@@ -5,7 +5,7 @@ import only from its own and lower layers. :func:`import_graph` reads
 the real imports from the source (every ``import``, at module level or inside a
 function, except under ``if TYPE_CHECKING:``), :func:`upward_imports` lists the
 imports that break the layering, and the ``cm-layer-diagram`` directive draws the
-diagram from the imports, warning (so ``sphinx-build -W`` fails) when the code no
+diagram from the imports (inline SVG, ``cm_diagram.layered_diagram_svg``), warning (so ``sphinx-build -W`` fails) when the code no
 longer matches the layers. ``tests/unit/test_architecture.py`` checks the same.
 """
 
@@ -128,46 +128,33 @@ def upward_imports(graph: dict[str, set[str]] | None = None) -> list[str]:
     return problems
 
 
-def diagram_dot(graph: dict[str, set[str]] | None = None) -> str:
-    """Graphviz source: one box per layer (top layer first), an arrow per import."""
-    graph = import_graph() if graph is None else graph
-    lines = [
-        "digraph layers {",
-        '  rankdir=TB; newrank=true; node [shape=box, style="rounded,filled", '
-        'fillcolor="#eef3fb", fontname="sans-serif", fontsize=11];',
-        '  edge [color="#7a8699", arrowsize=0.6];',
-    ]
-    for i, (name, what, units) in reversed(list(enumerate(LAYERS))):
-        lines.append(f"  subgraph cluster_{i} {{")
-        lines.append(f'    label="{name}: {what}"; fontname="sans-serif"; fontsize=10; '
-                     'style=dashed; color="#b0b8c4";')
-        lines.append("    rank=same; " + " ".join(f'"{u}";' for u in units))
-        lines.append("  }")
-    for unit, targets in sorted(graph.items()):
-        for target in sorted(targets):
-            lines.append(f'  "{unit}" -> "{target}";')
-    lines.append("}")
-    return "\n".join(lines)
-
-
 def setup(app: Any) -> dict[str, Any]:
     """Register ``cm-layer-diagram``."""
-    from cm_generated import _Generated
+    from docutils import nodes
     from sphinx.util import logging
+    from sphinx.util.docutils import SphinxDirective
 
     logger = logging.getLogger(__name__)
 
-    class LayerDiagram(_Generated):
+    class LayerDiagram(SphinxDirective):
         """The layer diagram, drawn from the package's imports and checked against LAYERS."""
 
-        def generate(self) -> list[str]:
+        def run(self) -> list[nodes.Node]:
+            from cm_diagram import layered_diagram_svg
+
             graph = import_graph()
             for problem in upward_imports(graph):
                 logger.warning("layering: %s", problem, location=self.get_location())
-            dot = diagram_dot(graph)
-            return [".. graphviz::", "   :caption: Layers and imports (generated from the code)",
-                    "", *("   " + line for line in dot.splitlines()), ""]
+            layers = [(f"{name}: {what}", units) for name, what, units in reversed(LAYERS)]
+            edges = [(unit, target) for unit, targets in graph.items() for target in targets]
+            alt = "Layers and imports: " + "; ".join(
+                f"{unit} imports {', '.join(sorted(t))}" for unit, t in sorted(graph.items()) if t
+            )
+            svg = layered_diagram_svg(layers, edges, alt=alt)
+            figure = nodes.container(classes=["cm-diagram"])
+            figure += nodes.raw("", f'<div style="text-align: center">{svg}</div>', format="html")
+            figure += nodes.paragraph("", "Layers and imports (generated from the code).")
+            return [figure]
 
-    app.setup_extension("sphinx.ext.graphviz")
     app.add_directive("cm-layer-diagram", LayerDiagram)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -187,10 +187,12 @@ def test_architecture_diagram_is_drawn_from_the_imports(built_html):
     import cm_layers
 
     html = (built_html / "guides" / "architecture.html").read_text(encoding="utf-8")
-    names = set(re.findall(r"graphviz-\w+\.svg", html))
-    assert names
-    text = "".join((built_html / "_images" / name).read_text() for name in sorted(names))
-    edges = set(re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", text))
+    svg = re.search(r"<svg [^>]*class=\"cm-layer-diagram\".*?</svg>", html, re.S)
+    assert svg, "no inline layer diagram on the architecture page"  # no Graphviz, no image
+    assert not list(built_html.glob("_images/graphviz-*"))
+    for name, _what, units in cm_layers.LAYERS:
+        assert f">{name}: " in svg[0] and all(f"<title>{u}</title>" in svg[0] for u in units)
+    edges = set(re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", svg[0]))
     expected = {(a, b) for a, targets in cm_layers.import_graph().items() for b in targets}
     assert edges == expected
     assert ("models", "operations") in edges and ("operations", "models") not in edges
