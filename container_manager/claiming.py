@@ -270,21 +270,27 @@ def _claim_in_one_statement(
     # ``WHERE id IN (SELECT ... LIMIT n)`` the planner may re-run the sub-select
     # for every row (it does when the statistics describe a table of finished
     # jobs), and each run adds ``n`` more rows: a LIMIT 8 claim took 1,000 jobs.
+    # 'pending' is a literal so that the planner matches the partial index
+    # cm_job_pending_idx also with server-side parameter binding (generic plans).
+    # The UPDATE needs no status check of its own: FOR UPDATE re-checks the WHERE
+    # on the row's latest version when it locks it, and the lock holds until the
+    # statement ends (a second check made PostgreSQL hash-join every pending row).
     sql = (
         f"WITH candidates AS MATERIALIZED ("
-        f"SELECT {pk} FROM {table} WHERE {status} = %s AND {col('docker_host')} = ANY(%s) "
+        f"SELECT {pk} FROM {table} WHERE {status} = '{JobStatus.PENDING.value}' "
+        f"AND {col('docker_host')} = ANY(%s) "
         f"AND ({col('not_before')} IS NULL OR {col('not_before')} <= %s) "
         f"ORDER BY {col('priority')} DESC, {col('created_at')} LIMIT %s "
         f"FOR UPDATE SKIP LOCKED) "
         f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
         f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
         f"{col('updated_at')} = %s "
-        f"FROM candidates WHERE {table}.{pk} = candidates.{pk} AND {table}.{status} = %s "
+        f"FROM candidates WHERE {table}.{pk} = candidates.{pk} "
         f"RETURNING {', '.join(f'{table}.{qn(f.column)}' for f in fields)}"
     )
     params = [
-        JobStatus.PENDING.value, sorted(hosts), now, limit,
-        JobStatus.STARTING.value, worker_id, expiry, now, JobStatus.PENDING.value,
+        sorted(hosts), now, limit,
+        JobStatus.STARTING.value, worker_id, expiry, now,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

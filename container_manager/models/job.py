@@ -273,9 +273,21 @@ class ContainerJob(models.Model):
         ordering = ["-created_at"]
         get_latest_by = "created_at"
         verbose_name = "container job"
+        # Partial indexes: a row is in them only while it is pending (the claim's
+        # order) or active (adoption, lease renewal and capacity counts look only
+        # at those), so the bulk of a job table, finished jobs, costs them nothing,
+        # and the lease columns are in no index: a lease renewal can be a HOT update.
         indexes = [
-            models.Index(fields=["status", "-priority", "created_at"], name="cm_job_claim_idx"),
-            models.Index(fields=["status", "lease_expires_at"], name="cm_job_lease_idx"),
+            models.Index(
+                fields=["-priority", "created_at"],
+                name="cm_job_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=["docker_host"],
+                name="cm_job_active_idx",
+                condition=models.Q(status__in=["starting", "running"]),
+            ),
         ]
 
     def __str__(self) -> str:
