@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from django.db import models
 from django.utils import timezone
@@ -39,6 +39,38 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
         >>> ContainerExecution.objects.filter(job_id=12345).count()
         0
     """
+
+    if TYPE_CHECKING:
+        # For type checkers without Django stubs (plain pyright): Django builds a manager's
+        # query methods at run time, so they would see ``objects`` and ``get()`` as Any.
+        # Nothing here exists at run time.
+        def __get__(self, instance: object, owner: object) -> Self:
+            """Return the manager itself (``Model.objects``).
+
+            Args:
+                instance: None (managers are read from the model class).
+                owner: The model class.
+
+            Returns:
+                This manager.
+            """
+            ...
+
+        def get(self, *args: object, **kwargs: object) -> ContainerExecution:
+            """Return the one execution matching the lookups (Django's ``QuerySet.get``).
+
+            Args:
+                *args: ``Q`` objects.
+                **kwargs: Field lookups, e.g. ``pk=1``.
+
+            Returns:
+                The execution.
+
+            Raises:
+                ContainerExecution.DoesNotExist: No execution matches.
+                ContainerExecution.MultipleObjectsReturned: Several executions match.
+            """
+            ...
 
     def record(
         self, execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any

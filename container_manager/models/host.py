@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -44,6 +44,38 @@ class ExecutorHostManager(models.Manager["ExecutorHost"]):
         >>> ExecutorHost.objects.active().count()
         0
     """
+
+    if TYPE_CHECKING:
+        # For type checkers without Django stubs (plain pyright): Django builds a manager's
+        # query methods at run time, so they would see ``objects`` and ``get()`` as Any.
+        # Nothing here exists at run time.
+        def __get__(self, instance: object, owner: object) -> Self:
+            """Return the manager itself (``Model.objects``).
+
+            Args:
+                instance: None (managers are read from the model class).
+                owner: The model class.
+
+            Returns:
+                This manager.
+            """
+            ...
+
+        def get(self, *args: object, **kwargs: object) -> ExecutorHost:
+            """Return the one host matching the lookups (Django's ``QuerySet.get``).
+
+            Args:
+                *args: ``Q`` objects.
+                **kwargs: Field lookups, e.g. ``pk=1``.
+
+            Returns:
+                The host.
+
+            Raises:
+                ExecutorHost.DoesNotExist: No host matches.
+                ExecutorHost.MultipleObjectsReturned: Several hosts match.
+            """
+            ...
 
     def active(self) -> models.QuerySet[ExecutorHost]:
         """Return the hosts that accept new jobs (``is_active=True``).

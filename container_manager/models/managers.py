@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from django.db import models
 from django.utils import timezone
@@ -123,6 +123,38 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
         >>> ContainerJob.objects.for_host(host).active().count()
         0
     """
+
+    if TYPE_CHECKING:
+        # For type checkers without Django stubs (plain pyright): Django builds a manager's
+        # query methods at run time, so they would see ``objects`` and ``get()`` as Any.
+        # Nothing here exists at run time.
+        def __get__(self, instance: object, owner: object) -> Self:
+            """Return the manager itself (``Model.objects``).
+
+            Args:
+                instance: None (managers are read from the model class).
+                owner: The model class.
+
+            Returns:
+                This manager.
+            """
+            ...
+
+        def get(self, *args: object, **kwargs: object) -> ContainerJob:
+            """Return the one job matching the lookups (Django's ``QuerySet.get``).
+
+            Args:
+                *args: ``Q`` objects.
+                **kwargs: Field lookups, e.g. ``pk=1``.
+
+            Returns:
+                The job.
+
+            Raises:
+                ContainerJob.DoesNotExist: No job matches.
+                ContainerJob.MultipleObjectsReturned: Several jobs match.
+            """
+            ...
 
     def transition(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from django.db import models
 
@@ -24,6 +24,38 @@ class EnvironmentVariableTemplateManager(models.Manager["EnvironmentVariableTemp
         ...
         container_manager.models.template.EnvironmentVariableTemplate.DoesNotExist: EnvironmentVariableTemplate matching query does not exist.
     """
+
+    if TYPE_CHECKING:
+        # For type checkers without Django stubs (plain pyright): Django builds a manager's
+        # query methods at run time, so they would see ``objects`` and ``get()`` as Any.
+        # Nothing here exists at run time.
+        def __get__(self, instance: object, owner: object) -> Self:
+            """Return the manager itself (``Model.objects``).
+
+            Args:
+                instance: None (managers are read from the model class).
+                owner: The model class.
+
+            Returns:
+                This manager.
+            """
+            ...
+
+        def get(self, *args: object, **kwargs: object) -> EnvironmentVariableTemplate:
+            """Return the one template matching the lookups (Django's ``QuerySet.get``).
+
+            Args:
+                *args: ``Q`` objects.
+                **kwargs: Field lookups, e.g. ``pk=1``.
+
+            Returns:
+                The template.
+
+            Raises:
+                EnvironmentVariableTemplate.DoesNotExist: No template matches.
+                EnvironmentVariableTemplate.MultipleObjectsReturned: Several templates match.
+            """
+            ...
 
     def get_by_natural_key(self, name: str) -> EnvironmentVariableTemplate:
         """Return the template called ``name`` (used by fixtures and ``loaddata``).
