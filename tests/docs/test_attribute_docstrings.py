@@ -17,7 +17,7 @@ from django.apps import apps
 MODELS = list(apps.get_app_config("container_manager").get_models())
 
 
-def _attribute_docstrings(model) -> dict[str, str]:
+def attribute_docstrings(model) -> dict[str, str]:
     """{attribute: docstring} for the class body of ``model``, from its source."""
     tree = ast.parse(inspect.getsource(inspect.getmodule(model)))
     (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == model.__name__]
@@ -45,7 +45,7 @@ def _words(text: str) -> str:
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
 def test_every_field_has_an_attribute_docstring_equal_to_its_help_text(model):
-    docs = _attribute_docstrings(model)
+    docs = attribute_docstrings(model)
     fields = [f for f in model._meta.concrete_fields if not f.auto_created]
     assert fields
     missing = [f.name for f in fields if f.name not in docs]
@@ -56,7 +56,7 @@ def test_every_field_has_an_attribute_docstring_equal_to_its_help_text(model):
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
 def test_reverse_relations_and_manager_are_declared_with_a_docstring(model):
-    docs = _attribute_docstrings(model)
+    docs = attribute_docstrings(model)
     annotations = model.__dict__.get("__annotations__", {})
     reverse = [
         rel.get_accessor_name()
