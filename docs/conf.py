@@ -49,6 +49,7 @@ extensions = [
     "cm_doctest",
     "cm_layers",
     "cm_links",
+    "cm_viewcode",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -1,0 +1,64 @@
+"""viewcode's "[docs]" back-links: the same, right, links in serial and parallel builds.
+
+``sphinx.ext.viewcode`` keeps, per source module, one module path under which it
+links back to the documentation (the ``refname`` of its entry): the module path
+of the first documented object that it met in that module. Which object comes
+first depends on the reading order, which a parallel build (``-j``) changes, and
+an object re-exported elsewhere (``container_manager.admin`` imports the models)
+can win: the back-links then point at anchors that do not exist. In a parallel
+build viewcode also keeps the entries of modules outside the package that its
+workers looked at (``re``, Django's descriptors), and writes source pages for them.
+
+After the environment is complete (``env-updated``), this extension sets each
+entry's module path from the objects the module really documents (found in the
+Python domain, on the page viewcode links to) and drops the entries of modules
+outside the package that document nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+
+OUR_PACKAGE = "container_manager"
+
+
+def documented_prefix(env: BuildEnvironment, used: dict[str, str]) -> str | None:
+    """The module path under which the objects of ``used`` (name -> page) are documented."""
+    objects = env.domains.python_domain.objects
+    prefixes: dict[str, int] = {}
+    for fullname, docname in used.items():
+        suffix = "." + fullname
+        for name, entry in objects.items():
+            if name.endswith(suffix) and entry.docname == docname:
+                prefix = name.removesuffix(suffix)
+                prefixes[prefix] = prefixes.get(prefix, 0) + 1
+    return max(prefixes, key=lambda p: (prefixes[p], p)) if prefixes else None
+
+
+def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """Fix the module path of every viewcode entry; drop foreign entries without objects."""
+    modules = getattr(env, "_viewcode_modules", None)
+    if not modules:
+        return []
+    for modname, entry in list(modules.items()):
+        if not entry:
+            continue
+        code, tags, used, refname = entry
+        if not used:
+            if modname.split(".")[0] != OUR_PACKAGE:
+                del modules[modname]
+            continue
+        prefix = documented_prefix(env, used)
+        if prefix and prefix != refname:
+            modules[modname] = (code, tags, used, prefix)
+    return []
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the handler (viewcode itself is loaded by conf.py)."""
+    app.setup_extension("sphinx.ext.viewcode")
+    app.connect("env-updated", on_env_updated)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
