@@ -138,15 +138,10 @@ def claim_jobs(
         >>> claim_jobs("worker-1", limit=0)
         []
     """
-    from container_manager.models import ContainerJob, ExecutorHost
-
     if limit <= 0:
         return []
     now = timezone.now()
-    host_rows = ExecutorHost.objects.filter(is_active=True)
-    if hosts:
-        host_rows = host_rows.filter(name__in=list(hosts))
-    host_objs = {host.pk: host for host in _usable_hosts(list(host_rows))}
+    host_objs = _launchable_hosts(hosts)
     if not host_objs:
         return []
     caps = {pk: host.max_concurrent_jobs for pk, host in host_objs.items()}
@@ -154,86 +149,145 @@ def claim_jobs(
     locking = _locking()
     if locking and not limited:
         return _claim_in_one_statement(worker_id, limit, host_objs, now, lease_seconds)
-    chosen: list[ContainerJob] = []
     with transaction.atomic() if locking else contextlib.nullcontext():
-        free: dict[int, int] = {}
-        if limited:
-            if locking:
-                # Serialise claims for capacity-limited hosts across workers; the
-                # active jobs are counted after the lock, so they include every
-                # claim committed before it.
-                list(
-                    ExecutorHost.objects.filter(pk__in=limited)
-                    .order_by("pk")
-                    .select_for_update()
-                    .values_list("pk", flat=True)
-                )
-            active = dict(
-                ContainerJob.objects.filter(docker_host_id__in=limited, status__in=_ACTIVE)
-                .order_by()
-                .values("docker_host_id")
-                .annotate(n=Count("pk"))
-                .values_list("docker_host_id", "n")
-            )
-            free = {pk: caps[pk] - active.get(pk, 0) for pk in limited}
-        open_hosts = [pk for pk in caps if free.get(pk, 1) > 0]
-        taken: set[int] = set()
-        # Each round either fills the request or closes at least one full host.
-        for _ in range(len(limited) + 1):
-            want = limit - len(chosen)
-            if want <= 0 or not open_hosts:
-                break
-            candidates = (
-                ContainerJob.objects.filter(status=JobStatus.PENDING, docker_host_id__in=open_hosts)
-                .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-                .exclude(pk__in=taken)
-                .select_related("docker_host", "environment_template")
-                .order_by("-priority", "created_at")
-            )
-            if locking:
-                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-            rows = list(candidates[:want])
-            if not rows:
-                break
-            full = False
-            for job in rows:
-                taken.add(job.pk)
-                host_id = job.docker_host_id
-                if host_id in free:
-                    if free[host_id] <= 0:
-                        full = True
-                        continue
-                    free[host_id] -= 1
-                chosen.append(job)
-            open_hosts = [pk for pk in open_hosts if free.get(pk, 1) > 0]
-            if not full and len(rows) < want:
-                break
+        free = _free_slots(limited, caps, locking)
+        chosen = _choose_candidates(limit, list(caps), free, len(limited), now, locking)
         if not chosen:
             return []
         expiry = _lease_expiry(lease_seconds)
-        ids = [job.pk for job in chosen]
-        updated = ContainerJob.objects.filter(pk__in=ids, status=JobStatus.PENDING).update(
-            status=JobStatus.STARTING,
-            claimed_by=worker_id,
-            lease_expires_at=expiry,
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
-    if updated != len(ids):
-        # Without row locks another process may have claimed some first: keep ours.
-        ours = set(
-            ContainerJob.objects.filter(
-                pk__in=ids, status=JobStatus.STARTING, claimed_by=worker_id, lease_expires_at=expiry
-            ).values_list("pk", flat=True)
-        )
-        chosen = [job for job in chosen if job.pk in ours]
-    for job in chosen:
+        updated = _mark_claimed(chosen, worker_id, expiry, now)
+    if updated != len(chosen):
+        chosen = _keep_ours(chosen, worker_id, expiry)
+    for job in chosen:  # as the UPDATE left the rows
         job.status = JobStatus.STARTING.value
         job.claimed_by = worker_id
         job.lease_expires_at = expiry
         job.attempts += 1
         job.updated_at = now
     return chosen
+
+
+def _launchable_hosts(hosts: Sequence[str] | None) -> dict[int, ExecutorHost]:
+    """The active hosts (of those named) this process may launch on, by primary key."""
+    from container_manager.models import ExecutorHost
+
+    host_rows = ExecutorHost.objects.filter(is_active=True)
+    if hosts:
+        host_rows = host_rows.filter(name__in=list(hosts))
+    return {host.pk: host for host in _usable_hosts(list(host_rows))}
+
+
+def _free_slots(limited: list[int], caps: dict[int, int | None], locking: bool) -> dict[int, int]:
+    """Free capacity of each capacity-limited host (locked first on PostgreSQL).
+
+    Claims for capacity-limited hosts are serialised across workers by locking
+    the hosts' rows; the active jobs are counted after the lock, so they include
+    every claim committed before it.
+    """
+    from container_manager.models import ContainerJob, ExecutorHost
+
+    if not limited:
+        return {}
+    if locking:
+        list(
+            ExecutorHost.objects.filter(pk__in=limited)
+            .order_by("pk")
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+    active = dict(
+        ContainerJob.objects.filter(docker_host_id__in=limited, status__in=_ACTIVE)
+        .order_by()
+        .values("docker_host_id")
+        .annotate(n=Count("pk"))
+        .values_list("docker_host_id", "n")
+    )
+    return {pk: (caps[pk] or 0) - active.get(pk, 0) for pk in limited}
+
+
+def _choose_candidates(
+    limit: int,
+    host_ids: list[int],
+    free: dict[int, int],
+    rounds: int,
+    now: datetime.datetime,
+    locking: bool,
+) -> list[ContainerJob]:
+    """Pick up to ``limit`` pending jobs, best first, within each host's free capacity.
+
+    Each round either fills the request or closes at least one full host, so at
+    most one round per capacity-limited host (``rounds``) plus one is needed.
+    ``free`` is decremented for the jobs chosen.
+    """
+    from container_manager.models import ContainerJob
+
+    chosen: list[ContainerJob] = []
+    open_hosts = [pk for pk in host_ids if free.get(pk, 1) > 0]
+    taken: set[int] = set()
+    for _ in range(rounds + 1):
+        want = limit - len(chosen)
+        if want <= 0 or not open_hosts:
+            break
+        candidates = (
+            ContainerJob.objects.filter(status=JobStatus.PENDING, docker_host_id__in=open_hosts)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .exclude(pk__in=taken)
+            .select_related("docker_host", "environment_template")
+            .order_by("-priority", "created_at")
+        )
+        if locking:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        rows = list(candidates[:want])
+        if not rows:
+            break
+        full = False
+        for job in rows:
+            taken.add(job.pk)
+            host_id = job.docker_host_id
+            if host_id in free:
+                if free[host_id] <= 0:
+                    full = True
+                    continue
+                free[host_id] -= 1
+            chosen.append(job)
+        open_hosts = [pk for pk in open_hosts if free.get(pk, 1) > 0]
+        if not full and len(rows) < want:
+            break
+    return chosen
+
+
+def _mark_claimed(
+    chosen: list[ContainerJob], worker_id: str, expiry: datetime.datetime, now: datetime.datetime
+) -> int:
+    """The claim itself: one conditional UPDATE of the chosen jobs still pending."""
+    from container_manager.models import ContainerJob
+
+    return ContainerJob.objects.filter(
+        pk__in=[job.pk for job in chosen], status=JobStatus.PENDING
+    ).update(
+        status=JobStatus.STARTING,
+        claimed_by=worker_id,
+        lease_expires_at=expiry,
+        attempts=F("attempts") + 1,
+        updated_at=now,
+    )
+
+
+def _keep_ours(
+    chosen: list[ContainerJob], worker_id: str, expiry: datetime.datetime
+) -> list[ContainerJob]:
+    """Without row locks another process may have claimed some first: keep ours."""
+    from container_manager.models import ContainerJob
+
+    ours = set(
+        ContainerJob.objects.filter(
+            pk__in=[job.pk for job in chosen],
+            status=JobStatus.STARTING,
+            claimed_by=worker_id,
+            lease_expires_at=expiry,
+        ).values_list("pk", flat=True)
+    )
+    return [job for job in chosen if job.pk in ours]
 
 
 def _claim_in_one_statement(

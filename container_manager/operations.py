@@ -41,6 +41,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
+from container_manager import logcap
 from container_manager.conf import get_settings
 from container_manager.executors import (
     BaseExecutor,
@@ -144,7 +145,8 @@ def cap_log(text: str, max_bytes: int | None = None) -> str:
 
     Args:
         text: The log text.
-        max_bytes: The cap; defaults to ``CONTAINER_MANAGER["LOG_MAX_BYTES"]``.
+        max_bytes: The cap; defaults to ``CONTAINER_MANAGER["LOG_MAX_BYTES"]``
+            (:func:`container_manager.logcap.cap_log` with the setting).
 
     Returns:
         ``text`` unchanged when it fits, else a marker line followed by its end.
@@ -155,13 +157,7 @@ def cap_log(text: str, max_bytes: int | None = None) -> str:
         >>> cap_log("x" * 10, max_bytes=4)
         '[container_manager: 6 bytes truncated]\nxxxx'
     """
-    limit = get_settings().LOG_MAX_BYTES if max_bytes is None else max_bytes
-    data = text.encode("utf-8", errors="replace")
-    if len(data) <= limit:
-        return text
-    kept = data[len(data) - limit :].decode("utf-8", errors="ignore")
-    dropped = len(data) - len(kept.encode("utf-8"))
-    return f"[container_manager: {dropped} bytes truncated]\n{kept}"
+    return logcap.cap_log(text, get_settings().LOG_MAX_BYTES if max_bytes is None else max_bytes)
 
 
 def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
@@ -775,8 +771,9 @@ def _finish(
     stdout = stderr = ""
     if read_logs:
         try:
-            logs = executor.logs(execution.container_id)
-            stdout, stderr = cap_log(logs.stdout), cap_log(logs.stderr)
+            limit = get_settings().LOG_MAX_BYTES
+            logs = executor.logs(execution.container_id, max_bytes=limit)
+            stdout, stderr = cap_log(logs.stdout, limit), cap_log(logs.stderr, limit)
         except ExecutorError as exc:
             logger.warning("Could not read logs of job %s: %s", job.pk, exc)
     exit_code = state.exit_code if state is not None else None
@@ -936,7 +933,8 @@ def get_logs(job: ContainerJob) -> str:
         live = execution.status == JobStatus.RUNNING and execution.container_id
         if live and not job.is_terminal_status:
             try:
-                logs = get_executor(job.docker_host).logs(execution.container_id)
+                limit = get_settings().LOG_MAX_BYTES
+                logs = get_executor(job.docker_host).logs(execution.container_id, max_bytes=limit)
                 text = type(execution)(stdout=cap_log(logs.stdout), stderr=cap_log(logs.stderr)).logs
             except ExecutorError as exc:
                 logger.warning("Could not read live logs of job %s: %s", job.pk, exc)

@@ -463,11 +463,14 @@ class BaseExecutor(abc.ABC):
         """
 
     @abc.abstractmethod
-    def logs(self, container_id: str) -> ContainerLogs:
+    def logs(self, container_id: str, max_bytes: int | None = None) -> ContainerLogs:
         r"""Return what the container has written so far, streams kept apart.
 
         Args:
             container_id: The id :meth:`launch` returned.
+            max_bytes: Keep at most this many bytes of each stream, its end (see
+                :mod:`container_manager.logcap`); None keeps everything. The
+                lifecycle passes ``LOG_MAX_BYTES``; executors read no setting.
 
         Returns:
             Standard output and standard error.

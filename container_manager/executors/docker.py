@@ -75,6 +75,7 @@ from container_manager.executors.errors import (
     LaunchError,
     missing_extra,
 )
+from container_manager.logcap import StreamTail
 
 if TYPE_CHECKING:
     import docker
@@ -142,35 +143,6 @@ def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return True
     return "read timed out" in str(exc).lower()
-
-
-class _Tail:
-    """The last ``limit`` bytes of a stream, and how many bytes came before them."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        self.data += chunk
-        if len(self.data) > 2 * self.limit:
-            del self.data[: len(self.data) - self.limit]
-
-    def text(self) -> str:
-        """The kept end, with the same marker line as ``operations.cap_log``, within ``limit``."""
-        data = bytes(self.data[-self.limit :]) if self.limit else b""
-        if self.total <= self.limit:
-            return data.decode("utf-8", errors="replace")
-        marker = b""
-        for _ in range(3):  # the marker's length depends on the number it contains
-            keep = max(self.limit - len(marker), 0)
-            kept = data[len(data) - keep :] if keep else b""
-            while kept and (kept[0] & 0xC0) == 0x80:  # do not start inside a character
-                kept = kept[1:]
-            marker = f"[container_manager: {self.total - len(kept)} bytes truncated]\n".encode()
-        return (marker + kept).decode("utf-8", errors="replace")
 
 
 class DockerExecutor(BaseExecutor):
@@ -765,14 +737,16 @@ class DockerExecutor(BaseExecutor):
             return ContainerStatus("exited", exit_code=0)
         return self.status(container_id)
 
-    def logs(self, container_id: str) -> ContainerLogs:
+    def logs(self, container_id: str, max_bytes: int | None = None) -> ContainerLogs:
         r"""Return stdout and stderr so far, read apart from Docker's multiplexed stream.
 
-        Each stream keeps at most ``LOG_MAX_BYTES`` (its end, after a line
-        ``[container_manager: N bytes truncated]``), so a huge log never fills memory.
+        Each stream keeps at most ``max_bytes`` (its end, after a line
+        ``[container_manager: N bytes truncated]``; see
+        :class:`~container_manager.logcap.StreamTail`), so a huge log never fills memory.
 
         Args:
             container_id: The id :meth:`launch` returned.
+            max_bytes: Most bytes kept of each stream; None keeps everything.
 
         Returns:
             The two streams.
@@ -794,10 +768,7 @@ class DockerExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
-        from container_manager.conf import get_settings
-
-        limit = get_settings().LOG_MAX_BYTES
-        streams = {_STDOUT: _Tail(limit), _STDERR: _Tail(limit)}
+        streams = {_STDOUT: StreamTail(max_bytes), _STDERR: StreamTail(max_bytes)}
         client = self.client
         with self._calling("read logs"):
             response = client.get(

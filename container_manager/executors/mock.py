@@ -50,6 +50,7 @@ from container_manager.executors.base import (
     LaunchSpec,
 )
 from container_manager.executors.errors import HostUnavailableError, LaunchError
+from container_manager.logcap import cap_log
 
 _ID = re.compile(r"mock-(?P<execution>[0-9]+)-(?P<started>[0-9]+)\Z")
 _registry_lock = threading.Lock()
@@ -156,11 +157,12 @@ class MockExecutor(BaseExecutor):
             return ContainerStatus("running")
         return ContainerStatus("exited", exit_code=int(self.config.get("exit_code", 0)))
 
-    def logs(self, container_id: str) -> ContainerLogs:
+    def logs(self, container_id: str, max_bytes: int | None = None) -> ContainerLogs:
         r"""Return the configured output, as much of it as the run has reached.
 
         Args:
             container_id: An id from :meth:`launch`.
+            max_bytes: Keep at most this many bytes of each stream (its end).
 
         Returns:
             The lines of ``logs`` and ``stderr`` emitted so far.
@@ -184,7 +186,8 @@ class MockExecutor(BaseExecutor):
             return "".join(lines[: int(len(lines) * progress + 1e-9)])
 
         return ContainerLogs(
-            stdout=part(self.config.get("logs", "")), stderr=part(self.config.get("stderr", ""))
+            stdout=cap_log(part(self.config.get("logs", "")), max_bytes),
+            stderr=cap_log(part(self.config.get("stderr", "")), max_bytes),
         )
 
     def stop(self, container_id: str, grace_seconds: int) -> None:

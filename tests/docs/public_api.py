@@ -28,6 +28,7 @@ PUBLIC_MODULES = [
     "container_manager.executors.cloudrun.limits",
     "container_manager.executors.cloudrun.logs",
     "container_manager.lifecycle",
+    "container_manager.logcap",
     "container_manager.management.commands.process_container_jobs",
     "container_manager.management.commands.cleanup_containers",
     "container_manager.models.execution",

@@ -23,6 +23,7 @@ from container_manager.executors.base import (
     LaunchResult,
 )
 from container_manager.executors.errors import LaunchError
+from container_manager.logcap import cap_log
 
 _PROCESSES: dict[str, subprocess.Popen] = {}
 _LOCK = threading.Lock()
@@ -63,10 +64,10 @@ class LocalProcessExecutor(BaseExecutor):
             return ContainerStatus("running")
         return ContainerStatus("exited", exit_code=code if code >= 0 else 128 - code)
 
-    def logs(self, container_id):
+    def logs(self, container_id, max_bytes=None):
         def read(suffix):
             path = self._log_dir() / f"{container_id}.{suffix}"
-            return path.read_text(errors="replace") if path.exists() else ""
+            return cap_log(path.read_text(errors="replace"), max_bytes) if path.exists() else ""
 
         return ContainerLogs(stdout=read("out"), stderr=read("err"))
 

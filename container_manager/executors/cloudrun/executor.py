@@ -52,6 +52,7 @@ from container_manager.executors.errors import (
     LaunchError,
     missing_extra,
 )
+from container_manager.logcap import cap_log
 
 logger = logging.getLogger("container_manager")
 
@@ -808,15 +809,16 @@ class CloudRunExecutor(BaseExecutor):
         return None
 
     # -------------------------------------------------------------------- logs
-    def logs(self, container_id: str) -> ContainerLogs:
+    def logs(self, container_id: str, max_bytes: int | None = None) -> ContainerLogs:
         """Read the execution's stdout and stderr from Cloud Logging.
 
         Entries are filtered to the execution (``resource.type="cloud_run_job"``,
         its job name and location, the ``run.googleapis.com/execution_name``
         label) and to one stream (log ``run.googleapis.com/stdout`` or
         ``run.googleapis.com/stderr``). Each stream is read newest first and
-        stops once ``LOG_MAX_BYTES`` are collected, so a huge log costs a bounded
-        number of pages. Right after an execution completes, this waits up to
+        stops once ``max_bytes`` are collected, so a huge log costs a bounded
+        number of pages; it is then capped to ``max_bytes`` (see
+        :func:`~container_manager.logcap.cap_log`). Right after an execution completes, this waits up to
         ``log_settle_seconds`` for Cloud Logging to ingest the last lines.
         A ``container_id`` that is not an execution name raises
         :class:`~container_manager.executors.errors.ContainerNotFoundError`;
@@ -825,6 +827,9 @@ class CloudRunExecutor(BaseExecutor):
 
         Args:
             container_id: The execution name.
+            max_bytes: Most bytes kept of each stream (its end); None reads them whole
+                (at most :data:`~container_manager.executors.cloudrun.logs.MAX_LOG_ENTRIES`
+                entries).
 
         Returns:
             Both streams, oldest line first, one entry per line.
@@ -839,8 +844,6 @@ class CloudRunExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.ContainerNotFoundError: 'cm-exec-7' is not a Cloud Run execution name (projects/P/locations/R/jobs/J/executions/E)
         """
-        from container_manager.conf import get_settings
-
         match = self._parse(container_id)
         execution = self._get_execution(container_id)
         since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
@@ -855,7 +858,6 @@ class CloudRunExecutor(BaseExecutor):
                 if 0 <= age < settle:
                     time.sleep(settle - age)
         since_text = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        limit = get_settings().LOG_MAX_BYTES
         client = self._logging_client()
         out = {}
         for stream in ("stdout", "stderr"):
@@ -867,7 +869,8 @@ class CloudRunExecutor(BaseExecutor):
                 since_text,
                 stream,
             )
-            out[stream] = read_stream(client, match["project"], filter_, limit)
+            out[stream] = cap_log(read_stream(client, match["project"], filter_, max_bytes),
+                                  max_bytes)
         return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])
 
     # ---------------------------------------------------------- stop / cleanup

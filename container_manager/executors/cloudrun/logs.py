@@ -65,7 +65,7 @@ def execution_filter(
     )
 
 
-def read_stream(client: Any, project: str, filter_: str, limit: int) -> str:
+def read_stream(client: Any, project: str, filter_: str, limit: int | None) -> str:
     """Read one stream newest first until ``limit`` bytes; return it oldest line first.
 
     Reading stops at the first entry after ``limit`` bytes, so the text may
@@ -80,7 +80,7 @@ def read_stream(client: Any, project: str, filter_: str, limit: int) -> str:
         client: A ``google.cloud.logging_v2.Client``.
         project: The project whose logs are read.
         filter_: The entries to read (see :func:`execution_filter`).
-        limit: Most bytes to read.
+        limit: Most bytes to read; None reads up to :data:`MAX_LOG_ENTRIES` entries.
 
     Returns:
         The stream's text, one line per entry.
@@ -115,7 +115,7 @@ def read_stream(client: Any, project: str, filter_: str, limit: int) -> str:
             )
         )
         for entry in entries:
-            if size >= limit or len(lines) >= MAX_LOG_ENTRIES:
+            if (limit is not None and size >= limit) or len(lines) >= MAX_LOG_ENTRIES:
                 more = True
                 break
             line = entry_text(entry.payload)
@@ -125,7 +125,7 @@ def read_stream(client: Any, project: str, filter_: str, limit: int) -> str:
         raise_translated(exc, "read Cloud Logging entries")
     lines.reverse()
     text = "".join(lines)
-    if more and size < limit:
+    if more and (limit is None or size < limit):
         text = OLDER_ENTRIES_MARKER + text
     return text
 
