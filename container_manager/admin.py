@@ -1,19 +1,115 @@
-"""Django admin for the four container_manager models."""
+"""Django admin for the four container_manager models.
+
+Permissions: the actions (cancel jobs, run health checks) need the ``change``
+permission of their model; users without it neither see them nor can POST
+them. Environment values (a template's text, a job's overrides) are shown only
+to users who may change the object; everyone else sees the keys with the
+values masked (``KEY=********``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from container_manager.envfile import mask_env_text
 from container_manager.models import (
     ContainerExecution,
     ContainerJob,
     EnvironmentVariableTemplate,
     ExecutorHost,
 )
+from container_manager.validators import MAX_JSON_DEPTH, json_depth_exceeds
+
+
+class _BoundedJSONField(forms.JSONField):
+    """A JSON form field that refuses nesting deeper than ``MAX_JSON_DEPTH`` before parsing."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and json_depth_exceeds(value, MAX_JSON_DEPTH):
+            raise ValidationError(
+                f"Nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid"
+            )
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str) and json_depth_exceeds(data, MAX_JSON_DEPTH):
+            return forms.fields.InvalidJSONInput(data)  # redisplayed as typed, never parsed
+        return super().bound_data(data, initial)
+
+
+class MaskedEnvironmentAdmin(admin.ModelAdmin):
+    """A model admin that shows environment text masked to users who cannot change the object.
+
+    Subclasses list ``(field, stand-in)`` pairs in :attr:`masked_fields`; the
+    stand-in is a read-only display method that shows the masked text.
+
+    Attributes:
+        masked_fields: ``(field, masked read-only stand-in)`` pairs.
+
+    Example:
+        >>> from django.contrib import admin
+        >>> admin.site._registry[ContainerJob].masked_fields
+        (('environment_overrides', 'masked_environment_overrides'),)
+    """
+
+    masked_fields: tuple[tuple[str, str], ...] = ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The form's fields, with masked stand-ins for users who cannot change ``obj``.
+
+        Args:
+            request: The admin request.
+            obj: The object shown (None on the add page).
+
+        Returns:
+            The field names.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.auth.models import AnonymousUser
+            >>> from django.test import RequestFactory
+            >>> request = RequestFactory().get("/admin/")
+            >>> request.user = AnonymousUser()
+            >>> "masked_environment_variables" in admin.site._registry[
+            ...     EnvironmentVariableTemplate].get_fields(request)
+            True
+        """
+        fields = super().get_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            return fields
+        stand_ins = dict(self.masked_fields)
+        return [stand_ins.get(f, f) for f in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The read-only fields, plus the masked stand-ins for users who cannot change ``obj``.
+
+        Args:
+            request: The admin request.
+            obj: The object shown (None on the add page).
+
+        Returns:
+            The field names.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.auth.models import AnonymousUser
+            >>> from django.test import RequestFactory
+            >>> request = RequestFactory().get("/admin/")
+            >>> request.user = AnonymousUser()
+            >>> admin.site._registry[ContainerJob].get_readonly_fields(request)[-1]
+            'masked_environment_overrides'
+        """
+        fields = list(super().get_readonly_fields(request, obj))
+        if not self.has_change_permission(request, obj):
+            fields += [stand_in for _, stand_in in self.masked_fields]
+        return fields
 
 
 @admin.register(ExecutorHost)
@@ -35,8 +131,9 @@ class ExecutorHostAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at", "last_health_check_at",
                        "last_health_check_ok", "last_health_check_detail")
     actions = ["run_health_check"]
+    formfield_overrides = {models.JSONField: {"form_class": _BoundedJSONField}}
 
-    @admin.action(description="Run a health check on the selected hosts")
+    @admin.action(description="Run a health check on the selected hosts", permissions=["change"])
     def run_health_check(self, request: HttpRequest, queryset: QuerySet[ExecutorHost]) -> None:
         """Check each selected host and report the results.
 
@@ -67,8 +164,8 @@ class ExecutorHostAdmin(admin.ModelAdmin):
 
 
 @admin.register(EnvironmentVariableTemplate)
-class EnvironmentVariableTemplateAdmin(admin.ModelAdmin):
-    """Admin for environment variable templates.
+class EnvironmentVariableTemplateAdmin(MaskedEnvironmentAdmin):
+    """Admin for environment variable templates; values are masked for view-only users.
 
     Example:
         >>> from django.contrib import admin
@@ -79,6 +176,25 @@ class EnvironmentVariableTemplateAdmin(admin.ModelAdmin):
     list_display = ("name", "description", "updated_at")
     search_fields = ("name", "description")
     readonly_fields = ("created_at", "updated_at")
+    masked_fields = (("environment_variables_text", "masked_environment_variables"),)
+
+    @admin.display(description="Environment variables text")
+    def masked_environment_variables(self, obj: EnvironmentVariableTemplate) -> str:
+        """The template's text with the values hidden (shown to users who cannot change it).
+
+        Args:
+            obj: The template.
+
+        Returns:
+            One ``KEY=********`` line per variable.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[EnvironmentVariableTemplate].masked_environment_variables(
+            ...     EnvironmentVariableTemplate(environment_variables_text="TOKEN=abc"))
+            'TOKEN=********'
+        """
+        return mask_env_text(obj.environment_variables_text)
 
 
 class ContainerExecutionInline(admin.TabularInline):
@@ -116,8 +232,10 @@ class ContainerExecutionInline(admin.TabularInline):
 
 
 @admin.register(ContainerJob)
-class ContainerJobAdmin(admin.ModelAdmin):
+class ContainerJobAdmin(MaskedEnvironmentAdmin):
     """Admin for jobs, with the executions inline and a cancel action.
+
+    The overrides' values are masked for users who cannot change the job.
 
     Example:
         >>> from django.contrib import admin
@@ -135,8 +253,27 @@ class ContainerJobAdmin(admin.ModelAdmin):
     list_select_related = ("docker_host",)
     inlines = [ContainerExecutionInline]
     actions = ["cancel_jobs"]
+    masked_fields = (("environment_overrides", "masked_environment_overrides"),)
 
-    @admin.action(description="Cancel the selected jobs")
+    @admin.display(description="Environment overrides")
+    def masked_environment_overrides(self, obj: ContainerJob) -> str:
+        r"""The job's overrides with the values hidden (shown to users who cannot change it).
+
+        Args:
+            obj: The job.
+
+        Returns:
+            One ``KEY=********`` line per variable.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ContainerJob].masked_environment_overrides(
+            ...     ContainerJob(environment_overrides="A=1\nB=2"))
+            'A=********\nB=********'
+        """
+        return mask_env_text(obj.environment_overrides)
+
+    @admin.action(description="Cancel the selected jobs", permissions=["change"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ContainerJob]) -> None:
         """Cancel each selected job that is not terminal yet.
 

@@ -19,7 +19,9 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+from container_manager import numbers
 from container_manager.config_keys import check_keys
+from container_manager.numbers import NumberRule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,17 @@ class ContainerManagerSettings:
     EXECUTORS: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
+#: The rule every numeric setting must satisfy (finite, within these bounds).
+NUMBER_RULES: dict[str, NumberRule] = {
+    "LOG_MAX_BYTES": NumberRule(minimum=1, maximum=1 << 30, integer=True),
+    "STOP_GRACE_SECONDS": NumberRule(minimum=1, maximum=3600, integer=True),
+    "WORKER_CONCURRENCY": numbers.CONCURRENCY,
+    "POLL_INTERVAL": numbers.POLL_INTERVAL,
+    "LEASE_SECONDS": NumberRule(minimum=1, maximum=86_400, integer=True),
+    "RETRY_BACKOFF_SECONDS": NumberRule(minimum=0, maximum=86_400),
+    "RETRY_BACKOFF_MAX_SECONDS": NumberRule(minimum=0, maximum=604_800, exclusive_minimum=True),
+}
+
 _TYPES: dict[str, tuple[type, ...]] = {
     "LOG_MAX_BYTES": (int,),
     "STOP_GRACE_SECONDS": (int,),
@@ -93,14 +106,14 @@ def settings_problems(user: Any) -> list[str]:
 
     Example:
         >>> settings_problems({"LOG_MAX_BYTE": 10, "POLL_INTERVAL": "fast"})
-        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: EXECUTORS, KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be int or float, not str ('fast')."]
+        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: EXECUTORS, KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be a number, not str."]
     """
     problems, valid = check_keys(
         user,
         _TYPES,
         name="CONTAINER_MANAGER",
         unknown="Unknown key {key!r} in CONTAINER_MANAGER; valid keys: {allowed}.",
-        show_value=True,
+        numbers=NUMBER_RULES,
     )
     for key, value in valid.items():
         if key == "EXECUTORS":
@@ -112,10 +125,11 @@ def settings_problems(user: Any) -> list[str]:
                         f"'module:Class', not {path!r}."
                     )
         elif key == "RETRY_ON_EXIT_CODES":
-            if not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
-                problems.append("CONTAINER_MANAGER['RETRY_ON_EXIT_CODES'] must list integers.")
-        elif not isinstance(value, bool) and value <= 0 and key != "RETRY_BACKOFF_SECONDS":
-            problems.append(f"CONTAINER_MANAGER[{key!r}] must be positive, not {value!r}.")
+            if len(value) > 256 or any(numbers.EXIT_CODE.problem(c) for c in value):
+                problems.append(
+                    "CONTAINER_MANAGER['RETRY_ON_EXIT_CODES'] must list exit codes, "
+                    f"each {numbers.EXIT_CODE.describe()}."
+                )
     return problems
 
 

@@ -23,7 +23,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from container_manager.numbers import NumberRule
 
 
 def check_keys(
@@ -35,6 +38,7 @@ def check_keys(
     kind: str = "a dict",
     choices: Mapping[str, tuple[Any, ...]] | None = None,
     show_value: bool = False,
+    numbers: Mapping[str, NumberRule] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """Check that ``value`` is a dict of known keys with values of the declared types.
 
@@ -48,6 +52,8 @@ def check_keys(
         choices: Keys whose value must be one of these.
         show_value: Also quote the bad value in type errors (never for values that
             may be secrets).
+        numbers: Keys whose value is a number checked by this rule (finite, within
+            bounds; see :mod:`container_manager.numbers`) instead of by its types.
 
     Returns:
         The problems, one message each, and the items that passed (known keys with
@@ -58,7 +64,11 @@ def check_keys(
         (['executor_config must be a JSON object, not list.'], {})
         >>> check_keys({"mode": "fast"}, {"mode": (str,)}, name="cfg", unknown="",
         ...            choices={"mode": ("slow", "safe")})
-        (["cfg['mode'] must be one of ['slow', 'safe'], not 'fast'."], {})
+        (["cfg['mode'] must be one of ['slow', 'safe']."], {})
+        >>> from container_manager.numbers import EXIT_CODE
+        >>> check_keys({"code": 2**70}, {"code": (int,)}, name="cfg", unknown="",
+        ...            numbers={"code": EXIT_CODE})
+        (["cfg['code'] must be a whole number from 0 to 255."], {})
     """
     if not isinstance(value, dict):
         return [f"{name} must be {kind}, not {type(value).__name__}."], {}
@@ -68,7 +78,15 @@ def check_keys(
     for key, item in value.items():
         accepted = types.get(key)
         if accepted is None:
-            problems.append(unknown.format(key=key, allowed=allowed))
+            problems.append(unknown.format(key=str(key)[:40], allowed=allowed))
+            continue
+        rule = (numbers or {}).get(key)
+        if rule is not None:
+            problem = rule.problem(item)
+            if problem is not None:
+                problems.append(f"{name}[{key!r}] {problem}.")
+            else:
+                valid[key] = item
             continue
         if not isinstance(item, accepted) or (isinstance(item, bool) and bool not in accepted):
             names = " or ".join(t.__name__ for t in accepted)
@@ -77,9 +95,7 @@ def check_keys(
             continue
         allowed_values = (choices or {}).get(key)
         if allowed_values and item not in allowed_values:
-            problems.append(
-                f"{name}[{key!r}] must be one of {list(allowed_values)}, not {item!r}."
-            )
+            problems.append(f"{name}[{key!r}] must be one of {list(allowed_values)}.")
             continue
         valid[key] = item
     return problems, valid

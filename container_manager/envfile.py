@@ -12,7 +12,10 @@ The format, exactly:
 * comments are not supported: a line starting with ``#`` is an error, never
   skipped silently.
 
-Every bad line is reported, by number, in one :class:`~django.core.exceptions.ValidationError`.
+Bad lines are reported by number in one :class:`~django.core.exceptions.ValidationError`:
+the first :data:`MAX_REPORTED_LINES`, then ``"... and M more lines with problems"``.
+A message names the line, the key (only a valid one) and the rule, never the
+text of the line, which may hold a secret.
 
 Example:
     >>> parse_env_text('GREETING="hello world"\nURL=postgres://db/app?x=1\nEMPTY=')
@@ -31,6 +34,9 @@ from django.core.exceptions import ValidationError
 KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NEEDS_QUOTES = re.compile(r'[\s"\\]')
 _FORBIDDEN = ("\x00", "\r", "\n")
+
+#: Bad lines reported one by one; the rest are counted in a last message.
+MAX_REPORTED_LINES = 20
 
 
 def _parse_value(raw: str) -> tuple[str | None, str | None]:
@@ -74,7 +80,8 @@ def parse_env_text(text: str) -> dict[str, str]:
 
     Raises:
         ValidationError: One message per bad line, each naming its line number
-            and the reason (``Line 2: ...``).
+            and the reason (``Line 2: ...``), at most :data:`MAX_REPORTED_LINES`
+            of them and then one that counts the rest.
 
     Example:
         >>> parse_env_text('A=1\n\nB="two words"')
@@ -89,6 +96,7 @@ def parse_env_text(text: str) -> dict[str, str]:
     result: dict[str, str] = {}
     first_seen: dict[str, int] = {}
     errors: list[str] = []
+    more = 0
     for number, line in enumerate(text.split("\n"), start=1):
         if line.endswith("\r"):
             line = line[:-1]
@@ -104,7 +112,12 @@ def parse_env_text(text: str) -> dict[str, str]:
                 result[key] = value
                 first_seen[key] = number
         if reason is not None:
-            errors.append(f"Line {number}: {reason}.")
+            if len(errors) < MAX_REPORTED_LINES:
+                errors.append(f"Line {number}: {reason}.")
+            else:
+                more += 1
+    if more:
+        errors.append(f"... and {more} more line{'s' if more > 1 else ''} with problems.")
     if errors:
         raise ValidationError(errors, code="invalid_environment")
     return result
@@ -124,11 +137,46 @@ def _line_error(line: str) -> str | None:
     if key != key.rstrip():
         return "space before '='; write KEY=VALUE with no spaces around '='"
     if not KEY_PATTERN.match(key):
+        # Never repeat the text: a line missing its '=' may be a value.
+        if not key:
+            return "no key before '='; write KEY=VALUE"
+        if any(c.isspace() for c in key):
+            return (
+                "invalid key: the text before the first '=' contains whitespace; write "
+                'KEY=VALUE, and quote a value with spaces: KEY="a value"'
+            )
         return (
-            f"invalid key {key[:40]!r}: use letters, digits and '_', "
-            "not starting with a digit"
+            "invalid key: use letters, digits and '_', not starting with a digit"
         )
     return None
+
+
+def mask_env_text(text: str) -> str:
+    r"""Return environment text with every value hidden, for people who may not see values.
+
+    Lines with a valid key keep the key (``KEY=********``); any other non-blank
+    line becomes ``(line N hidden)``.
+
+    Args:
+        text: Environment text, valid or not.
+
+    Returns:
+        The masked text.
+
+    Example:
+        >>> print(mask_env_text('DB_URL=postgres://u:pw@h/db\nbad line\n\nDEBUG='))
+        DB_URL=********
+        (line 2 hidden)
+        DEBUG=********
+    """
+    out = []
+    for number, line in enumerate((text or "").split("\n"), start=1):
+        if not line.strip():
+            continue
+        key, sep, _ = line.partition("=")
+        out.append(f"{key}=********" if sep and KEY_PATTERN.match(key) else
+                   f"(line {number} hidden)")
+    return "\n".join(out)
 
 
 def format_env(variables: Mapping[str, str]) -> str:

@@ -297,7 +297,7 @@ def launch(job: ContainerJob) -> bool:
         True when the executor accepted the job.
 
     Raises:
-        ValidationError: The job is invalid (nothing changed).
+        ValidationError: The job is invalid or not saved yet (nothing changed).
         InvalidTransitionError: The job is not pending.
         HostUnavailableError: The host is inactive (nothing changed) or unreachable
             (the job is back to ``pending``).
@@ -312,6 +312,12 @@ def launch(job: ContainerJob) -> bool:
         >>> launch(ContainerJob.objects.create(image="busybox", docker_host=host))
         True
     """
+    if job.pk is None:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError(
+            "The job is not saved: save it (job.save()) before launching it.", code="unsaved"
+        )
     check_transition(job.status, JobStatus.STARTING, job_id=job.pk)
     executor = validate_launch(job)
     # No worker claims it, but the lease keeps workers from adopting the job while

@@ -1,7 +1,10 @@
 """Validators for image references, commands, connection strings and limits.
 
 Each validator raises :class:`~django.core.exceptions.ValidationError` with a
-message that names the bad value and says what is expected.
+message that says what is expected. A command, which may hold a secret, is
+never repeated in the message; an image reference or a connection string (both
+shown in the admin's lists anyway) is, cut when it is very long. Nested JSON is checked for its
+depth before it is parsed, so no input can exhaust the recursion limit.
 
 Example:
     >>> validate_image_reference("registry.example.com:5000/team/app:v1.2")
@@ -14,10 +17,15 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from django.core.exceptions import ValidationError
+
+#: Deepest nesting of lists and objects accepted in JSON values (``executor_config``).
+MAX_JSON_DEPTH = 32
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 # As Docker reads a reference, the first component is the registry only when it
@@ -92,10 +100,11 @@ def validate_image_reference(value: str) -> None:
         ...
         django.core.exceptions.ValidationError: ["'MyOrg/app' is not a valid image reference; ..."]
     """
-    match = IMAGE_REFERENCE.match(value or "")
-    if not value or not match or len(value) > 255:
+    match = IMAGE_REFERENCE.match(value or "") if len(value or "") <= 255 else None
+    if not value or not match:
+        shown = value if len(value or "") <= 300 else value[:80] + "..."
         raise ValidationError(
-            f"{value!r} is not a valid image reference; expected "
+            f"{shown!r} is not a valid image reference; expected "
             "[registry[:port]/]name[:tag][@digest], e.g. 'python:3.12' or 'ghcr.io/org/app:v1'.",
             code="invalid_image",
         )
@@ -153,6 +162,14 @@ def parse_command(value: str) -> list[str]:
     if not text.startswith("["):
         return ["/bin/sh", "-c", text]
     shell_test = text[1:2].isspace()  # "[ -f x ]": the shell's test command
+    if json_depth_exceeds(text, 1):  # checked before parsing: no recursion without bound
+        if shell_test:
+            return ["/bin/sh", "-c", text]
+        raise ValidationError(
+            "Exec-form command must be a non-empty JSON list of strings, "
+            'such as ["echo", "hello"]; it may not contain nested lists or objects.',
+            code="invalid_command",
+        )
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -219,7 +236,7 @@ def validate_connection_string(executor_type: str, value: str) -> None:
         executor_class = get_executor_class(executor_type)
     except ExecutorNotAvailableError:
         raise ValidationError(
-            f"Unknown executor type {executor_type!r}; choose one of: "
+            f"Unknown executor type {str(executor_type)[:40]!r}; choose one of: "
             + ", ".join(CONNECTION_FORMATS),
             code="invalid_executor_type",
         ) from None
@@ -251,3 +268,82 @@ def parse_cloudrun_location(value: str) -> tuple[str, str]:
         validate_connection_string("cloudrun", value)
     assert match is not None
     return match["project"], match["region"]
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON text nests lists and objects deeper than ``limit``, found without parsing.
+
+    A linear scan that skips string literals, so ``json.loads`` never sees input
+    deep enough to exhaust the recursion limit.
+
+    Args:
+        text: JSON text (valid or not).
+        limit: Deepest nesting allowed (1: a flat list or object).
+
+    Returns:
+        True when some bracket opens at a depth beyond ``limit``.
+
+    Example:
+        >>> json_depth_exceeds('["a", "[[["]', 1), json_depth_exceeds("[[1]]", 1)
+        (False, True)
+    """
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Say why a Python value cannot be stored as strict JSON, or return None.
+
+    Strict JSON has no NaN or infinity (the database's ``JSON_VALID`` check
+    refuses them), only string object keys, and here at most ``max_depth``
+    levels of nesting. The walk is iterative, so any depth is safe to check.
+
+    Args:
+        value: The value, e.g. a host's ``executor_config``.
+        max_depth: Deepest nesting allowed.
+
+    Returns:
+        A phrase such as ``"must not contain NaN or infinity (at ['timeout'])"``,
+        or None when the value is fine.
+
+    Example:
+        >>> json_problem({"timeout": float("inf")})
+        "must not contain NaN or infinity (at ['timeout'])"
+        >>> json_problem({"labels": {"team": "etl"}}) is None
+        True
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= max_depth:
+                return f"nests deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    if not isinstance(key, str):
+                        return f"must have only string keys (at {where or 'the top'})"
+                    stack.append((sub, depth + 1, f"{where}[{key[:40]!r}]"))
+            else:
+                stack.extend((sub, depth + 1, f"{where}[{i}]") for i, sub in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"must not contain NaN or infinity (at {where or 'the top'})"
+        elif item is not None and not isinstance(item, str | int | float | bool):
+            return f"must hold only JSON values, not {type(item).__name__} (at {where or 'the top'})"
+    return None

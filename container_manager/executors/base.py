@@ -32,6 +32,8 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from container_manager.config_keys import check_keys
+from container_manager.numbers import NumberRule
+from container_manager.validators import json_problem
 
 if TYPE_CHECKING:
     from container_manager.models import ExecutorHost
@@ -51,15 +53,19 @@ class ConfigKey:
         types: Accepted Python types of the value.
         help: What the key does, shown in errors and the docs.
         choices: Allowed values, when the key is an enumeration.
+        number: For a numeric key, the rule its value must satisfy (finite,
+            within bounds; see :mod:`container_manager.numbers`).
 
     Example:
-        >>> ConfigKey((int,), "Exit code").help
-        'Exit code'
+        >>> from container_manager.numbers import EXIT_CODE
+        >>> ConfigKey((int,), "Exit code", number=EXIT_CODE).number.maximum
+        255
     """
 
     types: tuple[type, ...]
     help: str
     choices: tuple[Any, ...] = ()
+    number: NumberRule | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,8 +387,11 @@ class BaseExecutor(abc.ABC):
         Example:
             >>> from container_manager.executors.mock import MockExecutor
             >>> MockExecutor.validate_config({"exit_code": "1", "colour": "red"})
-            ["executor_config['exit_code'] must be int, not str.", "Unknown executor_config key 'colour' for mock hosts; allowed: exit_code, fail_launch, healthy, logs, run_seconds, stderr."]
+            ["executor_config['exit_code'] must be a whole number, not str.", "Unknown executor_config key 'colour' for mock hosts; allowed: exit_code, fail_launch, healthy, logs, run_seconds, stderr."]
         """
+        shape = json_problem(config) if isinstance(config, dict) else None
+        if shape is not None:
+            return [f"executor_config {shape}."]
         problems, _ = check_keys(
             config,
             {key: spec.types for key, spec in cls.config_keys.items()},
@@ -391,6 +400,7 @@ class BaseExecutor(abc.ABC):
             unknown=f"Unknown executor_config key {{key!r}} for {cls.executor_type} hosts; "
             "allowed: {allowed}.",
             choices={key: spec.choices for key, spec in cls.config_keys.items() if spec.choices},
+            numbers={key: spec.number for key, spec in cls.config_keys.items() if spec.number},
         )
         return problems
 

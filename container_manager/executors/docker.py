@@ -76,6 +76,7 @@ from container_manager.executors.errors import (
     missing_extra,
 )
 from container_manager.logcap import StreamTail
+from container_manager.numbers import API_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     import docker
@@ -164,7 +165,7 @@ class DockerExecutor(BaseExecutor):
         >>> for problem in DockerExecutor.validate_config(  # doctest: +ELLIPSIS
         ...         {"pull_policy": "sometimes", "tls_client_cert": "c.pem"}):
         ...     print(problem)
-        executor_config['pull_policy'] must be one of ['missing', 'always', 'never'], not ...
+        executor_config['pull_policy'] must be one of ['missing', 'always', 'never'].
         executor_config needs both 'tls_client_cert' and 'tls_client_key', or neither.
 
     Against a real engine (not run in the docs)::
@@ -198,7 +199,10 @@ class DockerExecutor(BaseExecutor):
             (str,), "Path of the client certificate's private key (PEM) (with TLS)."
         ),
         "timeout": ConfigKey(
-            (int, float), f"Seconds a Docker API call may take (default {DEFAULT_TIMEOUT})."
+            (int, float),
+            f"Seconds a Docker API call may take (default {DEFAULT_TIMEOUT}; more than 0, "
+            "at most 3600).",
+            number=API_TIMEOUT_SECONDS,
         ),
         "pull_policy": ConfigKey(
             (str,),
@@ -284,7 +288,7 @@ class DockerExecutor(BaseExecutor):
 
         Example:
             >>> DockerExecutor.validate_config({"timeout": 0})
-            ["executor_config['timeout'] must be more than 0 seconds."]
+            ["executor_config['timeout'] must be a number more than 0 and at most 3600, not 0."]
             >>> DockerExecutor.validate_config({"pull_policy": "never", "user": "1000:1000"})
             []
         """
@@ -295,9 +299,6 @@ class DockerExecutor(BaseExecutor):
             problems.append(
                 "executor_config needs both 'tls_client_cert' and 'tls_client_key', or neither."
             )
-        timeout = config.get("timeout")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= 0:
-            problems.append("executor_config['timeout'] must be more than 0 seconds.")
         prefix = config.get("name_prefix")
         if isinstance(prefix, str) and prefix and not _NAME_PREFIX.fullmatch(prefix):
             problems.append(

@@ -51,6 +51,7 @@ from container_manager.executors.base import (
 )
 from container_manager.executors.errors import HostUnavailableError, LaunchError
 from container_manager.logcap import cap_log
+from container_manager.numbers import DELAY_SECONDS, EXIT_CODE
 
 _ID = re.compile(r"mock-(?P<execution>[0-9]+)-(?P<started>[0-9]+)\Z")
 _registry_lock = threading.Lock()
@@ -75,11 +76,16 @@ class MockExecutor(BaseExecutor):
     connection_format = "mock://NAME"
     connection_pattern = re.compile(r"mock://(?P<name>[A-Za-z0-9._-]+)\Z")
     config_keys: Mapping[str, ConfigKey] = {
-        "exit_code": ConfigKey((int,), "Exit code every container ends with (default 0)."),
+        "exit_code": ConfigKey(
+            (int,), "Exit code every container ends with (default 0; 0 to 255).",
+            number=EXIT_CODE,
+        ),
         "logs": ConfigKey((str,), "Text written to stdout, line by line over the run."),
         "stderr": ConfigKey((str,), "Text written to stderr, line by line over the run."),
         "run_seconds": ConfigKey(
-            (int, float), "Seconds each container runs (default 0: finishes at once)."
+            (int, float),
+            "Seconds each container runs (default 0: finishes at once; at most 604800).",
+            number=DELAY_SECONDS,
         ),
         "fail_launch": ConfigKey((bool,), "Refuse every launch with a LaunchError."),
         "healthy": ConfigKey((bool,), "Health checks pass (default true); false refuses launches."),

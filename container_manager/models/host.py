@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -10,7 +10,8 @@ from django.db import models
 from django.utils import timezone
 
 from container_manager.executors import executor_choices
-from container_manager.validators import validate_connection_string
+from container_manager.numbers import NumberRule, field_errors
+from container_manager.validators import json_problem, validate_connection_string
 
 if TYPE_CHECKING:
     # Only for type checkers: django-types declares the reverse managers' type here.
@@ -247,6 +248,11 @@ class ExecutorHost(models.Model):
         True
     """
 
+    #: The rule each numeric field must satisfy (checked by :meth:`clean_fields`).
+    NUMBER_RULES: ClassVar[dict[str, NumberRule]] = {
+        "max_concurrent_jobs": NumberRule(minimum=1, maximum=100_000, integer=True),
+    }
+
     class Meta:
         """Model options."""
 
@@ -276,6 +282,42 @@ class ExecutorHost(models.Model):
             ('prod',)
         """
         return (self.name,)
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        """Run Django's field checks, the numeric rules, and a strict-JSON check of the config.
+
+        ``executor_config`` must be strict JSON (no NaN or infinity, which the
+        database refuses) nested at most
+        :data:`~container_manager.validators.MAX_JSON_DEPTH` levels; such a value
+        is reported before Django's own check, which could not encode it.
+
+        Args:
+            exclude: Field names not to check.
+
+        Raises:
+            ValidationError: Keyed by field.
+
+        Example:
+            >>> ExecutorHost(name="h", executor_type="mock", connection_string="mock://h",
+            ...              executor_config={"run_seconds": float("nan")}).clean_fields()
+            Traceback (most recent call last):
+            ...
+            django.core.exceptions.ValidationError: {'executor_config': ["executor_config must not contain NaN or infinity (at ['run_seconds'])."]}
+        """
+        exclude = set(exclude or ())
+        errors: dict[str, list[str]] = {}
+        if "executor_config" not in exclude:
+            shape = json_problem(self.executor_config)
+            if shape is not None:
+                errors["executor_config"] = [f"executor_config {shape}."]
+                exclude.add("executor_config")
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        errors.update(field_errors(self, self.NUMBER_RULES, exclude, skip=errors))
+        if errors:
+            raise ValidationError(errors)
 
     def clean(self) -> None:
         """Validate the connection string, TLS flags and ``executor_config`` for the type.
@@ -316,6 +358,32 @@ class ExecutorHost(models.Model):
                 errors["executor_config"] = problems
         if errors:
             raise ValidationError(errors)
+
+    def config_problems(self) -> list[str]:
+        """List what is wrong with the host's numbers and ``executor_config``, as messages.
+
+        Checked again before every launch (through the job's validation), since a
+        host saved through the ORM was never validated.
+
+        Returns:
+            One message per problem; empty when the host's settings are valid.
+
+        Example:
+            >>> ExecutorHost(name="big", executor_type="mock",
+            ...              executor_config={"exit_code": 2**70}).config_problems()
+            ["executor_config['exit_code'] must be a whole number from 0 to 255."]
+        """
+        from container_manager.executors import ExecutorNotAvailableError, get_executor_class
+
+        problems = [m for ms in field_errors(self, self.NUMBER_RULES).values() for m in ms]
+        shape = json_problem(self.executor_config)
+        if shape is not None:
+            return [*problems, f"executor_config {shape}."]
+        try:
+            executor_class = get_executor_class(self.executor_type)
+        except ExecutorNotAvailableError:
+            return problems  # reported at launch, naming what to install
+        return problems + executor_class.validate_config(self.executor_config)
 
     def health_check(self) -> bool:
         """Ask the backend whether it answers, record the result, and return it.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -16,6 +16,7 @@ from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
 from container_manager.models.host import ExecutorHost
 from container_manager.models.managers import ContainerJobManager
 from container_manager.models.template import EnvironmentVariableTemplate
+from container_manager.numbers import NumberRule, field_errors
 from container_manager.validators import validate_command, validate_image_reference
 
 if TYPE_CHECKING:
@@ -267,6 +268,15 @@ class ContainerJob(models.Model):
         0
     """
 
+    #: The rule each numeric field must satisfy (checked by :meth:`clean_fields`).
+    NUMBER_RULES: ClassVar[dict[str, NumberRule]] = {
+        "cpu_limit": NumberRule(minimum=0.01, maximum=MAX_CPU_LIMIT),
+        "memory_limit": NumberRule(minimum=1, maximum=1_048_576, integer=True),
+        "timeout_seconds": NumberRule(minimum=1, maximum=31_536_000, integer=True),
+        "priority": NumberRule(minimum=-(2**31), maximum=2**31 - 1, integer=True),
+        "max_retries": NumberRule(minimum=0, maximum=1000, integer=True),
+    }
+
     class Meta:
         """Model options."""
 
@@ -343,12 +353,41 @@ class ContainerJob(models.Model):
             return None
         return (self.finished_at or timezone.now()) - self.started_at
 
+    def clean_fields(self, exclude: Any = None) -> None:
+        """Run Django's field checks, then the numeric rules of :attr:`NUMBER_RULES`.
+
+        Numbers must be finite and within bounds (NaN passes Django's own
+        min/max validators).
+
+        Args:
+            exclude: Field names not to check.
+
+        Raises:
+            ValidationError: Keyed by field.
+
+        Example:
+            >>> ContainerJob(image="busybox", cpu_limit=float("inf")).clean_fields(
+            ...     exclude=["docker_host"])
+            Traceback (most recent call last):
+            ...
+            django.core.exceptions.ValidationError: {'cpu_limit': ['cpu_limit must be a finite number.']}
+        """
+        errors: dict[str, list[str]] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.message_dict
+        errors.update(field_errors(self, self.NUMBER_RULES, exclude, skip=errors))
+        if errors:
+            raise ValidationError(errors)
+
     def clean(self) -> None:
         """Check the fields that depend on each other or on text formats.
 
         Field validators already check :attr:`image`, :attr:`command` and the
         limits; this also checks :attr:`environment_overrides` (naming each bad
-        line) and the template's text.
+        line), the template's text, and the host's ``executor_config`` and
+        numbers (a host created through the ORM was never validated).
 
         Raises:
             ValidationError: Keyed by field.
@@ -372,6 +411,13 @@ class ContainerJob(models.Model):
                 errors["environment_template"] = [
                     f"Template {template.name!r} is invalid: {m}" for m in exc.messages
                 ]
+        host = self.docker_host if self.docker_host_id is not None else None
+        if host is not None:
+            # A host saved through the ORM was never validated: its executor_config
+            # and numbers are checked here (its connection string at launch).
+            problems = host.config_problems()
+            if problems:
+                errors["docker_host"] = [f"Host {host.name!r} is invalid: {m}" for m in problems]
         if errors:
             raise ValidationError(errors)
 
@@ -419,7 +465,8 @@ class ContainerJob(models.Model):
             when the retry policy allows another attempt).
 
         Raises:
-            ValidationError: The job is invalid; nothing was changed and no
+            ValidationError: The job is invalid (its fields, its environment, or
+                its host's settings) or not saved yet; nothing was changed and no
                 execution was created.
             InvalidTransitionError: The job is not ``pending``.
             ConcurrentTransitionError: Another process moved the job first.

@@ -151,16 +151,17 @@ class SettingsTable(_Generated):
     """The CONTAINER_MANAGER keys, types and defaults."""
 
     def generate(self) -> list[str]:
-        from container_manager.conf import _TYPES, ContainerManagerSettings
+        from container_manager.conf import _TYPES, NUMBER_RULES, ContainerManagerSettings
 
         docs = attribute_docs(ContainerManagerSettings)
         defaults = ContainerManagerSettings()
         rows = []
         for field in dataclasses.fields(ContainerManagerSettings):
+            rule = NUMBER_RULES.get(field.name)
             rows.append(
                 [
                     f"``{field.name}``",
-                    _types(_TYPES[field.name]),
+                    rule.describe() if rule else _types(_TYPES[field.name]),
                     f"``{getattr(defaults, field.name)!r}``",
                     docs.get(field.name, ""),
                 ]
@@ -179,7 +180,8 @@ class MockConfigTable(_Generated):
             meaning = spec.help + (
                 f" One of {', '.join(repr(c) for c in spec.choices)}." if spec.choices else ""
             )
-            rows.append([f"``{key}``", _types(spec.types), meaning])
+            kind = spec.number.describe() if spec.number is not None else _types(spec.types)
+            rows.append([f"``{key}``", kind, meaning])
         return _table(["Key", "Type", "Meaning"], rows, "20 20 60")
 
 
@@ -254,7 +256,8 @@ def config_keys_lines(cls: type) -> list[str]:
         meaning = spec.help + (
             f" One of {', '.join(repr(c) for c in spec.choices)}." if spec.choices else ""
         )
-        rows.append([f"``{key}``", _types(spec.types), meaning])
+        kind = spec.number.describe() if spec.number is not None else _types(spec.types)
+        rows.append([f"``{key}``", kind, meaning])
     body = _table(["Key", "Type", "Meaning"], rows, "20 20 60")
     return [
         "",

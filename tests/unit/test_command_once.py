@@ -60,8 +60,14 @@ def test_inactive_host_jobs_are_skipped():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--concurrency", "0"], "--concurrency must be at least 1"),
-        (["--poll-interval", "0"], "--poll-interval must be positive"),
+        (["--concurrency", "0"], "--concurrency must be a whole number from 1 to 256, not 0"),
+        (["--concurrency", "20000"], "--concurrency must be a whole number from 1 to 256"),
+        (["--concurrency", "9" * 20], "--concurrency must be a whole number from 1 to 256."),
+        (["--concurrency", "two"], "--concurrency must be a whole number from 1 to 256."),
+        (["--poll-interval", "0"], "--poll-interval must be a number from 0.01 to 3600"),
+        (["--poll-interval", "nan"], "--poll-interval must be a finite number."),
+        (["--poll-interval", "inf"], "--poll-interval must be a finite number."),
+        (["--poll-interval", "1e308"], "--poll-interval must be a number from 0.01 to 3600."),
         (["--host", "nowhere"], "Unknown executor host(s): nowhere"),
     ],
 )

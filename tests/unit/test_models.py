@@ -50,7 +50,7 @@ def test_host_clean_reports_each_field():
     assert set(errors) == {"connection_string", "tls_enabled", "executor_config"}
     assert "expected mock://NAME" in errors["connection_string"][0]
     assert any("Unknown executor_config key 'nope'" in m for m in errors["executor_config"])
-    assert any("'exit_code'] must be int, not str" in m for m in errors["executor_config"])
+    assert any("'exit_code'] must be a whole number, not str" in m for m in errors["executor_config"])
 
 
 def test_host_config_must_be_an_object():

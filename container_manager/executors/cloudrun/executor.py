@@ -53,11 +53,15 @@ from container_manager.executors.errors import (
     missing_extra,
 )
 from container_manager.logcap import cap_log
+from container_manager.numbers import API_POLL_SECONDS, API_TIMEOUT_SECONDS, NumberRule
 
 logger = logging.getLogger("container_manager")
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 """The OAuth scope requested for a service-account key file."""
+
+#: Seconds to wait for Cloud Logging after an execution completes.
+LOG_SETTLE_SECONDS = NumberRule(minimum=0, maximum=300)
 
 _EXECUTION_NAME = re.compile(
     r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)"
@@ -120,6 +124,7 @@ class CloudRunExecutor(BaseExecutor):
             (int,),
             "Cloud Run task timeout for jobs without timeout_seconds (default 86400, at most "
             "604800 = 168 h). Cloud Run's own default would be 10 minutes.",
+            number=NumberRule(minimum=1, maximum=TASK_TIMEOUT_MAX_SECONDS, integer=True),
         ),
         "labels": ConfigKey(
             (dict,),
@@ -145,16 +150,21 @@ class CloudRunExecutor(BaseExecutor):
             "Send no credentials at all (only for local stand-ins and emulators).",
         ),
         "api_timeout_seconds": ConfigKey(
-            (int, float), "Timeout of each API call in seconds (default 30)."
+            (int, float),
+            "Timeout of each API call in seconds (default 30; more than 0, at most 3600).",
+            number=API_TIMEOUT_SECONDS,
         ),
         "poll_seconds": ConfigKey(
             (int, float),
-            "Seconds between status calls while waiting for an execution (default 2).",
+            "Seconds between status calls while waiting for an execution (default 2; "
+            "0.05 to 3600: each call is a billed API request).",
+            number=API_POLL_SECONDS,
         ),
         "log_settle_seconds": ConfigKey(
             (int, float),
             "Seconds after an execution completes before its logs are read, to let Cloud "
-            "Logging ingest the last lines (default 5).",
+            "Logging ingest the last lines (default 5; 0 to 300).",
+            number=LOG_SETTLE_SECONDS,
         ),
     }
 
@@ -179,8 +189,8 @@ class CloudRunExecutor(BaseExecutor):
             ...     {"task_timeout_seconds": 700000, "labels": {"Team": "x"}, "colour": 1})
             >>> for problem in problems:
             ...     print(problem[:71])
+            executor_config['task_timeout_seconds'] must be a whole number from 1 t
             Unknown executor_config key 'colour' for cloudrun hosts; allowed: anony
-            executor_config['task_timeout_seconds'] must be between 1 and 604800 (1
             executor_config['labels'] key 'Team' is not a valid Cloud Run label key
             >>> CloudRunExecutor.validate_config({"job_prefix": "etl", "poll_seconds": 5})
             []
@@ -193,33 +203,23 @@ class CloudRunExecutor(BaseExecutor):
             problems.append(
                 "executor_config['job_prefix'] must be lower-case letters, digits and '-', "
                 "start with a letter, not end with '-', and be at most 40 characters; "
-                f"got {prefix!r}."
-            )
-        timeout = config.get("task_timeout_seconds")
-        if isinstance(timeout, int) and not 1 <= timeout <= TASK_TIMEOUT_MAX_SECONDS:
-            problems.append(
-                "executor_config['task_timeout_seconds'] must be between 1 and "
-                f"{TASK_TIMEOUT_MAX_SECONDS} (168 h); got {timeout}."
+                f"got {prefix[:41]!r}."
             )
         labels = config.get("labels")
         if isinstance(labels, dict):
             for key, value in labels.items():
                 if not isinstance(key, str) or not LABEL_KEY.match(key):
                     problems.append(
-                        f"executor_config['labels'] key {key!r} is not a valid Cloud Run label "
+                        f"executor_config['labels'] key {str(key)[:64]!r} is not a valid Cloud Run label "
                         "key (lower-case letters, digits, '_' and '-', starting with a letter, "
                         "at most 63 characters)."
                     )
                 elif not isinstance(value, str) or not LABEL_VALUE.match(value):
                     problems.append(
-                        f"executor_config['labels'][{key!r}] value {value!r} is not a valid "
+                        f"executor_config['labels'][{key!r}] value is not a valid "
                         "Cloud Run label value (lower-case letters, digits, '_' and '-', at "
                         "most 63 characters)."
                     )
-        for key in ("api_timeout_seconds", "poll_seconds", "log_settle_seconds"):
-            value = config.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                problems.append(f"executor_config[{key!r}] must not be negative; got {value}.")
         if config.get("anonymous_credentials") and config.get("service_account_file"):
             problems.append(
                 "executor_config: anonymous_credentials and service_account_file exclude "

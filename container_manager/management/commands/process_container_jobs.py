@@ -7,7 +7,19 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from container_manager import numbers
 from container_manager.worker import Worker
+
+
+def _number(value: Any, rule: numbers.NumberRule, flag: str) -> Any:
+    """Check a flag's value (text from the command line, or a number from call_command)."""
+    try:
+        if isinstance(value, str):
+            return numbers.parse_number(value, rule, flag)
+        rule.check(value, flag)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return value
 
 
 class Command(BaseCommand):
@@ -21,7 +33,8 @@ class Command(BaseCommand):
 
     SIGTERM or SIGINT stops claiming new jobs, lets the jobs in hand reach a safe
     point (at most a couple of seconds), releases the worker's claims so that
-    other workers adopt its running jobs, and exits with status 0.
+    other workers adopt its running jobs, and exits with status 0. A ``--once``
+    pass that counted errors prints its summary and exits with status 1.
 
     Example:
         >>> from django.core.management import call_command
@@ -45,23 +58,25 @@ class Command(BaseCommand):
             >>> parser = Command().create_parser("manage.py", "process_container_jobs")
             >>> options = parser.parse_args(["--once", "--concurrency", "2", "--host", "a", "--host", "b"])
             >>> options.once, options.concurrency, options.hosts
-            (True, 2, ['a', 'b'])
+            (True, '2', ['a', 'b'])
         """
         parser.add_argument(
             "--once", action="store_true",
             help="Run a single pass (launch pending jobs, harvest finished ones) and exit.",
         )
         parser.add_argument(
-            "--concurrency", type=int, default=None,
-            help="Jobs driven at once (default: CONTAINER_MANAGER['WORKER_CONCURRENCY']).",
+            "--concurrency", default=None,
+            help="Jobs driven at once, 1 to 256 (default: "
+            "CONTAINER_MANAGER['WORKER_CONCURRENCY']).",
         )
         parser.add_argument(
             "--host", action="append", dest="hosts", default=None, metavar="NAME",
             help="Only run jobs on this executor host (repeat for several).",
         )
         parser.add_argument(
-            "--poll-interval", type=float, default=None,
-            help="Seconds to sleep when idle (default: CONTAINER_MANAGER['POLL_INTERVAL']).",
+            "--poll-interval", default=None,
+            help="Seconds to sleep when idle, 0.01 to 3600 (default: "
+            "CONTAINER_MANAGER['POLL_INTERVAL']).",
         )
         parser.add_argument(
             "--worker-id", default=None, help="Unique worker id (default: host:pid:random)."
@@ -75,7 +90,9 @@ class Command(BaseCommand):
             **options: The parsed options.
 
         Raises:
-            CommandError: An option is out of range or a named host does not exist.
+            CommandError: An option is not a number within its bounds, a named
+                host does not exist, or a ``--once`` pass counted errors (exit
+                status 1, after the summary).
 
         Example:
             >>> from django.core.management import call_command
@@ -86,10 +103,12 @@ class Command(BaseCommand):
         """
         from container_manager.models import ExecutorHost
 
-        if options["concurrency"] is not None and options["concurrency"] < 1:
-            raise CommandError(f"--concurrency must be at least 1, not {options['concurrency']}.")
-        if options["poll_interval"] is not None and options["poll_interval"] <= 0:
-            raise CommandError(f"--poll-interval must be positive, not {options['poll_interval']}.")
+        concurrency = options["concurrency"]
+        if concurrency is not None:
+            concurrency = _number(concurrency, numbers.CONCURRENCY, "--concurrency")
+        poll_interval = options["poll_interval"]
+        if poll_interval is not None:
+            poll_interval = _number(poll_interval, numbers.POLL_INTERVAL, "--poll-interval")
         hosts = options["hosts"]
         if hosts:
             known = set(ExecutorHost.objects.filter(name__in=hosts).values_list("name", flat=True))
@@ -98,9 +117,9 @@ class Command(BaseCommand):
                 raise CommandError(f"Unknown executor host(s): {', '.join(missing)}.")
         worker = Worker(
             worker_id=options["worker_id"],
-            concurrency=options["concurrency"],
+            concurrency=concurrency,
             hosts=hosts,
-            poll_interval=options["poll_interval"],
+            poll_interval=poll_interval,
         )
         verbosity = options["verbosity"]
         if options["once"]:
@@ -122,9 +141,15 @@ class Command(BaseCommand):
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+        summary = (
+            f"Worker {worker.worker_id}: launched {stats.launched}, launch failures "
+            f"{stats.launch_failures}, harvested {stats.harvested}, adopted {stats.adopted}, "
+            f"errors {stats.errors}."
+        )
         if verbosity:
-            self.stdout.write(
-                f"Worker {worker.worker_id}: launched {stats.launched}, launch failures "
-                f"{stats.launch_failures}, harvested {stats.harvested}, adopted {stats.adopted}, "
-                f"errors {stats.errors}."
+            self.stdout.write(summary)
+        if options["once"] and stats.errors:
+            raise CommandError(
+                f"The pass counted {stats.errors} error(s) (see the log). {summary}",
+                returncode=1,
             )
