@@ -173,12 +173,12 @@ def test_launch_validates_a_host_made_through_the_orm():
     """Item 10 (second half): the host's config is checked at launch (its connection
     string too: see test_launch_guards), however the host was saved."""
     host = ExecutorHost.objects.create(name="orm", executor_type="mock", connection_string="mock://o",
-                                       executor_config={"run_seconds": NAN})
+                                       executor_config={"exit_code": 300})
     job = ContainerJob.objects.create(image="busybox", docker_host=host)
     with pytest.raises(ValidationError) as info:
         job.launch()
     assert "docker_host" in info.value.message_dict
-    assert "run_seconds" in info.value.message_dict["docker_host"][0]
+    assert "exit_code" in info.value.message_dict["docker_host"][0]
     job.refresh_from_db()
     assert job.status == "pending" and not job.containerexecution_set.exists()
     bad = ExecutorHost.objects.create(name="bad", executor_type="mock", connection_string="bad")
