@@ -19,13 +19,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from container_manager.envfile import mask_env_text
+from container_manager.jsonvalues import MAX_JSON_DEPTH, json_depth_exceeds
 from container_manager.models import (
     ContainerExecution,
     ContainerJob,
     EnvironmentVariableTemplate,
     ExecutorHost,
 )
-from container_manager.validators import MAX_JSON_DEPTH, json_depth_exceeds
 
 
 class _BoundedJSONField(forms.JSONField):

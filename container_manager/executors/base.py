@@ -32,8 +32,8 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from container_manager.config_keys import check_keys
+from container_manager.jsonvalues import json_problem
 from container_manager.numbers import NumberRule
-from container_manager.validators import json_problem
 
 if TYPE_CHECKING:
     from container_manager.models import ExecutorHost

@@ -10,8 +10,9 @@ from django.db import models
 from django.utils import timezone
 
 from container_manager.executors import executor_choices
+from container_manager.jsonvalues import json_problem
 from container_manager.numbers import NumberRule, field_errors
-from container_manager.validators import json_problem, validate_connection_string
+from container_manager.validators import validate_connection_string
 
 if TYPE_CHECKING:
     # Only for type checkers: django-types declares the reverse managers' type here.
@@ -288,7 +289,7 @@ class ExecutorHost(models.Model):
 
         ``executor_config`` must be strict JSON (no NaN or infinity, which the
         database refuses) nested at most
-        :data:`~container_manager.validators.MAX_JSON_DEPTH` levels; such a value
+        :data:`~container_manager.jsonvalues.MAX_JSON_DEPTH` levels; such a value
         is reported before Django's own check, which could not encode it.
 
         Args:

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "container_manager"
 #: package counted as one (``models``, ``executors``, ``management``).
 LAYERS: list[tuple[str, str, list[str]]] = [
     ("Foundations", "settings, statuses, text formats: no Django models, no executors",
-     ["conf", "config_keys", "lifecycle", "envfile", "logcap"]),
+     ["conf", "config_keys", "lifecycle", "envfile", "logcap", "numbers", "jsonvalues"]),
     ("Executors", "the backends behind one interface; each class declares its rules",
      ["executors"]),
     ("Policies", "pure decisions: what is valid, what is retried",

@@ -32,6 +32,7 @@ PUBLIC_MODULES = [
     "container_manager.management.commands.process_container_jobs",
     "container_manager.management.commands.cleanup_containers",
     "container_manager.numbers",
+    "container_manager.jsonvalues",
     "container_manager.models.execution",
     "container_manager.models.host",
     "container_manager.models.job",
