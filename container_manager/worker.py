@@ -141,6 +141,7 @@ class Worker:
         self.concurrency = max(1, concurrency or cfg.WORKER_CONCURRENCY)
         #: Free threads a busy worker waits for (briefly) before it claims again.
         self.claim_batch = max(1, self.concurrency // 2)
+        self._host_snapshot = claiming.HostSnapshot()  # hosts reused across claims
         self.hosts = list(hosts) if hosts else None
         self.poll_interval = cfg.POLL_INTERVAL if poll_interval is None else poll_interval
         self.lease_seconds = float(cfg.LEASE_SECONDS if lease_seconds is None else lease_seconds)
@@ -496,7 +497,8 @@ class Worker:
                         self._count(adopted=len(adopted))
                     if free - len(adopted) > 0 and not self.stopping:
                         claimed = claiming.claim_jobs(
-                            self.worker_id, free - len(adopted), self.hosts, self.lease_seconds
+                            self.worker_id, free - len(adopted), self.hosts, self.lease_seconds,
+                            snapshot=self._host_snapshot,
                         )
                 except DatabaseError:
                     # The database is briefly away or locked: keep the jobs in hand

@@ -140,3 +140,36 @@ def test_no_worker_ever_holds_more_jobs_than_its_concurrency(fleet):
     launched = [int(fleet.output(w).split("launched ")[-1].split(",")[0]) for w in ("w0", "w1")]
     assert sum(launched) == BURST and min(launched) > 0, launched
     print(f"peak jobs held per worker: {peaks}; launched per worker: {launched}")
+
+
+SNAPSHOT_PROBE = r"""
+import json, django
+django.setup()
+from container_manager import claiming
+from container_manager.models import ContainerJob, ExecutorHost
+host = ExecutorHost.objects.create(name="snap", executor_type="mock",
+                                   connection_string="mock://snap")
+ContainerJob.objects.bulk_create(ContainerJob(image="busybox", docker_host=host)
+                                 for _ in range(10))
+snapshot = claiming.HostSnapshot(max_age=3600)  # never re-read during the probe
+out = {"first": len(claiming.claim_jobs("w", 2, snapshot=snapshot))}
+ExecutorHost.objects.filter(pk=host.pk).update(is_active=False)
+out["inactive"] = len(claiming.claim_jobs("w", 2, snapshot=snapshot))
+ExecutorHost.objects.filter(pk=host.pk).update(is_active=True, max_concurrent_jobs=3)
+out["capped"] = len(claiming.claim_jobs("w", 8, snapshot=snapshot))
+ExecutorHost.objects.filter(pk=host.pk).update(max_concurrent_jobs=None)
+out["uncapped"] = len(claiming.claim_jobs("w", 3, snapshot=snapshot))
+print(json.dumps(out))
+"""
+
+
+def test_a_worker_host_snapshot_never_claims_for_an_inactive_or_capped_host(fleet):
+    """The snapshot saves the host query; the claim statement still checks the host."""
+    done = subprocess.run([sys.executable, "-c", SNAPSHOT_PROBE], env=fleet.env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    # Deactivated, or given a limit after the snapshot was read: nothing is claimed
+    # through the snapshot (the capped host's jobs wait for the next reading, which
+    # takes the locked path that counts its active jobs).
+    assert (out["first"], out["inactive"], out["capped"], out["uncapped"]) == (2, 0, 0, 3)
