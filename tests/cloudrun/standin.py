@@ -32,6 +32,7 @@ import re
 import shlex
 import string
 import threading
+import time
 import urllib.parse
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,9 +195,38 @@ def interpret(command: list[str], args: list[str]) -> Outcome:
 
 
 class _Error(Exception):
-    def __init__(self, code: int, status: str, message: str) -> None:
+    def __init__(self, code: int, status: str, message: str, details: Any = ()) -> None:
         super().__init__(message)
         self.code, self.status, self.message = code, status, message
+        self.details = list(details)
+
+
+def retry_info(seconds: float) -> dict:
+    """A ``google.rpc.RetryInfo`` error detail, as Google puts it on a 429."""
+    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"}
+
+
+def error_info(reason: str, domain: str, **metadata: str) -> dict:
+    """A ``google.rpc.ErrorInfo`` error detail (reason, domain, metadata)."""
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": domain,
+        "metadata": metadata,
+    }
+
+
+@dataclasses.dataclass
+class Fault:
+    """An error answered instead of the next ``times`` matching requests."""
+
+    method: str
+    path_pattern: str
+    code: int
+    status: str
+    message: str
+    details: list[dict] = dataclasses.field(default_factory=list)
+    times: int = 1
 
 
 class CloudRunStandIn:
@@ -215,6 +245,8 @@ class CloudRunStandIn:
         self.violations: list[str] = []
         self.outcomes: deque[Outcome] = deque()
         self.deleted_jobs: list[str] = []
+        self.faults: list[Fault] = []
+        self.request_times: list[tuple[str, str, float]] = []
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -259,6 +291,24 @@ class CloudRunStandIn:
             self.outcomes.append(outcome)
         return outcome
 
+    def fail(
+        self,
+        method: str,
+        path_pattern: str,
+        code: int,
+        status: str,
+        message: str,
+        details: Any = (),
+        times: int = 1,
+    ) -> Fault:
+        """Answer the next ``times`` requests matching ``method`` and ``path_pattern``
+        (a regular expression searched in the path) with Google's error body
+        ``{"error": {"code", "message", "status", "details"}}``."""
+        fault = Fault(method, path_pattern, code, status, message, list(details), times)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
     def delete_execution(self, name: str) -> None:
         """Delete an execution behind the executor's back (e.g. from the console)."""
         with self.lock:
@@ -300,11 +350,13 @@ class CloudRunStandIn:
             body = None
         with self.lock:
             self.requests.append((method, path, query, body))
+            self.request_times.append((method, path, time.monotonic()))
         numeric = query.get("$alt") == "json;enum-encoding=int"
         try:
             if raw and body is None:
                 raise _Error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
             with self.lock:
+                self._injected_fault(method, path)
                 status, payload = self._route(method, path, query, body)
             if numeric:
                 payload = _numeric_enums(payload)
@@ -313,12 +365,20 @@ class CloudRunStandIn:
                 self.violations.append(f"{method} {path}: {exc.message}")
             status = exc.code
             payload = {"error": {"code": exc.code, "message": exc.message, "status": exc.status}}
+            if exc.details:
+                payload["error"]["details"] = exc.details
         data = json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json; charset=UTF-8")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _injected_fault(self, method: str, path: str) -> None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and re.search(fault.path_pattern, path):
+                fault.times -= 1
+                raise _Error(fault.code, fault.status, fault.message, fault.details)
 
     def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
         loc = rf"/v2/projects/(?P<project>{_NAME})/locations/(?P<region>{_REGION})"

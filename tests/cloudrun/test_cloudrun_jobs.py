@@ -20,6 +20,7 @@ from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
 from container_manager.models import ContainerJob, ExecutorHost
 from container_manager.worker import Worker
 from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config
+from tests.cloudrun.standin import error_info
 
 pytestmark = pytest.mark.django_db
 
@@ -369,6 +370,23 @@ def test_launch_with_api_down_keeps_job_pending(cloudrun_host, standin):
         job.launch()
     job.refresh_from_db()
     assert job.status == "pending"
+
+
+def test_forbidden_over_rest_fails_the_job_naming_the_missing_permission(cloudrun_host, standin):
+    """A REST 403 arrives as Forbidden (not PermissionDenied): a configuration error, not an outage."""
+    resource = f"//run.googleapis.com/projects/{PROJECT}/locations/{REGION}/jobs"
+    standin.fail(
+        "POST", r"/jobs$", 403, "PERMISSION_DENIED",
+        f"Permission 'run.jobs.create' denied on resource '{resource}' (or it may not exist).",
+        details=[error_info("IAM_PERMISSION_DENIED", "iam.googleapis.com",
+                            permission="run.jobs.create", resource=resource)],
+    )
+    job = make_job(cloudrun_host, "true", max_retries=3)
+    assert job.launch() is False  # no HostUnavailableError: the job is not sent back
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert "missing permission run.jobs.create" in job.status_message
+    assert len(standin.calls("POST", "/jobs")) == 1
 
 
 def test_bad_service_account_file_fails_health_and_launch(db, standin, tmp_path):

@@ -20,7 +20,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from container_manager.executors.errors import (
@@ -58,8 +59,10 @@ def translate(exc: Exception, what: str) -> ExecutorError:
 
     ``NotFound`` becomes
     :class:`~container_manager.executors.errors.ContainerNotFoundError`;
-    ``Unauthenticated`` and ``PermissionDenied``
-    :class:`~container_manager.executors.errors.ExecutorConfigurationError`;
+    a 401 or 403 (``Unauthorized`` and ``Forbidden`` over REST, their gRPC
+    subclasses ``Unauthenticated`` and ``PermissionDenied``)
+    :class:`~container_manager.executors.errors.ExecutorConfigurationError`,
+    naming the missing permission when Google says which (:func:`missing_permission`);
     ``BadRequest`` and ``Conflict``
     :class:`~container_manager.executors.errors.LaunchError`; everything else
     (unavailable, deadline exceeded, quota, 5xx, connection errors)
@@ -78,6 +81,9 @@ def translate(exc: Exception, what: str) -> ExecutorError:
         >>> from google.api_core import exceptions
         >>> translate(exceptions.PermissionDenied("no"), "run Cloud Run job j")
         ExecutorConfigurationError("run Cloud Run job j: PermissionDenied: 403 no (check the credentials and the service account's roles)")
+        >>> print(translate(exceptions.Forbidden(
+        ...     "Permission 'run.jobs.run' denied on resource 'j'"), "run Cloud Run job j"))
+        run Cloud Run job j: Forbidden: 403 Permission 'run.jobs.run' denied on resource 'j' (missing permission run.jobs.run; check the credentials and the service account's roles)
         >>> translate(ConnectionError("refused"), "list Cloud Run jobs")
         HostUnavailableError('list Cloud Run jobs: ConnectionError: refused')
     """
@@ -87,14 +93,51 @@ def translate(exc: Exception, what: str) -> ExecutorError:
         return exc
     if isinstance(exc, gexc.NotFound):
         return ContainerNotFoundError(text)
-    if isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied)):
+    # Over REST a 403 arrives as Forbidden and a 401 as Unauthorized; PermissionDenied
+    # and Unauthenticated (gRPC) are their subclasses.
+    if isinstance(exc, (gexc.Unauthorized, gexc.Forbidden)):
+        permission = missing_permission(exc)
+        hint = f"missing permission {permission}; " if permission else ""
         return ExecutorConfigurationError(
-            f"{text} (check the credentials and the service account's roles)"
+            f"{text} ({hint}check the credentials and the service account's roles)"
         )
     if isinstance(exc, (gexc.BadRequest, gexc.Conflict)):
         return LaunchError(text)
     # Unavailable, deadline exceeded, quota (429), 5xx, connection errors, bad credentials.
     return HostUnavailableError(text)
+
+
+_PERMISSION = re.compile(r"Permission '([a-zA-Z0-9_.]+)' denied")
+
+
+def missing_permission(exc: Exception) -> str | None:
+    """The IAM permission a 403 says is missing, or None when it does not say.
+
+    Google puts it in the error's ``ErrorInfo`` detail (``metadata.permission``)
+    and in its message (``Permission 'run.jobs.create' denied on resource ...``).
+
+    Args:
+        exc: A Google client error.
+
+    Returns:
+        The permission's name, such as ``run.jobs.create``, or None.
+
+    Example:
+        >>> from google.api_core import exceptions
+        >>> missing_permission(exceptions.Forbidden("denied", error_info={
+        ...     "reason": "IAM_PERMISSION_DENIED", "metadata": {"permission": "run.jobs.run"}}))
+        'run.jobs.run'
+        >>> missing_permission(exceptions.Forbidden("Permission 'logging.logEntries.list' denied"))
+        'logging.logEntries.list'
+        >>> print(missing_permission(exceptions.Forbidden("no")))
+        None
+    """
+    metadata = getattr(exc, "metadata", None) or {}
+    permission = metadata.get("permission") if isinstance(metadata, Mapping) else None
+    if isinstance(permission, str) and permission:
+        return permission
+    match = _PERMISSION.search(str(getattr(exc, "message", "") or exc))
+    return match[1] if match else None
 
 
 def raise_translated(exc: Exception, what: str) -> NoReturn:
