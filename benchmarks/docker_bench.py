@@ -9,6 +9,9 @@ Prints figures; it is not a test and asserts nothing about time.
     tight docker-SDK loop in as many threads (create/start/wait/logs/remove).
 (c) Docker API calls per job lifecycle (counted by wrapping the APIClient's
     ``send``) and SQL statements per job lifecycle (``CaptureQueriesContext``).
+(d) A job printing ``--print-mb`` MB (default 300): how long it runs, the most
+    log the engine holds for it on disk (its capped log files), how long the
+    harvest takes and how many bytes it stores.
 
 The database is a file SQLite (WAL) in a temporary directory, so that worker
 threads share it, or with ``--db postgres`` a PostgreSQL server started here
@@ -17,7 +20,7 @@ threads share it, or with ``--db postgres`` a PostgreSQL server started here
 Usage::
 
     sudo .venv/bin/python benchmarks/docker_bench.py [--runs 30] [--jobs 64] [--concurrency 8]
-        [--repeat 4] [--parts abc]
+        [--repeat 4] [--parts abcd] [--print-mb 300]
 """
 
 from __future__ import annotations
@@ -250,6 +253,43 @@ def counts(engine, host) -> None:
     print(f"    SQL statements per job, 20 jobs by Worker.run_once passes: {len(batch_q) / 20:.1f}")
 
 
+def big_output(engine, host, megabytes: int) -> None:
+    from container_manager.conf import get_settings
+    from container_manager.executors.docker_hardening import LOG_FILES, log_file_size
+    from container_manager.models import ContainerJob
+
+    line = "x" * 999
+    job = ContainerJob.objects.create(
+        image=engine.image, docker_host=host,
+        command=f"yes {line} | head -c {megabytes * 1_000_000}; echo THE-END")
+    t0 = time.perf_counter()
+    job.launch()
+    execution = job.containerexecution_set.get()
+    logs = engine.root / "data" / "containers" / execution.container_id
+    client = engine.client()
+    peak = 0
+
+    def log_bytes() -> int:
+        return sum(f.stat().st_size for f in logs.rglob("*log*") if f.is_file())
+
+    while client.inspect_container(execution.container_id)["State"]["Running"]:
+        peak = max(peak, log_bytes())
+        time.sleep(0.02)
+    peak = max(peak, log_bytes())
+    ran = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    while not job.harvest():
+        time.sleep(0.01)
+    harvest = time.perf_counter() - t0
+    execution.refresh_from_db()
+    cap = LOG_FILES * log_file_size(get_settings().LOG_MAX_BYTES)
+    print(f"\n(d) a job printing {megabytes} MB ({job.status})")
+    print(f"    ran {ran:.2f} s; engine log on disk at most {peak / 1e6:.2f} MB "
+          f"(cap {cap / 1e6:.2f} MB)")
+    print(f"    harvest {harvest:.3f} s; stored stdout {len(execution.stdout.encode()) / 1e6:.2f} MB"
+          f" ending {execution.stdout[-8:]!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -257,7 +297,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
                         help="File SQLite (WAL; default) or a PostgreSQL server started here.")
-    parser.add_argument("--parts", default="abc", help="Which benchmarks to run (default abc).")
+    parser.add_argument("--parts", default="abcd", help="Which benchmarks to run (default abcd).")
+    parser.add_argument("--print-mb", type=int, default=300, help="Output of the (d) job, MB.")
     parser.add_argument("--repeat", type=int, default=4, help="Repeat (b) this many times.")
     args = parser.parse_args()
 
@@ -289,6 +330,8 @@ def main() -> None:
             batch(engine, host, args.jobs, args.concurrency, args.repeat)
         if "c" in args.parts:
             counts(engine, host)
+        if "d" in args.parts:
+            big_output(engine, host, args.print_mb)
     finally:
         engine.destroy()
         shutil.rmtree(workdir, ignore_errors=True)

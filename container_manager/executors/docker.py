@@ -10,25 +10,15 @@ executor first connects, so that hosts can be validated without it.
 
 One job lifecycle costs five Docker API calls on the success path: create,
 start, wait, logs (stdout and stderr read from one multiplexed stream, kept
-apart by Docker's own stream header) and remove. An image that is missing is
-pulled when the host's ``pull_policy`` allows it.
+apart by Docker's own stream header) and remove; a host with ``secret_files``
+adds one (the archive written into the container before it starts). An image
+that is missing is pulled when the host's ``pull_policy`` allows it.
 
-``executor_config`` keys (all optional):
-
-=================== ==========================================================
-key                 meaning
-=================== ==========================================================
-``tls_ca_cert``     CA certificate (PEM path) that signed the daemon's certificate
-``tls_client_cert`` client certificate (PEM path) presented to the daemon
-``tls_client_key``  private key (PEM path) of the client certificate
-``timeout``         seconds an API call may take (default 60)
-``pull_policy``     ``missing`` (default), ``always`` or ``never``
-``working_dir``     working directory inside the container
-``user``            user (``name``, ``uid`` or ``uid:gid``) the command runs as
-``network_mode``    ``bridge``, ``host``, ``none`` or a network name
-``read_only``       mount the container's root filesystem read-only
-``name_prefix``     text put before ``cm-exec-<execution id>`` in container names
-=================== ==========================================================
+Every container is hardened whatever the job says (no new privileges, a
+capability allow-list, a pids limit, capped log files, a tmpfs ``/tmp`` when the
+root filesystem is read-only): see
+:mod:`~container_manager.executors.docker_hardening`. The ``executor_config``
+keys, all optional, are :attr:`DockerExecutor.config_keys`.
 
 Example:
     >>> from container_manager.models import ExecutorHost
@@ -41,6 +31,8 @@ Example:
     >>> kwargs = DockerExecutor(host).create_kwargs(spec)
     >>> kwargs["name"], kwargs["host_config"]["mem_limit"], kwargs["host_config"]["nano_cpus"]
     ('cm-exec-7', 67108864, 500000000)
+    >>> kwargs["host_config"]["pids_limit"], kwargs["host_config"]["tmpfs"]
+    (1024, {'/tmp': 'rw,nosuid,nodev,size=64m,mode=1777'})
 """
 
 from __future__ import annotations
@@ -52,6 +44,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from container_manager.executors import docker_hardening as hardening
 from container_manager.executors.base import (
     LABEL_APP,
     LABEL_EXECUTION,
@@ -159,7 +152,7 @@ class DockerExecutor(BaseExecutor):
 
     Attributes:
         executor_type: ``"docker"``.
-        config_keys: The allowed ``executor_config`` keys (see the module's table).
+        config_keys: The allowed ``executor_config`` keys (the generated table below).
 
     Example:
         >>> for problem in DockerExecutor.validate_config(  # doctest: +ELLIPSIS
@@ -226,6 +219,52 @@ class DockerExecutor(BaseExecutor):
             "Text put before 'cm-exec-<execution id>' in container names, so that several "
             "deployments (databases) can share one engine (default: none). Letters, digits, "
             "'_', '.' and '-', starting with a letter or digit; at most 64 characters.",
+        ),
+        "allow_host_network": ConfigKey(
+            (bool,),
+            "Allow network_mode 'host' or 'container:<name>', which put jobs in the host's "
+            "(or another container's) network namespace, where they reach services bound "
+            "to localhost (default: false).",
+        ),
+        "cap_add": ConfigKey(
+            (list,),
+            "Capabilities added to the default allow-list ("
+            + ", ".join(hardening.DEFAULT_CAPABILITIES)
+            + "); only capabilities that Docker grants by default may be added.",
+        ),
+        "pids_limit": ConfigKey(
+            (int,),
+            "Most processes and threads in one container (default "
+            f"{hardening.DEFAULT_PIDS_LIMIT}).",
+        ),
+        "tmp_size_mb": ConfigKey(
+            (int,),
+            "Size in MiB of the tmpfs mounted on /tmp when read_only is set (default "
+            f"{hardening.DEFAULT_TMP_SIZE_MB}).",
+        ),
+        "log_driver": ConfigKey(
+            (str,),
+            "Docker log driver of the containers, with files capped in proportion to "
+            "LOG_MAX_BYTES: 'local' (default) or 'json-file'.",
+            choices=hardening.LOG_DRIVERS,
+        ),
+        "default_memory_limit": ConfigKey(
+            (int,), "Memory limit in MB of jobs that set none (default: max_memory_limit)."
+        ),
+        "max_memory_limit": ConfigKey(
+            (int,), "Most memory in MB a job may ask for; more is refused before launch."
+        ),
+        "default_cpu_limit": ConfigKey(
+            (int, float), "CPU limit in cores of jobs that set none (default: max_cpu_limit)."
+        ),
+        "max_cpu_limit": ConfigKey(
+            (int, float), "Most CPU cores a job may ask for; more is refused before launch."
+        ),
+        "secret_files": ConfigKey(
+            (dict,),
+            "Secrets as files: {name: absolute path on the worker's machine}; each file is "
+            f"written into the container as {hardening.SECRETS_DIR}/<name> before it starts, "
+            "and never appears in docker inspect.",
         ),
     }
 
@@ -306,7 +345,29 @@ class DockerExecutor(BaseExecutor):
                 "contain only letters, digits, '_', '.' and '-' (at most "
                 f"{_NAME_PREFIX_MAX} characters), as Docker container names do."
             )
+        problems.extend(hardening.check_config(config))
         return problems
+
+    def validate_spec(self, spec: LaunchSpec) -> list[str]:
+        """List the job limits beyond the host's ``max_memory_limit`` and ``max_cpu_limit``.
+
+        Args:
+            spec: The launch specification.
+
+        Returns:
+            Problems naming the job's field; empty when the job fits.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> host = ExecutorHost(name="small", executor_type="docker",
+            ...                     executor_config={"max_cpu_limit": 1})
+            >>> DockerExecutor(host).validate_spec(LaunchSpec(
+            ...     job_id=1, execution_id=1, image="busybox", command=[], cpu_limit=4))
+            ["cpu_limit: 4 cores is more than host 'small' allows (executor_config['max_cpu_limit']: 1)."]
+        """
+        return hardening.check_job_limits(
+            self.config, self.host.name, spec.memory_limit_mb, spec.cpu_limit
+        )
 
     @property
     def timeout(self) -> float:
@@ -343,7 +404,14 @@ class DockerExecutor(BaseExecutor):
         ``host_config`` holds the arguments of ``APIClient.create_host_config``.
         Memory is in MiB (``memory_limit_mb * 1024 * 1024`` bytes, as ``docker run
         --memory 64m``) with ``memswap_limit`` equal, so the container gets no swap;
-        ``cpu_limit`` cores become ``nano_cpus`` (1.5 cores = 1,500,000,000).
+        ``cpu_limit`` cores become ``nano_cpus`` (1.5 cores = 1,500,000,000). A job
+        without a limit gets the host's default (or its ceiling), see
+        :func:`~container_manager.executors.docker_hardening.effective_limits`. The
+        hardening (no new privileges, capabilities, pids limit, capped log files,
+        a tmpfs ``/tmp`` with ``read_only``) comes from
+        :func:`~container_manager.executors.docker_hardening.hardened_host_config`;
+        with ``secret_files`` the container gets an anonymous volume on
+        ``/run/secrets`` for them.
 
         Args:
             spec: The launch specification.
@@ -356,20 +424,26 @@ class DockerExecutor(BaseExecutor):
             >>> ex = DockerExecutor(ExecutorHost(name="h", executor_config={"user": "nobody"}))
             >>> kw = ex.create_kwargs(LaunchSpec(job_id=1, execution_id=2, image="busybox",
             ...                                  command=["echo", "hi"], environment={"A": "1"}))
-            >>> kw["command"], kw["environment"], kw["user"], kw["host_config"]
-            (['echo', 'hi'], {'A': '1'}, 'nobody', {'init': True})
+            >>> kw["command"], kw["environment"], kw["user"], kw["host_config"]["init"]
+            (['echo', 'hi'], {'A': '1'}, 'nobody', True)
+            >>> kw["host_config"]["cap_drop"], kw["host_config"]["security_opt"]
+            (['ALL'], ['no-new-privileges'])
         """
+        from container_manager.conf import get_settings
+
         cfg = self.config
         host_config: dict[str, Any] = {"init": True}
-        if spec.memory_limit_mb:
-            host_config["mem_limit"] = int(spec.memory_limit_mb) * _MIB
-            host_config["memswap_limit"] = int(spec.memory_limit_mb) * _MIB
-        if spec.cpu_limit:
-            host_config["nano_cpus"] = int(round(spec.cpu_limit * 1e9))
+        memory_mb, cpu = hardening.effective_limits(cfg, spec.memory_limit_mb, spec.cpu_limit)
+        if memory_mb:
+            host_config["mem_limit"] = int(memory_mb) * _MIB
+            host_config["memswap_limit"] = int(memory_mb) * _MIB
+        if cpu:
+            host_config["nano_cpus"] = int(round(cpu * 1e9))
         if cfg.get("network_mode"):
             host_config["network_mode"] = cfg["network_mode"]
         if cfg.get("read_only"):
             host_config["read_only"] = True
+        host_config.update(hardening.hardened_host_config(cfg, get_settings().LOG_MAX_BYTES))
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "command": list(spec.command) or None,
@@ -382,6 +456,8 @@ class DockerExecutor(BaseExecutor):
         for key in ("working_dir", "user"):
             if cfg.get(key):
                 kwargs[key] = cfg[key]
+        if cfg.get("secret_files"):
+            kwargs["volumes"] = [hardening.SECRETS_DIR]
         return kwargs
 
     # -- connection ----------------------------------------------------------------
@@ -520,6 +596,9 @@ class DockerExecutor(BaseExecutor):
                 ``never``, or the pull failed; the message names the image.
             LaunchError: Docker refused the container (bad command, bad option), or
                 the name is taken by a container of another job.
+            ExecutorConfigurationError: The host's ``executor_config`` is invalid
+                (a host saved without validation), the job asks for more than the
+                host's ceilings, or a secret file cannot be read; nothing was created.
 
         Example:
             On success ``result.container_id`` is the container's id (64 hex
@@ -536,6 +615,12 @@ class DockerExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
+        problems = self.validate_config(self.config) + self.validate_spec(spec)
+        if problems:
+            # A host saved without full_clean(), or a job that bypassed validation:
+            # refuse before anything runs (no retry can fix it).
+            raise ExecutorConfigurationError(" ".join(problems))
+        secrets = self._secrets()
         docker = _docker()
         client = self.client
         kwargs = self.create_kwargs(spec)
@@ -564,9 +649,35 @@ class DockerExecutor(BaseExecutor):
                     f"Docker refused to create the container for image {spec.image!r}: "
                     f"{exc.explanation or exc}"
                 ) from None
-            return self._adopt(spec, kwargs["name"])
+            return self._adopt(spec, kwargs["name"], secrets)
+        self._put_secrets(container_id, secrets)
         self._start(container_id)
         return LaunchResult(container_id=container_id, running=True)
+
+    def _secrets(self) -> bytes | None:
+        """The host's secret files as an archive, or None; unreadable files are named."""
+        try:
+            return hardening.secrets_archive(self.config)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            path = getattr(exc, "filename", None)
+            where = f" ({path})" if path else ""
+            raise ExecutorConfigurationError(
+                f"executor_config['secret_files'] of host {self.host.name!r}: a file cannot be "
+                f"used{where}: {reason}."
+            ) from None
+
+    def _put_secrets(self, container_id: str, secrets: bytes | None) -> None:
+        """Write the secret files into the created container, before it starts."""
+        if secrets is None:
+            return
+        try:
+            with self._calling("write secret files"):
+                self.client.put_archive(container_id, hardening.SECRETS_DIR, secrets)
+        except ExecutorError:
+            with contextlib.suppress(ExecutorError):
+                self.cleanup(container_id)
+            raise
 
     def _create(self, client: Any, kwargs: dict[str, Any]) -> str:
         docker = _docker()
@@ -600,7 +711,7 @@ class DockerExecutor(BaseExecutor):
                 f"Docker could not start the container: {exc.explanation or exc}"
             ) from None
 
-    def _adopt(self, spec: LaunchSpec, name: str) -> LaunchResult:
+    def _adopt(self, spec: LaunchSpec, name: str, secrets: bytes | None) -> LaunchResult:
         """A container named for this execution exists: carry on with it."""
         with self._calling("inspect existing container"):
             info = self.client.inspect_container(name)
@@ -615,6 +726,9 @@ class DockerExecutor(BaseExecutor):
             )
         state = info.get("State") or {}
         if state.get("Status") == "created":
+            # Created by a launch that died before the start, perhaps before the
+            # secrets were written: write them (again) first.
+            self._put_secrets(info["Id"], secrets)
             self._start(info["Id"])
         return LaunchResult(container_id=info["Id"], running=True)
 

@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "container_manager.executors.errors",
     "container_manager.executors.mock",
     "container_manager.executors.docker",
+    "container_manager.executors.docker_hardening",
     "container_manager.executors.cloudrun",
     "container_manager.executors.cloudrun.errors",
     "container_manager.executors.cloudrun.executor",
