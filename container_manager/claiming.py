@@ -117,6 +117,13 @@ class HostSnapshot:
 
         Returns:
             Host id to host.
+
+        Example:
+            >>> snapshot = HostSnapshot(max_age=60)
+            >>> snapshot.hosts(["no-such-host"])
+            {}
+            >>> snapshot.hosts(["no-such-host"]) is snapshot.hosts(["no-such-host"])  # reused
+            True
         """
         key = tuple(sorted(names)) if names else None
         if key != self._names or time.monotonic() - self._read_at >= self.max_age:
