@@ -14,7 +14,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from container_manager.executors import HostUnavailableError, get_executor, get_executor_class
+from container_manager.executors import (
+    HostUnavailableError,
+    LaunchError,
+    get_executor,
+    get_executor_class,
+)
 from container_manager.executors.base import LaunchSpec
 from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
 from container_manager.models import ContainerJob, ExecutorHost
@@ -224,6 +229,64 @@ def test_find_and_second_launch_of_same_attempt(cloudrun_host, standin):
     second = other.launch(spec)
     assert second.container_id == first.container_id
     assert len(standin.calls("POST", ":run")) == 1
+
+
+def test_409_with_a_foreign_job_is_neither_run_nor_adopted(cloudrun_host, standin):
+    """A job under our name whose labels are another attempt's (shared job_prefix, reused ids)."""
+    ex = get_executor(cloudrun_host)
+    foreign = ex.build_job(LaunchSpec(job_id=5, execution_id=77, image="busybox", command=["true"]))
+    ex._client("jobs").create_job(parent=ex.parent, job=foreign, job_id="cm-exec-910").result(
+        timeout=5
+    )
+    ex._client("jobs").run_job(name=ex.job_name(910)).result(timeout=5)
+    runs_before = len(standin.calls("POST", ":run"))
+    spec = LaunchSpec(job_id=1, execution_id=910, image="busybox", command=["/bin/sh", "-c", "exit 3"])
+    with pytest.raises(LaunchError, match="not this attempt's"):
+        ex.launch(spec)
+    assert len(standin.calls("POST", ":run")) == runs_before  # nothing of ours ran
+    assert ex.job_name(910) in standin.jobs  # and the foreign job is left alone
+    assert ex.find(910) is None
+
+
+def test_409_with_an_unlabelled_job_is_not_adopted(cloudrun_host, standin):
+    ex = get_executor(cloudrun_host)
+    bare = ex.build_job(LaunchSpec(job_id=1, execution_id=911, image="busybox", command=["true"]))
+    bare.labels.clear()
+    ex._client("jobs").create_job(parent=ex.parent, job=bare, job_id="cm-exec-911").result(
+        timeout=5
+    )
+    with pytest.raises(LaunchError, match="not this attempt's"):
+        ex.launch(LaunchSpec(job_id=1, execution_id=911, image="busybox", command=["true"]))
+    assert standin.calls("POST", ":run") == []
+    assert ex.find(911) is None
+
+
+def test_failed_run_deletes_the_job_it_created(cloudrun_host, standin):
+    standin.fail("POST", r":run$", 503, "UNAVAILABLE", "The service is currently unavailable.")
+    job = make_job(cloudrun_host, "true")
+    with pytest.raises(HostUnavailableError):
+        job.launch()
+    job.refresh_from_db()
+    assert job.status == "pending"
+    name = f"{ex_parent()}/jobs/cm-exec-{execution(job).pk}"
+    assert standin.deleted_jobs == [name]
+    assert standin.jobs == {}  # nothing left behind under a name no later attempt uses
+
+
+def test_run_refused_fails_the_job_and_deletes_it(cloudrun_host, standin):
+    standin.fail("POST", r":run$", 403, "PERMISSION_DENIED",
+                 "Permission 'run.jobs.run' denied on resource 'cm-exec' (or it may not exist).")
+    job = make_job(cloudrun_host, "true", max_retries=2)
+    assert job.launch() is False
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "missing permission run.jobs.run" in job.status_message
+    assert standin.jobs == {}
+    assert len(standin.deleted_jobs) == 1
+
+
+def ex_parent() -> str:
+    return f"projects/{PROJECT}/locations/{REGION}"
 
 
 def test_find_deletes_a_job_that_never_ran(cloudrun_host, standin):

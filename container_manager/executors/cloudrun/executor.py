@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from container_manager.executors.base import (
+    LABEL_APP,
     LABEL_EXECUTION,
+    LABEL_HOST,
+    LABEL_JOB,
     BaseExecutor,
     ConfigKey,
     ContainerLogs,
@@ -480,6 +483,7 @@ class CloudRunExecutor(BaseExecutor):
             task.vpc_access = run_v2.VpcAccess(connector=self.config["vpc_connector"])
         labels = {cloudrun_label_key(k): cloudrun_label_value(v) for k, v in spec.labels.items()}
         labels.update(self.config.get("labels", {}))
+        labels.update(self._identity_labels(spec))  # the host's labels never replace them
         return run_v2.Job(
             labels=labels,
             template=run_v2.ExecutionTemplate(
@@ -487,11 +491,94 @@ class CloudRunExecutor(BaseExecutor):
             ),
         )
 
+    @staticmethod
+    def _identity_labels(spec: LaunchSpec) -> dict[str, str]:
+        """The labels that make a Cloud Run job this attempt's: app, job, execution (and host)."""
+        labels = {
+            cloudrun_label_key(LABEL_APP): "true",
+            cloudrun_label_key(LABEL_JOB): str(spec.job_id),
+            cloudrun_label_key(LABEL_EXECUTION): str(spec.execution_id),
+        }
+        if spec.labels.get(LABEL_HOST):
+            labels[cloudrun_label_key(LABEL_HOST)] = cloudrun_label_value(spec.labels[LABEL_HOST])
+        return labels
+
+    def _adopt_existing(self, spec: LaunchSpec, name: str) -> str | None:
+        """After a 409 at create: the existing job's execution when the job is ours.
+
+        Returns:
+            The execution's name; None when the job is ours but never ran.
+
+        Raises:
+            LaunchError: The job's labels are not this attempt's (a foreign or
+                stale job under the same name); it is neither run nor adopted.
+        """
+        job = self._call(
+            f"get Cloud Run job {name}",
+            self._client("jobs").get_job,
+            name=name,
+            none_if=("NotFound",),
+        )
+        if job is None:  # deleted since the 409: nothing of ours to adopt
+            raise HostUnavailableError(
+                f"Cloud Run job {name} already existed, then disappeared; try again"
+            )
+        wanted = self._identity_labels(spec)
+        wrong = sorted(key for key, value in wanted.items() if job.labels.get(key) != value)
+        if wrong:
+            raise LaunchError(
+                f"Cloud Run job {name} already exists and is not this attempt's (its labels "
+                f"{', '.join(wrong)} differ); it was neither run nor adopted. Use a job_prefix "
+                "of its own for each deployment sharing a project and region, or delete the job."
+            )
+        return self._existing_execution(name, job)
+
+    def _after_failed_run(self, name: str, exc: ExecutorError) -> str | None:
+        """Clean up after ``run_job`` failed on the job this launch created.
+
+        The job must not stay behind under a name no later attempt uses (it would
+        count toward the per-region limit of jobs), so it is deleted, best
+        effort, unless it has an execution after all (the run reached Google):
+        that execution is returned, to be recorded rather than run twice. When
+        Google cannot say, the job is left alone (never deleted under a running
+        execution) and a warning names it.
+
+        Returns:
+            The execution's name when the run did happen; None otherwise.
+        """
+        try:
+            existing = self._existing_execution(name)
+        except ExecutorError as check:
+            logger.warning(
+                "Running Cloud Run job %s failed (%s) and its executions cannot be listed (%s); "
+                "the job is left behind",
+                name,
+                exc,
+                check,
+            )
+            return None
+        if existing:
+            return existing
+        try:
+            self._call(
+                f"delete Cloud Run job {name}",
+                self._client("jobs").delete_job,
+                name=name,
+                none_if=("NotFound",),
+            )
+        except ExecutorError as failure:
+            logger.warning("Could not delete never-run Cloud Run job %s: %s", name, failure)
+        return None
+
     def launch(self, spec: LaunchSpec) -> LaunchResult:
         """Create the Cloud Run job for this execution and run it once.
 
         Launching the same execution twice does not run it twice: when the job
-        already exists and has an execution, that execution is returned.
+        already exists, carries this attempt's labels and has an execution, that
+        execution is returned. A job under the same name whose labels are not
+        this attempt's (a foreign or stale job) is neither run nor adopted: the
+        launch fails with :class:`~container_manager.executors.errors.LaunchError`.
+        When running the job fails, the job this launch created is deleted.
 
         Errors: :class:`~container_manager.executors.errors.HostUnavailableError`
         when Google cannot be reached (retryable),
@@ -555,7 +642,7 @@ class CloudRunExecutor(BaseExecutor):
             )
             operation.result(timeout=self._api_timeout * 4)
         except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
-            existing = self._existing_execution(name)
+            existing = self._adopt_existing(spec, name)  # raises unless the job is ours
             if existing:
                 logger.info("Cloud Run job %s already ran for this execution; adopting it", name)
                 return LaunchResult(container_id=existing, running=True)
@@ -567,7 +654,13 @@ class CloudRunExecutor(BaseExecutor):
             raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001
             raise_translated(exc, f"create Cloud Run job {name}")
-        operation = self._call(f"run Cloud Run job {name}", jobs.run_job, name=name)
+        try:
+            operation = self._call(f"run Cloud Run job {name}", jobs.run_job, name=name)
+        except ExecutorError as exc:
+            existing = self._after_failed_run(name, exc)  # deletes the never-run job
+            if existing:  # the run reached Google after all
+                return LaunchResult(container_id=existing, running=True)
+            raise
         execution = getattr(operation, "metadata", None)
         execution_name = getattr(execution, "name", "") or self._existing_execution(name)
         if not execution_name:
@@ -794,7 +887,7 @@ class CloudRunExecutor(BaseExecutor):
         if job is None:
             return None
         label = job.labels.get(cloudrun_label_key(LABEL_EXECUTION))
-        if label is not None and label != str(execution_id):
+        if label != str(execution_id) or job.labels.get(cloudrun_label_key(LABEL_APP)) != "true":
             logger.warning(
                 "Cloud Run job %s belongs to execution %s, not %s", name, label, execution_id
             )
