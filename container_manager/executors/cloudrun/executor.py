@@ -506,12 +506,17 @@ class CloudRunExecutor(BaseExecutor):
     def _adopt_existing(self, spec: LaunchSpec, name: str) -> str | None:
         """After a 409 at create: the existing job's execution when the job is ours.
 
+        Args:
+            spec: The attempt being launched.
+            name: The Cloud Run job's full name.
+
         Returns:
             The execution's name; None when the job is ours but never ran.
 
         Raises:
             LaunchError: The job's labels are not this attempt's (a foreign or
                 stale job under the same name); it is neither run nor adopted.
+            HostUnavailableError: The job disappeared since the 409.
         """
         job = self._call(
             f"get Cloud Run job {name}",
@@ -542,6 +547,10 @@ class CloudRunExecutor(BaseExecutor):
         that execution is returned, to be recorded rather than run twice. When
         Google cannot say, the job is left alone (never deleted under a running
         execution) and a warning names it.
+
+        Args:
+            name: The Cloud Run job's full name.
+            exc: Why running it failed.
 
         Returns:
             The execution's name when the run did happen; None otherwise.
