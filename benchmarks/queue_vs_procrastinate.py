@@ -24,7 +24,8 @@ the machine's other load falls on both alike), on a fresh database:
   finished they are read again.
 
 Printed per run and summarised (min-max over the rounds): jobs per second
-(N / (last finish - T0)), worker CPU seconds per 1000 jobs, PostgreSQL CPU seconds
+(N / (last finish - T0), or from the first job's start when that came after T0,
+i.e. a worker was still starting up), worker CPU seconds per 1000 jobs, PostgreSQL CPU seconds
 per 1000 jobs, SQL statements per job sent by the workers (top-level
 ``pg_stat_statements`` calls in the database, BEGIN and COMMIT included,
 PostgreSQL's own foreign-key checks left out; a procrastinate function call
@@ -238,7 +239,9 @@ def one_run(server, system_cls, workers: int, jobs: int, concurrency: int, lead:
     server.drop_database(dbname)
     if ok != jobs:
         raise SystemExit(f"{system.name}: only {ok} of {jobs} jobs completed exactly once")
-    span = (end - due).total_seconds()
+    # From T0, or from the first job's start when a worker was not up by T0 (a
+    # loaded machine): its start-up is not queue throughput.
+    span = (end - max(due, first)).total_seconds()
     return {
         "rate": jobs / span,
         "worker_cpu": sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / jobs * 1000,
