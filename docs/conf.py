@@ -50,6 +50,7 @@ extensions = [
     "cm_layers",
     "cm_links",
     "cm_viewcode",
+    "cm_proofs",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -247,6 +247,9 @@ class CloudRunStandIn:
         self.deleted_jobs: list[str] = []
         self.faults: list[Fault] = []
         self.request_times: list[tuple[str, str, float]] = []
+        #: (HTTP code, status, message) answers to the next job creations, as Google
+        #: refuses them (a quota, a spec it will not run).
+        self.refuse_creates: deque[tuple[int, str, str]] = deque()
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -352,7 +355,11 @@ class CloudRunStandIn:
             self.requests.append((method, path, query, body))
             self.request_times.append((method, path, time.monotonic()))
         numeric = query.get("$alt") == "json;enum-encoding=int"
+        scripted = False
         try:
+            if method == "POST" and path.endswith("/jobs") and self.refuse_creates:
+                scripted = True
+                raise _Error(*self.refuse_creates.popleft())
             if raw and body is None:
                 raise _Error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
             with self.lock:
@@ -361,7 +368,7 @@ class CloudRunStandIn:
             if numeric:
                 payload = _numeric_enums(payload)
         except _Error as exc:
-            if exc.code == 400:
+            if exc.code == 400 and not scripted:
                 self.violations.append(f"{method} {path}: {exc.message}")
             status = exc.code
             payload = {"error": {"code": exc.code, "message": exc.message, "status": exc.status}}

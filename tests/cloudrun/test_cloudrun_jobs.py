@@ -557,3 +557,21 @@ def test_worker_waiting_makes_at_most_one_status_call_per_poll_seconds(db, stand
     assert 2 <= status_calls <= int(waited // poll_seconds) + 1, status_calls
     assert ContainerJob.objects.get(pk=job.pk).status == "running"
     assert job.cancel() is True
+
+
+def test_a_quota_refusal_is_host_unavailable_and_the_job_waits_pending(cloudrun_host, standin):
+    standin.refuse_creates.append((429, "RESOURCE_EXHAUSTED", "Quota exceeded for jobs."))
+    job = make_job(cloudrun_host, "true")
+    with pytest.raises(HostUnavailableError, match="Quota exceeded"):
+        job.launch()
+    job.refresh_from_db()
+    assert (job.status, job.not_before is not None) == ("pending", True)
+
+
+def test_a_spec_google_refuses_is_retried_like_any_refused_launch(cloudrun_host, standin):
+    standin.refuse_creates.append((400, "INVALID_ARGUMENT", "Revision template is invalid."))
+    job = make_job(cloudrun_host, "true", max_retries=1)
+    assert job.launch() is False
+    job.refresh_from_db()
+    assert job.status == "pending"
+    assert job.status_message.endswith("retrying (attempt 2 of 2)"), job.status_message

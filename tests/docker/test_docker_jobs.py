@@ -490,21 +490,48 @@ def test_worker_runs_a_batch_concurrently(docker_host, docker_engine):
     assert docker_engine.client().containers(all=True) == []
 
 
-def test_api_calls_per_job(docker_host, monkeypatch):
-    """A job's lifecycle (launch, wait, harvest) costs at most 7 Docker API calls."""
-    executor = get_executor(docker_host)
-    client = executor.client
+def _count_api_calls(executor, monkeypatch):
+    """The Docker API calls the executor's shared client sends: 'VERB /last-path-part'."""
     calls = []
+    client = executor.client
     real_send = client.send
 
     def counting_send(request, **kwargs):
-        calls.append(f"{request.method} {request.path_url.split('?')[0]}")
+        path = request.path_url.split("?")[0]
+        calls.append(f"{request.method} {path.rsplit('/', 1)[-1] if '/containers/' in path else path.split('/', 2)[-1]}")
         return real_send(request, **kwargs)
 
     monkeypatch.setattr(client, "send", counting_send)
-    job = make_job(docker_host, "echo counted")
+    return calls
+
+
+@pytest.mark.parametrize("command,calls_expected", [
+    ("echo counted", ["POST create", "POST start", "POST wait", "GET logs", "DELETE {id}"]),
+    # a non-zero exit adds one inspect: was it killed at the memory limit?
+    ("exit 3", ["POST create", "POST start", "POST wait", "GET json", "GET logs", "DELETE {id}"]),
+])
+def test_a_job_costs_five_docker_api_calls_and_a_failed_one_an_inspect_more(
+        docker_host, monkeypatch, command, calls_expected):
+    calls = _count_api_calls(get_executor(docker_host), monkeypatch)
+    job = make_job(docker_host, command)
     [claimed] = claiming.claim_jobs("count", 1)
     Worker(worker_id="count", concurrency=1).drive(claimed)
     job.refresh_from_db()
-    assert job.status == "completed"
-    assert len(calls) <= 7, calls
+    assert job.status == ("completed" if command.startswith("echo") else "failed")
+    container_id = execution(job).container_id
+    assert calls == [c.replace("{id}", container_id) for c in calls_expected]
+
+
+@pytest.mark.parametrize("policy,calls_expected", [
+    ("missing", ["POST create", "POST images/create"]),  # create first; pull on "no such image"
+    ("never", ["POST create"]),
+    ("always", ["POST images/create"]),  # pull before the create
+])
+def test_pull_policy_decides_whether_the_pull_comes_before_or_after_the_create(
+        docker_host, monkeypatch, policy, calls_expected):
+    docker_host.executor_config = {"pull_policy": policy}
+    docker_host.save()
+    calls = _count_api_calls(get_executor(docker_host), monkeypatch)
+    job = make_job(docker_host, "true", image="127.0.0.1:9/nope/image:1")  # nothing to pull from
+    assert job.launch() is False
+    assert [c.split("?")[0] for c in calls] == calls_expected

@@ -27,7 +27,8 @@ def sphinx_build(builder: str, out: Path, *extra: str, src: Path = DOCS, doctree
         cmd += ["-d", str(doctrees)]
     cmd += [str(src), str(out)]
     # The docs use their own settings (docs/conf.py); pytest-django exported the tests'.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "docs_settings"}
+    # A copy of docs/ elsewhere still cites this repository's tests (cm_proofs).
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "docs_settings", "CM_PROOF_ROOT": str(ROOT)}
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
 
 

@@ -1,0 +1,306 @@
+"""``{proof}`` role: a guarantee in the guides names the test that proves it.
+
+Write ``{proof}`tests/fleet/test_fleet.py::test_no_job_lost``` (several tests
+separated by commas; a class method as ``tests/x.py::TestX::test_y``; a
+parametrized id such as ``test_y[docker]`` names the test ``test_y``). The role
+renders "Proven by" and a link to the test's source, on a page of the site that
+shows the test file (``_proofs/<path>.html``, one anchor per test).
+
+Every named test must exist: the file under the repository root
+(``cm_proof_root``, the parent of ``docs/`` unless the ``CM_PROOF_ROOT``
+environment variable says otherwise) and the function in it (found with
+:mod:`ast`, nothing is imported). Each build checks every reference, including
+those of pages that were not read again, and a missing test is a warning with
+the page and line, so the strict build (``-W``) fails. A page whose tests'
+files changed is read again, so its links follow renames.
+
+``{test-value}`tests/fleet/test_fleet.py::STATEMENTS_PER_JOB``` renders the value
+of a module-level constant of a test file, the one the test asserts with, so a
+number quoted in a guide is the number a test checks; a missing constant fails
+the build the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import html
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst.states import Inliner
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+PAGE_PREFIX = "_proofs/"
+
+
+class proof_node(nodes.inline):  # noqa: N801 - docutils node naming
+    """A reference to one test; resolved into a link when the page is written."""
+
+
+def _root(env: BuildEnvironment) -> Path:
+    return Path(os.environ.get("CM_PROOF_ROOT") or env.config.cm_proof_root).resolve()
+
+
+def split_target(target: str) -> tuple[str, list[str]]:
+    """``path::Class::test[param]`` -> (path, [Class, test]).
+
+    Args:
+        target: The test id, as pytest prints it.
+
+    Returns:
+        The file path and the qualified name parts, parameters removed.
+    """
+    path, _, rest = target.strip().partition("::")
+    parts = [p.split("[", 1)[0] for p in rest.split("::") if p]
+    return path, parts
+
+
+def test_definitions(source: str) -> dict[str, int]:
+    """Map ``name`` / ``Class.name`` of every function in a test file to its line.
+
+    Args:
+        source: The file's text.
+
+    Returns:
+        Qualified function names (methods as ``Class.name``) -> line numbers.
+    """
+    found: dict[str, int] = {}
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = node.lineno
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    found[f"{node.name}.{item.name}"] = item.lineno
+    return found
+
+
+def test_constants(source: str) -> dict[str, Any]:
+    """Map each module-level ``NAME = <literal>`` of a test file to its value.
+
+    Args:
+        source: The file's text.
+
+    Returns:
+        Constant names -> values.
+    """
+    found: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+            node.targets[0], ast.Name
+        ):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return found
+
+
+def constant_value(root: Path, target: str) -> tuple[Any, str | None]:
+    """The value of ``tests/<file>.py::NAME``, or (None, the reason it has none).
+
+    Args:
+        root: The repository root.
+        target: ``path::NAME``.
+
+    Returns:
+        The value and None, or None and the problem.
+    """
+    path, parts = split_target(target)
+    file = root / path
+    if not path.startswith("tests/") or len(parts) != 1 or not file.is_file():
+        return None, f"{target!r}: no file {path} under {root}, or not path::NAME"
+    constants = test_constants(file.read_text(encoding="utf-8"))
+    if parts[0] not in constants:
+        return None, f"{target!r}: {path} has no constant {parts[0]}"
+    return constants[parts[0]], None
+
+
+def problem(root: Path, target: str) -> str | None:
+    """Why ``target`` names no existing test, or None when it does.
+
+    Args:
+        root: The repository root.
+        target: ``path::test`` as written in the role.
+
+    Returns:
+        The reason, or None.
+    """
+    path, parts = split_target(target)
+    if len(parts) == 1 and parts[0].isupper():
+        return constant_value(root, target)[1]
+    if not path.startswith("tests/") or not path.endswith(".py") or not parts:
+        return f"{target!r} is not a test id of the form tests/<file>.py::<test>"
+    file = root / path
+    if not file.is_file():
+        return f"{target!r}: no file {path} under {root}"
+    if ".".join(parts) not in test_definitions(file.read_text(encoding="utf-8")):
+        return f"{target!r}: {path} has no test {'::'.join(parts)}"
+    return None
+
+
+def _digest(root: Path, path: str) -> str:
+    try:
+        return hashlib.sha256((root / path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def proof_role(
+    name: str,
+    rawtext: str,
+    text: str,
+    lineno: int,
+    inliner: Inliner,
+    options: dict[str, Any] | None = None,
+    content: list[str] | None = None,
+) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+    """Render ``Proven by <test>[, <test>...]`` and record the tests for checking."""
+    env: BuildEnvironment = inliner.document.settings.env
+    targets = [t.strip() for t in text.split(",") if t.strip()]
+    root = _root(env)
+    records = env.cm_proofs.setdefault(env.docname, [])  # type: ignore[attr-defined]
+    container = nodes.inline(rawtext, "", classes=["cm-proof"])
+    container += nodes.Text("Proven by ")
+    for i, target in enumerate(targets):
+        if i:
+            container += nodes.Text(" and " if i == len(targets) - 1 else ", ")
+        records.append((target, lineno, _digest(root, split_target(target)[0])))
+        node = proof_node("", "", target=target)
+        node += nodes.literal(target, target)
+        container += node
+    return [container], []
+
+
+def test_value_role(
+    name: str,
+    rawtext: str,
+    text: str,
+    lineno: int,
+    inliner: Inliner,
+    options: dict[str, Any] | None = None,
+    content: list[str] | None = None,
+) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+    """Render the value of a test file's constant (the number its test asserts)."""
+    env: BuildEnvironment = inliner.document.settings.env
+    root = _root(env)
+    target = text.strip()
+    records = env.cm_proofs.setdefault(env.docname, [])  # type: ignore[attr-defined]
+    records.append((target, lineno, _digest(root, split_target(target)[0])))
+    value, _reason = constant_value(root, target)  # a missing one is reported by _check
+    shown = f"{value:,}" if isinstance(value, int) else str(value)
+    return [nodes.inline(rawtext, shown, classes=["cm-test-value"])], []
+
+
+def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
+    env.cm_proofs.pop(docname, None)  # type: ignore[attr-defined]
+
+
+def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: Any) -> None:
+    for docname in docnames:
+        if docname in other.cm_proofs:
+            env.cm_proofs[docname] = other.cm_proofs[docname]  # type: ignore[attr-defined]
+
+
+def _init_env(app: Sphinx, env: BuildEnvironment, *args: Any) -> None:
+    if not hasattr(env, "cm_proofs"):
+        env.cm_proofs = {}  # type: ignore[attr-defined]
+
+
+def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list:
+    """Read again the pages whose tests' files changed (their links and checks follow)."""
+    root = _root(env)
+    return [
+        docname
+        for docname, records in env.cm_proofs.items()  # type: ignore[attr-defined]
+        if docname not in removed
+        and any(_digest(root, split_target(t)[0]) != digest for t, _line, digest in records)
+    ]
+
+
+def _check(app: Sphinx, env: BuildEnvironment) -> None:
+    """Warn (fail the strict build) for every reference to a test that does not exist."""
+    root = _root(env)
+    for docname, records in sorted(env.cm_proofs.items()):  # type: ignore[attr-defined]
+        for target, lineno, _sha in records:
+            reason = problem(root, target)
+            if reason:
+                logger.warning("proof names no existing test: %s", reason,
+                               location=(docname, lineno), type="cm", subtype="proof")
+
+
+def _page_of(path: str) -> str:
+    return PAGE_PREFIX + path.replace("/", "_").removesuffix(".py")
+
+
+def _resolve(app: Sphinx, doctree: nodes.document, fromdocname: str) -> None:
+    """Turn each proof into a link to the test on its source page (HTML builders)."""
+    html_like = app.builder.format == "html"
+    for node in list(doctree.findall(proof_node)):
+        target = node["target"]
+        literal = node.children[0]
+        if not html_like:
+            node.replace_self(literal)
+            continue
+        path, parts = split_target(target)
+        uri = app.builder.get_relative_uri(fromdocname, _page_of(path))
+        ref = nodes.reference("", "", internal=True, refuri=f"{uri}#{'.'.join(parts)}",
+                              reftitle=f"the source of {target}")
+        ref += literal
+        node.replace_self(ref)
+
+
+def _pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """One page per test file named by a proof: its source, an anchor per test."""
+    if app.builder.format != "html":
+        return
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    env = app.builder.env
+    root = _root(env)
+    paths = sorted({
+        split_target(target)[0]
+        for records in env.cm_proofs.values()  # type: ignore[attr-defined]
+        for target, _line, _sha in records
+    })
+    for path in paths:
+        file = root / path
+        if not file.is_file():
+            continue  # already reported by _check
+        source = file.read_text(encoding="utf-8")
+        body = highlight(source, PythonLexer(), HtmlFormatter(linenos="inline", lineanchors="L"))
+        for name, line in sorted(test_definitions(source).items(), key=lambda kv: kv[1]):
+            anchor = f'<a id="L-{line}" name="L-{line}"></a>'
+            body = body.replace(anchor, f'<span id="{html.escape(name)}"></span>{anchor}', 1)
+        intro = (f"<h1>{html.escape(path)}</h1><p>The test source that the guides cite as "
+                 "proof, as it was when this documentation was built.</p>")
+        yield (_page_of(path), {"title": path, "body": intro + body}, "page.html")
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the role, the checks and the source pages."""
+    app.add_config_value("cm_proof_root", str(Path(app.confdir).parent), "env")
+    app.add_node(proof_node)
+    app.add_role("proof", proof_role)
+    app.add_role("test-value", test_value_role)
+    app.connect("builder-inited", lambda app: _init_env(app, app.env))
+    app.connect("env-before-read-docs", lambda app, env, docnames: _init_env(app, env))
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
+    app.connect("env-get-outdated", _outdated)
+    app.connect("env-check-consistency", _check)
+    app.connect("doctree-resolved", _resolve)
+    app.connect("html-collect-pages", _pages)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
+            "env_version": 1}
