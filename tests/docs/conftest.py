@@ -20,7 +20,8 @@ HTML = DOCS / "_build" / "html"
 STRICT = ["-n", "-W", "--keep-going"]
 
 
-def sphinx_build(builder: str, out: Path, *extra: str, src: Path = DOCS, doctrees: Path | None = None):
+def sphinx_build(builder: str, out: Path, *extra: str, src: Path = DOCS, doctrees: Path | None = None,
+                 proof_root: Path = ROOT):
     """Run sphinx-build (strict) with this interpreter; return the completed process."""
     cmd = [sys.executable, "-m", "sphinx", *STRICT, "-b", builder, *extra]
     if doctrees is not None:
@@ -28,7 +29,7 @@ def sphinx_build(builder: str, out: Path, *extra: str, src: Path = DOCS, doctree
     cmd += [str(src), str(out)]
     # The docs use their own settings (docs/conf.py); pytest-django exported the tests'.
     # A copy of docs/ elsewhere still cites this repository's tests (cm_proofs).
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "docs_settings", "CM_PROOF_ROOT": str(ROOT)}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "docs_settings", "CM_PROOF_ROOT": str(proof_root)}
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
 
 

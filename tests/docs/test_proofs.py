@@ -36,6 +36,24 @@ def test_a_proof_naming_a_test_that_no_longer_exists_fails_the_strict_build(tmp_
     assert "test_a_job_is_never_claimed_twice" not in log  # that one exists
 
 
+def test_renaming_a_cited_test_fails_the_next_incremental_build_too(tmp_path):
+    """The check runs on every build, also for pages that are not read again."""
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    cited = root / "tests" / "unit" / "test_cited.py"
+    cited.write_text("def test_guarantee():\n    assert True\n")
+    src = _copy_docs(root)
+    (src / "claims.md").write_text("---\norphan: true\n---\n# Claims\n\n"
+                                   "Holds. {proof}`tests/unit/test_cited.py::test_guarantee`\n")
+    first = sphinx_build("html", root / "out", src=src, doctrees=root / "dt", proof_root=root)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    cited.write_text("def test_renamed():\n    assert True\n")
+    second = sphinx_build("html", root / "out", src=src, doctrees=root / "dt", proof_root=root)
+    log = second.stdout + second.stderr
+    assert second.returncode != 0, log[-3000:]
+    assert "tests/unit/test_cited.py has no test test_guarantee" in log
+
+
 def test_every_proof_on_the_site_links_to_its_test_in_the_source_page(built_html):
     links = {}
     for page in built_html.glob("guides/**/*.html"):
