@@ -51,6 +51,7 @@ extensions = [
     "cm_links",
     "cm_viewcode",
     "cm_proofs",
+    "cm_incremental",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

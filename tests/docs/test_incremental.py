@@ -1,0 +1,37 @@
+"""Editing a guide rewrites that page only, unless its title or sections changed
+(docs/_ext/cm_incremental.py); the pages listing it are then rewritten too."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.docs.conftest import DOCS, ROOT, sphinx_build
+
+
+def test_editing_a_guide_rewrites_only_that_page_unless_its_toc_changed(tmp_path):
+    src = tmp_path / "docs"
+    shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("_build"))
+    shutil.copy(ROOT / "API.md", tmp_path / "API.md")
+    out, doctrees = tmp_path / "html", tmp_path / "dt"
+
+    def build() -> set[str]:
+        result = sphinx_build("html", out, src=src, doctrees=doctrees)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        return {line.rsplit("] ", 1)[-1].strip() for line in result.stdout.splitlines()
+                if line.startswith("writing output... [")}
+
+    assert len(build()) > 20
+    modules = out / "_modules" / "index.html"  # viewcode's index, spared the same way
+    written = modules.stat().st_mtime_ns
+    guide = src / "guides" / "concepts.md"
+    guide.write_text(guide.read_text(encoding="utf-8") + "\nOne more sentence.\n")
+    assert build() == {"guides/concepts"}
+    assert modules.stat().st_mtime_ns == written
+    assert "One more sentence." in (out / "guides" / "concepts.html").read_text()
+    text = guide.read_text(encoding="utf-8")
+    heading = next(line for line in text.splitlines() if line.startswith("## "))
+    guide.write_text(text.replace(f"\n{heading}\n", f"\n{heading} renamed\n", 1))
+    assert build() == {"guides/concepts", "index"}  # index lists the guide's sections
+    assert modules.stat().st_mtime_ns != written
+    assert f"{heading[3:]} renamed" in (out / "index.html").read_text()
+    assert build() == set()  # and nothing is left to do
