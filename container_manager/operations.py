@@ -22,8 +22,7 @@ Rules kept here, in one place:
   (:func:`validate_launch`), and a job that can never launch fails at once.
 
 Example:
-    >>> host = ExecutorHost.objects.create(
-    ...     name="ops-mock", executor_type="mock", connection_string="mock://ops")
+    >>> host = mock_host("ops-mock")  # doctest setup: a saved mock host
     >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
     >>> launch(job), harvest(job), job.status
     (True, True, 'completed')
@@ -118,8 +117,7 @@ def transition(job: ContainerJob, new: str, **fields: Any) -> None:
         ConcurrentTransitionError: The row's status is no longer the expected one.
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="tr-mock", executor_type="mock", connection_string="mock://tr")
+        >>> host = mock_host("tr-mock")  # doctest setup: a saved mock host
         >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
         >>> transition(job, "cancelled", status_message="not needed")
         >>> ContainerJob.objects.get(pk=job.pk).status
@@ -307,8 +305,7 @@ def launch(job: ContainerJob) -> bool:
             changed; the message names the extra).
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="op-mock", executor_type="mock", connection_string="mock://op")
+        >>> host = mock_host("op-mock")  # doctest setup: a saved mock host
         >>> launch(ContainerJob.objects.create(image="busybox", docker_host=host))
         True
     """
@@ -394,8 +391,7 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
             launched; the container was stopped and removed.
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="sa-mock", executor_type="mock", connection_string="mock://sa")
+        >>> host = mock_host("sa-mock")  # doctest setup: a saved mock host
         >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
         >>> transition(job, "starting", attempts=1)
         >>> attempt = start_attempt(job, executor_for(job))
@@ -601,8 +597,7 @@ def resume(
         The attempt to wait for, or that the job was harvested.
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="rs-mock", executor_type="mock", connection_string="mock://rs")
+        >>> host = mock_host("rs-mock")  # doctest setup: a saved mock host
         >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
         >>> launch(job)
         True
@@ -641,8 +636,7 @@ def recover_unrecorded_launch(
         True when a container was found and the job is now ``running``.
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="ru-mock", executor_type="mock", connection_string="mock://ru")
+        >>> host = mock_host("ru-mock")  # doctest setup: a saved mock host
         >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
         >>> transition(job, "starting", attempts=1)
         >>> attempt = job.containerexecution_set.create(attempt=1)  # the launcher died here
@@ -707,8 +701,7 @@ def harvest(
         a retry).
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="hv-mock", executor_type="mock", connection_string="mock://hv")
+        >>> host = mock_host("hv-mock")  # doctest setup: a saved mock host
         >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
         >>> harvest(job)  # not launched yet
         False
@@ -889,8 +882,7 @@ def cancel(job: ContainerJob) -> bool:
         HostUnavailableError: The container could not be stopped.
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="cn-mock", executor_type="mock", connection_string="mock://cn")
+        >>> host = mock_host("cn-mock")  # doctest setup: a saved mock host
         >>> cancel(ContainerJob.objects.create(image="busybox", docker_host=host))
         True
     """
@@ -927,8 +919,7 @@ def get_logs(job: ContainerJob) -> str:
         The combined logs.
 
     Example:
-        >>> host = ExecutorHost.objects.create(
-        ...     name="gl-mock", executor_type="mock", connection_string="mock://gl")
+        >>> host = mock_host("gl-mock")  # doctest setup: a saved mock host
         >>> get_logs(ContainerJob.objects.create(image="busybox", docker_host=host))
         ''
     """

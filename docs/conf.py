@@ -110,13 +110,17 @@ myst_heading_anchors = 3
 
 # -- doctest -----------------------------------------------------------------
 # Examples use the model names without importing them, like the pytest conftest.
-# cm_doctest migrates the database once and empties it before every document.
+# cm_doctest migrates the database once and empties it before every document, and
+# holds the shared fixtures: unreachable_docker, unreachable_cloudrun, mock_host().
 doctest_global_setup = """
 from container_manager.models import (
     ContainerExecution, ContainerJob, EnvironmentVariableTemplate, ExecutorHost,
 )
 import cm_doctest as _cm_doctest
+from cm_doctest import mock_host
 _cm_doctest.reset_database()
+unreachable_docker = _cm_doctest.unreachable_docker_host()
+unreachable_cloudrun = _cm_doctest.unreachable_cloudrun_host()
 """
 doctest_test_doctest_blocks = "default"
 doctest_show_successes = False

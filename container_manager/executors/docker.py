@@ -509,10 +509,7 @@ class DockerExecutor(BaseExecutor):
             negotiated API version (such as ``'1.43'``). The client is made on first
             use, so an unreachable daemon raises here, saying what to check:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).client  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -605,10 +602,7 @@ class DockerExecutor(BaseExecutor):
             digits) and ``result.running`` is True. An unreachable daemon is a
             retryable error, raised before anything is created:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).launch(LaunchSpec(  # doctest: +ELLIPSIS
             ...     job_id=1, execution_id=5, image="busybox", command=["echo", "hi"]))
             Traceback (most recent call last):
@@ -771,10 +765,7 @@ class DockerExecutor(BaseExecutor):
             and a removed one is ``missing``. An unreachable daemon raises: the
             container's state is unknown, not ``missing``:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).status("cm-exec-5")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -822,10 +813,7 @@ class DockerExecutor(BaseExecutor):
             passed first, or ``'exited'`` with the exit code (and ``oom_killed``).
             An unreachable daemon raises instead of waiting:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).wait("cm-exec-5", timeout=2)  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -874,10 +862,7 @@ class DockerExecutor(BaseExecutor):
             With the daemon reachable: ``ContainerLogs(stdout='hello\\n',
             stderr='warning\\n')``. Unreachable:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).logs("cm-exec-5")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -926,10 +911,7 @@ class DockerExecutor(BaseExecutor):
             A container that is gone or already stopped is not an error. An
             unreachable daemon is (after a last attempt to kill the container):
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).stop("cm-exec-5", grace_seconds=10)  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -961,10 +943,7 @@ class DockerExecutor(BaseExecutor):
             With the daemon reachable a second call is a no-op (the container is
             already gone). Unreachable:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).cleanup("cm-exec-5")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -1001,10 +980,7 @@ class DockerExecutor(BaseExecutor):
             unreachable daemon raises rather than answer None (which would allow a
             second launch):
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).find(5)  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -1039,10 +1015,7 @@ class DockerExecutor(BaseExecutor):
             With the daemon reachable, ``[c.execution_id for c in
             executor.list_managed()]`` is for instance ``[12, 15]``. Unreachable:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> DockerExecutor(host).list_managed()  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -1082,10 +1055,7 @@ class DockerExecutor(BaseExecutor):
             ``'Docker 24.0.7, API 1.43 (client uses 1.43)'``. Unreachable, it
             reports the reason instead of raising:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # no Docker daemon listens on this socket
-            ...     name="gone", executor_type="docker",
-            ...     connection_string="unix:///nonexistent/docker.sock")
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
             >>> result = DockerExecutor(host).health_check()
             >>> result.ok
             False

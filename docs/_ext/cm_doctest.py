@@ -8,6 +8,10 @@
 * Examples that come from docstrings are reported at their real file and line
   (Sphinx only knows the line inside the docstring): the builder below finds the
   example's first line in the source file of the documented object.
+* Shared fixtures, bound by the setup before every document:
+  ``unreachable_docker`` and ``unreachable_cloudrun`` (hosts nothing answers
+  for) and ``mock_host(name, **executor_config)``, so that each example shows
+  its own behaviour rather than the same set-up lines.
 * At the end the builder prints how many examples ran and how many failed (also
   written to ``docs/_build/doctest/output.txt``).
 """
@@ -60,6 +64,45 @@ def reset_database() -> None:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+
+
+def unreachable_docker_host() -> Any:
+    """A Docker host whose daemon is never there: nothing listens on its socket.
+
+    The doctest setup binds it to ``unreachable_docker`` before every document,
+    so that each Docker method's example shows only its own call and error.
+    """
+    from container_manager.models import ExecutorHost
+
+    return ExecutorHost(name="gone", executor_type="docker",
+                        connection_string="unix:///nonexistent/docker.sock")
+
+
+def unreachable_cloudrun_host() -> Any:
+    """A Cloud Run host whose API endpoint is 127.0.0.1:9, where nothing listens.
+
+    Bound to ``unreachable_cloudrun`` by the doctest setup; anonymous credentials,
+    so no Google credentials are looked up.
+    """
+    from container_manager.models import ExecutorHost
+
+    return ExecutorHost(
+        name="run", executor_type="cloudrun",
+        connection_string="projects/my-project/locations/europe-west1",
+        executor_config={"api_endpoint": "http://127.0.0.1:9", "anonymous_credentials": True},
+    )
+
+
+def mock_host(name: str, **executor_config: Any) -> Any:
+    """Create (save) a mock host named ``name`` with this ``executor_config``.
+
+    Available as ``mock_host`` in every example: ``mock_host("h", exit_code=3)``.
+    """
+    from container_manager.models import ExecutorHost
+
+    return ExecutorHost.objects.create(name=name, executor_type="mock",
+                                       connection_string=f"mock://{name}",
+                                       executor_config=executor_config)
 
 
 @cache

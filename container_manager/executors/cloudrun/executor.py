@@ -616,12 +616,7 @@ class CloudRunExecutor(BaseExecutor):
             Limits Cloud Run would refuse fail before any call; an unreachable
             API is a retryable error:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> ex = CloudRunExecutor(host)
             >>> ex.launch(LaunchSpec(job_id=1, execution_id=7, image="busybox", command=[],
             ...                      memory_limit_mb=128))
@@ -737,12 +732,7 @@ class CloudRunExecutor(BaseExecutor):
             A name that is not an execution is ``missing`` without asking Google;
             Google unreachable raises:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> ex = CloudRunExecutor(host)
             >>> ex.status("cm-exec-7")
             ContainerStatus(state='missing', exit_code=None, oom_killed=False, error="not a Cloud Run execution: 'cm-exec-7'")
@@ -838,12 +828,7 @@ class CloudRunExecutor(BaseExecutor):
             The state at the end of the wait.
 
         Example:
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> ex = CloudRunExecutor(host)
             >>> ex.wait("cm-exec-7", timeout=60).state  # not an execution name: no waiting
             'missing'
@@ -875,12 +860,7 @@ class CloudRunExecutor(BaseExecutor):
             With Google reachable, ``find(7)`` returns a name such as
             ``projects/p/locations/r/jobs/cm-exec-7/executions/cm-exec-7-x2k9q``, or None:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> CloudRunExecutor(host).find(7)  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
@@ -990,12 +970,7 @@ class CloudRunExecutor(BaseExecutor):
                 10 s Cloud Run itself allows.
 
         Example:
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> ex = CloudRunExecutor(host)
             >>> ex.stop("cm-exec-7", grace_seconds=10)  # not an execution name: nothing to stop
             >>> ex.stop("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q", grace_seconds=10)
@@ -1032,12 +1007,7 @@ class CloudRunExecutor(BaseExecutor):
             container_id: The execution name.
 
         Example:
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> CloudRunExecutor(host).cleanup("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q")
             ... # doctest: +ELLIPSIS
             Traceback (most recent call last):
@@ -1065,12 +1035,7 @@ class CloudRunExecutor(BaseExecutor):
             With Google reachable: ``HealthResult(ok=True, detail='Cloud Run Admin API
             v2 answered for projects/p/locations/r')``. Unreachable:
 
-            >>> from container_manager.models import ExecutorHost
-            >>> host = ExecutorHost(  # nothing listens on 127.0.0.1:9: Google is "unreachable"
-            ...     name="run", executor_type="cloudrun",
-            ...     connection_string="projects/my-project/locations/europe-west1",
-            ...     executor_config={"api_endpoint": "http://127.0.0.1:9",
-            ...                      "anonymous_credentials": True})
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
             >>> result = CloudRunExecutor(host).health_check()
             >>> result.ok
             False
