@@ -184,6 +184,7 @@ def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
         memory_limit_mb=job.memory_limit,
         cpu_limit=job.cpu_limit,
         timeout_seconds=job.timeout_seconds,
+        log_max_bytes=get_settings().LOG_MAX_BYTES,
         labels={
             LABEL_APP: "true",
             LABEL_JOB: str(job.pk),

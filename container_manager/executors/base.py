@@ -84,6 +84,9 @@ class LaunchSpec:
         cpu_limit: CPU limit in cores, or None.
         timeout_seconds: Wall-clock limit, or None.
         labels: Labels for the container (job, execution, host, app).
+        log_max_bytes: Bytes of each stream container_manager keeps
+            (``LOG_MAX_BYTES``, passed in by the lifecycle so that no executor reads
+            settings); an executor may size its own log storage by it.
 
     Example:
         >>> LaunchSpec(job_id=1, execution_id=2, image="busybox", command=[]).labels
@@ -99,6 +102,7 @@ class LaunchSpec:
     cpu_limit: float | None = None
     timeout_seconds: int | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    log_max_bytes: int = 1_048_576  # ContainerManagerSettings.LOG_MAX_BYTES's default
 
     @property
     def container_name(self) -> str:

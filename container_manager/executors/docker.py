@@ -429,8 +429,6 @@ class DockerExecutor(BaseExecutor):
             >>> kw["host_config"]["cap_drop"], kw["host_config"]["security_opt"]
             (['ALL'], ['no-new-privileges'])
         """
-        from container_manager.conf import get_settings
-
         cfg = self.config
         host_config: dict[str, Any] = {"init": True}
         memory_mb, cpu = hardening.effective_limits(cfg, spec.memory_limit_mb, spec.cpu_limit)
@@ -443,7 +441,7 @@ class DockerExecutor(BaseExecutor):
             host_config["network_mode"] = cfg["network_mode"]
         if cfg.get("read_only"):
             host_config["read_only"] = True
-        host_config.update(hardening.hardened_host_config(cfg, get_settings().LOG_MAX_BYTES))
+        host_config.update(hardening.hardened_host_config(cfg, spec.log_max_bytes))
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "command": list(spec.command) or None,

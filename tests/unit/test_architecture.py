@@ -113,3 +113,21 @@ def test_an_upward_import_is_reported():
         "module 'newthing' is in no layer",
         "lifecycle (layer Foundations) imports worker (layer Worker)",
     ]
+
+
+def test_no_executor_reads_the_settings():
+    """Limits come in through LaunchSpec and logs(max_bytes); only the registry reads settings."""
+    readers = sorted(
+        name for name, path in MODULES.items()
+        if name.startswith("container_manager.executors.") and name != "container_manager.executors"
+        and "container_manager.conf" in runtime_imports(path)
+    )
+    assert readers == []
+
+
+def test_the_launch_spec_default_log_limit_is_the_setting_default():
+    from container_manager.conf import ContainerManagerSettings
+    from container_manager.executors.base import LaunchSpec
+
+    spec = LaunchSpec(job_id=1, execution_id=1, image="busybox", command=[])
+    assert spec.log_max_bytes == ContainerManagerSettings().LOG_MAX_BYTES

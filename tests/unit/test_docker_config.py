@@ -69,7 +69,15 @@ def test_defaults_are_hardened():
 
 @override_settings(CONTAINER_MANAGER={"LOG_MAX_BYTES": 4 * 1024 * 1024})
 def test_log_files_follow_log_max_bytes():
-    config = kwargs_for({"log_driver": "json-file"})["host_config"]["log_config"]
+    # The lifecycle passes LOG_MAX_BYTES in the LaunchSpec; the executor reads no setting.
+    from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+    from container_manager.operations import build_spec
+
+    job = ContainerJob(pk=1, image="busybox", docker_host=ExecutorHost(name="h"))
+    spec = build_spec(job, ContainerExecution(pk=2, job=job))
+    assert spec.log_max_bytes == 4 * 1024 * 1024
+    config = kwargs_for({"log_driver": "json-file"}, log_max_bytes=spec.log_max_bytes)[
+        "host_config"]["log_config"]
     assert config == {"Type": "json-file",
                       "Config": {"max-size": str(12 * 1024 * 1024), "max-file": "2"}}
 
