@@ -234,10 +234,12 @@ class ContainerExecution(models.Model):
         default=1, help_text="Attempt number within the job, starting at 1."
     )
     """Attempt number within the job, starting at 1."""
+    # Not indexed: nothing looks attempts up by container id (the admin's search
+    # is a substring match, which a b-tree index does not serve), and without an
+    # index the launch's UPDATE that records it can be a HOT update.
     container_id = models.CharField(
         max_length=255,
         blank=True,
-        db_index=True,
         help_text="The executor's id for the container (Docker container id, Cloud Run "
         "execution name, mock id). Blank until the executor accepted the launch.",
     )
