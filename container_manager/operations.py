@@ -87,6 +87,7 @@ __all__ = [
     "needs_launch",
     "recover_unrecorded_launch",
     "resume",
+    "spec_problems",
     "start_attempt",
     "timed_out",
     "transition",
@@ -232,10 +233,11 @@ def validate_launch(
 ) -> BaseExecutor:
     """Check everything about ``job`` that no retry can fix, before anything is launched.
 
-    The job's fields (``full_clean``), then what the host's executor would refuse
+    The job's fields (``full_clean``, which already puts what the host's executor
+    class would refuse on its field), then what ``executor`` would refuse
     (:meth:`~container_manager.executors.base.BaseExecutor.validate_spec`, such
-    as Cloud Run's memory and CPU rules). :func:`launch` (by hand) and
-    :func:`launch_claimed` (the worker) both call it.
+    as Cloud Run's memory and CPU rules, through :func:`spec_problems`).
+    :func:`launch` (by hand) and :func:`launch_claimed` (the worker) both call it.
 
     Args:
         job: The job.
@@ -259,7 +261,7 @@ def validate_launch(
         >>> validate_launch(job, executor_for(job))
         Traceback (most recent call last):
         ...
-        django.core.exceptions.ValidationError: ['memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.']
+        django.core.exceptions.ValidationError: {'memory_limit': ['memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.']}
     """
     if related_loaded:
         job.full_clean(
@@ -270,7 +272,43 @@ def validate_launch(
     else:
         job.full_clean()
     executor = executor or executor_for(job)
-    problems = executor.validate_spec(
+    # full_clean() asked the host's executor class already (ContainerJob.clean);
+    # this asks the executor given, whatever its class.
+    problems = spec_problems(job, executor)
+    if problems:
+        raise ValidationError(problems)
+    return executor
+
+
+def spec_problems(job: ContainerJob, executor: BaseExecutor) -> list[str]:
+    """Ask ``executor`` what it would refuse about ``job`` (its ``validate_spec``).
+
+    The one place that turns a job into the spec an executor validates: both
+    :meth:`ContainerJob.clean <container_manager.models.ContainerJob.clean>` (so
+    ``full_clean()`` and the admin form show the problem on its field) and
+    :func:`validate_launch` call it. The job's command must be valid.
+
+    Args:
+        job: The job.
+        executor: The executor of the job's host.
+
+    Returns:
+        The executor's messages, each starting with the job's field name
+        (``memory_limit: ...``); empty when it accepts the job.
+
+    Raises:
+        ValidationError: The job's command is not valid (see
+            :func:`~container_manager.validators.parse_command`).
+
+    Example:
+        >>> from container_manager.executors.docker import DockerExecutor
+        >>> host = ExecutorHost(name="small", executor_type="docker",
+        ...                     executor_config={"max_memory_limit": 256})
+        >>> spec_problems(ContainerJob(image="busybox", docker_host=host, memory_limit=512),
+        ...               DockerExecutor(host))
+        ["memory_limit: 512 MB is more than host 'small' allows (executor_config['max_memory_limit']: 256 MB)."]
+    """
+    return executor.validate_spec(
         LaunchSpec(
             job_id=job.pk,
             execution_id=0,
@@ -281,9 +319,6 @@ def validate_launch(
             timeout_seconds=job.timeout_seconds,
         )
     )
-    if problems:
-        raise ValidationError(problems)
-    return executor
 
 
 def launch(job: ContainerJob) -> bool:

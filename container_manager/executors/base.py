@@ -411,14 +411,18 @@ class BaseExecutor(abc.ABC):
     def validate_spec(self, spec: LaunchSpec) -> list[str]:
         """List the reasons this backend would reject ``spec`` (checked before launch).
 
-        The default accepts everything; executors with stricter limits (Cloud Run)
-        override it.
+        The default accepts everything; executors with stricter limits (Cloud Run,
+        a Docker host's ceilings) override it. It is asked at validation too
+        (``ContainerJob.full_clean()``, so the admin form shows each problem on
+        the field it names), possibly in a process without the executor's extra:
+        it must need no client library and make no network call.
 
         Args:
             spec: The launch specification.
 
         Returns:
-            Problems, each naming the field; empty when acceptable.
+            Problems, each starting with the job's field name and a colon
+            (``memory_limit: ...``); empty when acceptable.
 
         Example:
             >>> from container_manager.models import ExecutorHost

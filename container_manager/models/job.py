@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -386,8 +387,10 @@ class ContainerJob(models.Model):
 
         Field validators already check :attr:`image`, :attr:`command` and the
         limits; this also checks :attr:`environment_overrides` (naming each bad
-        line), the template's text, and the host's ``executor_config`` and
-        numbers (a host created through the ORM was never validated).
+        line), the template's text, the host's ``executor_config`` and
+        numbers (a host created through the ORM was never validated), and what
+        the host's executor would refuse (:meth:`executor_problems`, such as a
+        limit beyond a Docker host's ceiling), on the field it names.
 
         Raises:
             ValidationError: Keyed by field.
@@ -418,8 +421,55 @@ class ContainerJob(models.Model):
             problems = host.config_problems()
             if problems:
                 errors["docker_host"] = [f"Host {host.name!r} is invalid: {m}" for m in problems]
+            else:
+                for field, messages in self.executor_problems(host).items():
+                    errors.setdefault(field, []).extend(messages)
         if errors:
             raise ValidationError(errors)
+
+    def executor_problems(self, host: ExecutorHost) -> dict[str, list[str]]:
+        """What ``host``'s executor would refuse about this job, keyed by the field each message names.
+
+        The executor's own rules (its
+        :meth:`~container_manager.executors.base.BaseExecutor.validate_spec`, such
+        as a Docker host's ``max_memory_limit`` or Cloud Run's CPU and memory
+        combinations), asked through
+        :func:`~container_manager.operations.spec_problems`, the same call a
+        launch makes. Nothing is asked while the job's command or limits are
+        invalid (their own field errors say why), or when the executor type is
+        not registered (reported at launch). A message that names no field of the
+        job is a non-field error.
+
+        Args:
+            host: The job's host, with a valid ``executor_config``.
+
+        Returns:
+            Field name -> messages; empty when the executor accepts the job.
+
+        Example:
+            >>> host = ExecutorHost(name="small", executor_type="docker",
+            ...                     executor_config={"max_cpu_limit": 1})
+            >>> ContainerJob(image="busybox", docker_host=host, cpu_limit=2).executor_problems(host)
+            {'cpu_limit': ["cpu_limit: 2 cores is more than host 'small' allows (executor_config['max_cpu_limit']: 1)."]}
+        """
+        from container_manager.executors import ExecutorNotAvailableError, get_executor_class
+
+        limits = (self.memory_limit, self.cpu_limit, self.timeout_seconds)
+        if not all(v is None or (type(v) in (int, float) and math.isfinite(v)) for v in limits):
+            return {}  # clean_fields() reports the bad number
+        try:
+            executor = get_executor_class(host.executor_type)(host)
+            problems = operations.spec_problems(self, executor)
+        except ExecutorNotAvailableError:
+            return {}  # launch_problem() reports it at launch
+        except ValidationError:
+            return {}  # the command's field error says why
+        fields = {f.name for f in self._meta.concrete_fields}
+        keyed: dict[str, list[str]] = {}
+        for message in problems:
+            field = message.partition(":")[0]
+            keyed.setdefault(field if field in fields else NON_FIELD_ERRORS, []).append(message)
+        return keyed
 
     def get_environment(self) -> dict[str, str]:
         r"""Return the environment the container gets: the template, then the overrides.
