@@ -6,6 +6,7 @@ clients make every call; nothing in them is patched.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
 from container_manager.models import ContainerJob, ExecutorHost
 from container_manager.worker import Worker
 from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config
-from tests.cloudrun.standin import error_info
+from tests.cloudrun.standin import error_info, retry_info
 
 pytestmark = pytest.mark.django_db
 
@@ -452,6 +453,56 @@ def test_forbidden_over_rest_fails_the_job_naming_the_missing_permission(cloudru
     assert len(standin.calls("POST", "/jobs")) == 1
 
 
+QUOTA_MESSAGE = (
+    "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute "
+    "per project per region' of service 'run.googleapis.com'."
+)
+
+
+def request_gaps(standin, method: str, pattern: str) -> list[float]:
+    times = [t for m, p, t in standin.request_times if m == method and re.search(pattern, p)]
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def test_throttled_launch_waits_as_google_asks_and_spends_no_attempt(cloudrun_host, standin):
+    """Two 429s with RetryInfo at create: the executor waits the delay and calls again."""
+    standin.fail("POST", r"/jobs$", 429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE,
+                 details=[retry_info(0.3)], times=2)
+    job = make_job(cloudrun_host, "true", max_retries=0)
+    assert job.launch() is True
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("running", 1)
+    assert execution(job).attempt == 1
+    gaps = request_gaps(standin, "POST", r"/jobs$")
+    assert len(gaps) == 2 and min(gaps) >= 0.3, gaps
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.exit_code, job.attempts) == ("completed", 0, 1)
+
+
+def test_throttled_run_without_retry_info_backs_off(cloudrun_host, standin):
+    standin.fail("POST", r":run$", 429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
+    standin.fail("GET", r"/executions/", 429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
+    job = make_job(cloudrun_host, "true", max_retries=0)
+    assert job.launch() is True
+    gaps = request_gaps(standin, "POST", r":run$")
+    assert len(gaps) == 1 and gaps[0] >= 1.0, gaps  # the first backoff step: 1 s
+    harvest_until_done(job)  # a throttled status read waits too
+    job.refresh_from_db()
+    assert (job.status, job.exit_code, job.attempts) == ("completed", 0, 1)
+    assert len(standin.jobs) == 0  # the harvest cleaned up; no run left behind
+
+
+def test_throttled_beyond_the_wait_is_a_host_unavailable_naming_the_quota(cloudrun_host, standin):
+    cloudrun_host.executor_config["throttle_wait_seconds"] = 0
+    cloudrun_host.save()
+    standin.fail("POST", r"/jobs$", 429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE,
+                 details=[retry_info(5)])
+    with pytest.raises(HostUnavailableError, match="throttled by Google"):
+        get_executor(cloudrun_host).launch(
+            LaunchSpec(job_id=1, execution_id=920, image="busybox", command=["true"]))
+
+
 def test_bad_service_account_file_fails_health_and_launch(db, standin, tmp_path):
     host = ExecutorHost.objects.create(
         name="cr-bad-key",
@@ -560,6 +611,8 @@ def test_worker_waiting_makes_at_most_one_status_call_per_poll_seconds(db, stand
 
 
 def test_a_quota_refusal_is_host_unavailable_and_the_job_waits_pending(cloudrun_host, standin):
+    cloudrun_host.executor_config["throttle_wait_seconds"] = 0  # a 429 that outlasts the wait
+    cloudrun_host.save()
     standin.refuse_creates.append((429, "RESOURCE_EXHAUSTED", "Quota exceeded for jobs."))
     job = make_job(cloudrun_host, "true")
     with pytest.raises(HostUnavailableError, match="Quota exceeded"):

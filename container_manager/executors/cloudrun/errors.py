@@ -1,7 +1,9 @@
 """Google's errors in container_manager's terms: one translation, one way to call the API.
 
 Every call the Cloud Run executor makes to Google goes through :func:`call`: our
-timeout, no client-side retry (the worker owns retrying), and any failure
+timeout, no client-side retry (the worker owns retrying) except after a 429
+(Google's throttling: :func:`call_with_backoff` waits and calls again, so a
+quota never spends an attempt of the job's retry budget), and any failure
 turned into an :class:`~container_manager.executors.errors.ExecutorError` by
 :func:`translate`. A call may name the Google errors that mean "nothing there"
 (``NotFound`` for a get or a delete); those return None instead of raising.
@@ -20,7 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
@@ -32,6 +36,8 @@ from container_manager.executors.errors import (
     LaunchError,
     missing_extra,
 )
+
+logger = logging.getLogger("container_manager")
 
 
 def google_exceptions() -> Any:
@@ -103,6 +109,8 @@ def translate(exc: Exception, what: str) -> ExecutorError:
         )
     if isinstance(exc, (gexc.BadRequest, gexc.Conflict)):
         return LaunchError(text)
+    if isinstance(exc, gexc.TooManyRequests):  # still throttled after the client-side waits
+        return HostUnavailableError(f"{text} (throttled by Google: a per-minute quota)")
     # Unavailable, deadline exceeded, quota (429), 5xx, connection errors, bad credentials.
     return HostUnavailableError(text)
 
@@ -159,12 +167,110 @@ def raise_translated(exc: Exception, what: str) -> NoReturn:
     raise translate(exc, what) from exc
 
 
+THROTTLE_FIRST_DELAY_SECONDS = 1.0
+"""The first wait after a 429 that carries no ``RetryInfo`` (doubled each time, at most 16 s)."""
+
+THROTTLE_MAX_DELAY_SECONDS = 16.0
+"""The longest single wait after a 429 without ``RetryInfo``."""
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)s\Z")
+
+
+def retry_delay(exc: Exception) -> float | None:
+    """The delay Google asks for in a 429's ``RetryInfo`` detail, in seconds, or None.
+
+    Over REST the detail is JSON (``{"@type": ".../google.rpc.RetryInfo",
+    "retryDelay": "2.5s"}``); over gRPC it is a ``RetryInfo`` message.
+
+    Args:
+        exc: A Google client error.
+
+    Returns:
+        The seconds to wait, or None when the error carries no ``RetryInfo``.
+
+    Example:
+        >>> from google.api_core import exceptions
+        >>> retry_delay(exceptions.TooManyRequests("slow down", details=[
+        ...     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2.5s"}]))
+        2.5
+        >>> print(retry_delay(exceptions.TooManyRequests("slow down")))
+        None
+    """
+    for detail in getattr(exc, "details", None) or ():
+        if isinstance(detail, Mapping):
+            if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+                match = _DURATION.match(str(detail.get("retryDelay", "")))
+                if match:
+                    return float(match[1])
+        elif type(detail).__name__ == "RetryInfo":  # pragma: no cover - gRPC transport
+            delay = detail.retry_delay
+            return delay.seconds + delay.nanos / 1e9
+    return None
+
+
+def call_with_backoff(
+    func: Callable[..., Any],
+    *args: Any,
+    throttle_seconds: float,
+    sleep: Callable[[float], Any] = time.sleep,
+    **kwargs: Any,
+) -> Any:
+    """Call ``func``; on a 429 wait and call it again, for up to ``throttle_seconds`` in all.
+
+    Each wait is the ``RetryInfo`` delay Google asked for (:func:`retry_delay`),
+    or else 1 s doubled per 429, at most 16 s. A throttled call did nothing at
+    Google, so calling it again is safe, and the job's retry budget is not
+    touched. When the next wait would go beyond ``throttle_seconds``, the 429
+    is raised.
+
+    Args:
+        func: The client method.
+        *args: Its positional arguments.
+        throttle_seconds: Most seconds to spend waiting on 429s for this call.
+        sleep: How to wait (``time.sleep``).
+        **kwargs: Its keyword arguments.
+
+    Returns:
+        What ``func`` returned.
+
+    Example:
+        >>> from google.api_core import exceptions
+        >>> answers = [exceptions.TooManyRequests("quota"), "done"]
+        >>> def run_job(name):
+        ...     answer = answers.pop(0)
+        ...     if isinstance(answer, Exception):
+        ...         raise answer
+        ...     return answer
+        >>> waits = []
+        >>> call_with_backoff(run_job, name="j", throttle_seconds=30, sleep=waits.append)
+        'done'
+        >>> waits
+        [1.0]
+    """
+    gexc = google_exceptions()
+    waited = 0.0
+    delay = THROTTLE_FIRST_DELAY_SECONDS
+    while True:
+        try:
+            return func(*args, **kwargs)
+        except gexc.TooManyRequests as exc:
+            pause = retry_delay(exc)
+            if pause is None:
+                pause, delay = delay, min(delay * 2, THROTTLE_MAX_DELAY_SECONDS)
+            if waited + pause > throttle_seconds:
+                raise
+            logger.info("Google throttled a call (429); waiting %.1f s: %s", pause, exc)
+            sleep(pause)
+            waited += pause
+
+
 def call(
     what: str,
     func: Callable[..., Any],
     *args: Any,
     timeout: float,
     none_if: tuple[str, ...] = (),
+    throttle_seconds: float = 0,
     **kwargs: Any,
 ) -> Any:
     """Call a Google client method with ``timeout`` and no client-side retry; translate errors.
@@ -177,6 +283,8 @@ def call(
         none_if: Names of ``google.api_core.exceptions`` classes that mean there
             is nothing to return (``("NotFound",)`` for a get or a delete): None is
             returned for them instead of an error.
+        throttle_seconds: Most seconds to wait on 429s, calling again
+            (:func:`call_with_backoff`); 0 raises the first 429.
         **kwargs: Its keyword arguments.
 
     Returns:
@@ -192,7 +300,9 @@ def call(
         'e (timeout 30, retry None)'
     """
     try:
-        return func(*args, retry=None, timeout=timeout, **kwargs)
+        return call_with_backoff(
+            func, *args, retry=None, timeout=timeout, throttle_seconds=throttle_seconds, **kwargs
+        )
     except Exception as exc:  # noqa: BLE001 - every failure becomes an ExecutorError
         if none_if:
             gexc = google_exceptions()

@@ -29,7 +29,12 @@ from container_manager.executors.base import (
     LaunchResult,
     LaunchSpec,
 )
-from container_manager.executors.cloudrun.errors import call, google_exceptions, raise_translated
+from container_manager.executors.cloudrun.errors import (
+    call,
+    call_with_backoff,
+    google_exceptions,
+    raise_translated,
+)
 from container_manager.executors.cloudrun.limits import (
     DEFAULT_TASK_TIMEOUT_SECONDS,
     JOB_PREFIX,
@@ -65,6 +70,9 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 #: Seconds to wait for Cloud Logging after an execution completes.
 LOG_SETTLE_SECONDS = NumberRule(minimum=0, maximum=300)
+
+#: Seconds one API call may spend waiting on 429 (throttled) answers.
+THROTTLE_WAIT_SECONDS = NumberRule(minimum=0, maximum=600)
 
 _EXECUTION_NAME = re.compile(
     r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)"
@@ -168,6 +176,13 @@ class CloudRunExecutor(BaseExecutor):
             "Seconds after an execution completes before its logs are read, to let Cloud "
             "Logging ingest the last lines (default 5; 0 to 300).",
             number=LOG_SETTLE_SECONDS,
+        ),
+        "throttle_wait_seconds": ConfigKey(
+            (int, float),
+            "Most seconds one API call spends waiting, and calling again, after Google "
+            "answers 429 (too many requests), honouring its RetryInfo delay (default 30; "
+            "0 to 600). Throttling never spends an attempt within this time.",
+            number=THROTTLE_WAIT_SECONDS,
         ),
     }
 
@@ -313,6 +328,10 @@ class CloudRunExecutor(BaseExecutor):
     def _api_timeout(self) -> float:
         return float(self.config.get("api_timeout_seconds", 30))
 
+    @property
+    def _throttle_seconds(self) -> float:
+        return float(self.config.get("throttle_wait_seconds", 30))
+
     def _credentials(self) -> Any:
         """Credentials for both clients: anonymous, a key file, or None (ADC)."""
         cache = self.__dict__.setdefault("_cache", {})
@@ -399,7 +418,15 @@ class CloudRunExecutor(BaseExecutor):
         self, what: str, func: Any, *args: Any, none_if: tuple[str, ...] = (), **kwargs: Any
     ) -> Any:
         """:func:`~container_manager.executors.cloudrun.errors.call` with the host's API timeout."""
-        return call(what, func, *args, timeout=self._api_timeout, none_if=none_if, **kwargs)
+        return call(
+            what,
+            func,
+            *args,
+            timeout=self._api_timeout,
+            none_if=none_if,
+            throttle_seconds=self._throttle_seconds,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ launch
     def build_job(self, spec: LaunchSpec) -> Any:
@@ -637,12 +664,14 @@ class CloudRunExecutor(BaseExecutor):
         name = self.job_name(spec.execution_id)
         job = self.build_job(spec)
         try:
-            operation = jobs.create_job(
+            operation = call_with_backoff(
+                jobs.create_job,
                 parent=self.parent,
                 job=job,
                 job_id=name.rsplit("/", 1)[1],
                 retry=None,
                 timeout=self._api_timeout,
+                throttle_seconds=self._throttle_seconds,
             )
             operation.result(timeout=self._api_timeout * 4)
         except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
