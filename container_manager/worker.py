@@ -32,10 +32,10 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from container_manager import claiming, operations
+from container_manager import claiming, numbers, operations
 from container_manager.conf import get_settings
 from container_manager.executors import ExecutorError, get_executor, launch_problem
 from container_manager.lifecycle import ConcurrentTransitionError
@@ -52,6 +52,12 @@ MAX_WAIT_CHUNK = 1.0
 #: Longest wait, once a driving thread is free, for more to be free before claiming:
 #: claims of several jobs cost fewer statements per job (see ``Worker.claim_batch``).
 BATCH_GATHER_SECONDS = 0.02
+
+#: Retries in place of a job's step after a transient database error, and the
+#: first and longest delay between them (doubling): at most about 3 s in all.
+DB_RETRIES = 6
+DB_RETRY_DELAY = 0.05
+DB_RETRY_MAX_DELAY = 1.0
 
 #: Jobs claimed at most per claim query by :meth:`Worker.run_once`.
 ONCE_BATCH = 1000
@@ -93,6 +99,27 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def shares_one_connection() -> bool:
+    """Whether the database is an in-memory SQLite one, as in a test run (Django's default).
+
+    Each thread has its own connection; on an in-memory SQLite database those
+    share one cache with table-level locks, so while one connection holds a
+    transaction (a ``TestCase`` always does) the others get ``database table is
+    locked`` at once. The worker then drives every job in the calling thread,
+    on the caller's connection. File SQLite, PostgreSQL and the rest keep their
+    threads.
+
+    Returns:
+        True when a job's driving must stay in the calling thread.
+
+    Example:
+        >>> shares_one_connection()  # the docs build on an in-memory database
+        True
+    """
+    conn = connections["default"]
+    return conn.vendor == "sqlite" and conn.is_in_memory_db()
+
+
 def _check_connections() -> None:
     """Close this thread's database connections that broke, so the next query reconnects.
 
@@ -129,16 +156,33 @@ class Worker:
 
         Args:
             worker_id: Unique id of this worker (default: host, pid and a random part).
-            concurrency: Jobs driven at once (default ``WORKER_CONCURRENCY``). With 1,
-                everything runs in the calling thread (plus the lease heartbeat).
+            concurrency: Jobs driven at once (default ``WORKER_CONCURRENCY``), 1 to
+                256; driving threads start only when there is work for them. With 1,
+                or on an in-memory SQLite database (see :func:`shares_one_connection`),
+                everything runs in the calling thread (plus the lease heartbeat,
+                which then also runs in the calling thread).
             hosts: Only run jobs on hosts with these names (default: all active hosts).
             poll_interval: Seconds to sleep when there is nothing to do.
             lease_seconds: Length of the claim lease (default ``LEASE_SECONDS``); the
                 heartbeat renews the leases of the jobs in hand every third of it.
+
+        Raises:
+            ValueError: ``concurrency`` or ``poll_interval`` is not a number within
+                its bounds (see :mod:`container_manager.numbers`).
         """
         cfg = get_settings()
+        if concurrency is not None:
+            numbers.CONCURRENCY.check(concurrency, "concurrency")
+        if poll_interval is not None:
+            numbers.POLL_INTERVAL.check(poll_interval, "poll_interval")
         self.worker_id = worker_id or default_worker_id()
-        self.concurrency = max(1, concurrency or cfg.WORKER_CONCURRENCY)
+        self.concurrency = concurrency or cfg.WORKER_CONCURRENCY
+        #: Everything runs in the calling thread (in-memory SQLite: one connection).
+        self.single_thread = self.concurrency == 1 or shares_one_connection()
+        if self.single_thread and self.concurrency > 1:
+            logger.info("Worker %s: in-memory SQLite database, so jobs are driven one at "
+                        "a time in the calling thread", self.worker_id)
+            self.concurrency = 1
         #: Free threads a busy worker waits for (briefly) before it claims again.
         self.claim_batch = max(1, self.concurrency // 2)
         self._host_snapshot = claiming.HostSnapshot()  # hosts reused across claims
@@ -156,6 +200,8 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._heartbeat_done = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._next_renewal = 0.0
+        self._renew_inline = False  # a pass runs without a heartbeat thread
 
     # -- control -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -193,7 +239,11 @@ class Worker:
         The lifecycle steps are :mod:`container_manager.operations`'; the worker
         only waits between them.
 
-        Never raises: unexpected errors are logged and counted in
+        A transient database error (``OperationalError``, ``InterfaceError``: a
+        lock, a dropped connection) is logged and the job is driven again in
+        place, from what the database records, up to :data:`DB_RETRIES` times
+        with a doubling delay. Never raises: other unexpected errors, and
+        database errors that outlast the retries, are logged and counted in
         :attr:`WorkerStats.errors`; the job is then left for adoption once its
         lease lapses.
 
@@ -217,7 +267,23 @@ class Worker:
         with self._lock:
             self._driving.add(job.pk)
         try:
-            self._drive(job, max_wait, fresh)
+            delay = DB_RETRY_DELAY
+            for retry in range(DB_RETRIES + 1):
+                try:
+                    self._drive(job, max_wait, fresh)
+                    break
+                except (OperationalError, InterfaceError) as exc:
+                    if retry == DB_RETRIES or self.stopping:
+                        raise
+                    logger.warning(
+                        "Job %s: transient database error (%s: %s); retrying in %.2f s "
+                        "(%d of %d)", job.pk, type(exc).__name__, exc, delay, retry + 1,
+                        DB_RETRIES)
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, DB_RETRY_MAX_DELAY)
+                    _check_connections()
+                    job.refresh_from_db()
+                    fresh = False  # the step may have been recorded: read what was
         except ConcurrentTransitionError as exc:
             logger.info("Job %s changed under worker %s: %s", job.pk, self.worker_id, exc)
         except Exception:
@@ -266,10 +332,14 @@ class Worker:
         deadline = None if max_wait is None else time.monotonic() + max_wait
         unreachable_delay = 0.1
         while True:
+            if self._renew_inline:
+                self._renew_if_due()
             if job.pk in self._lost:
                 logger.info("Job %s is no longer driven by %s", job.pk, self.worker_id)
                 return
             wait_for = MAX_WAIT_CHUNK
+            if self._renew_inline:
+                wait_for = min(wait_for, self._renew_interval())
             if deadline is not None:
                 wait_for = min(wait_for, max(0.0, deadline - time.monotonic()))
             if job.timeout_seconds and execution.started_at is not None:
@@ -299,20 +369,50 @@ class Worker:
     # -- threads -----------------------------------------------------------------
     def _start(self) -> None:
         self._heartbeat_done.clear()
-        self._heartbeat = threading.Thread(
-            target=self._heartbeat_main, name=f"cm-heartbeat-{self.worker_id}", daemon=True
-        )
-        self._heartbeat.start()
-        if self.concurrency > 1:
-            self._queue = queue.SimpleQueue()
-            self._threads = [
-                threading.Thread(
-                    target=self._thread_main, name=f"cm-worker-{self.worker_id}-{i}", daemon=True
-                )
-                for i in range(self.concurrency)
-            ]
-            for thread in self._threads:
-                thread.start()
+        self._next_renewal = time.monotonic() + self._renew_interval()
+        self._renew_inline = shares_one_connection()  # renewed by the calling thread as it waits
+        if not self._renew_inline:
+            self._heartbeat = threading.Thread(
+                target=self._heartbeat_main, name=f"cm-heartbeat-{self.worker_id}", daemon=True
+            )
+            self._heartbeat.start()
+        if not self.single_thread:
+            self._queue = queue.SimpleQueue()  # threads start with the work (_dispatch)
+
+    def _add_threads(self) -> None:
+        """Start driving threads up to the work in hand (never more than ``concurrency``)."""
+        while len(self._threads) < min(self.concurrency, self._busy):
+            thread = threading.Thread(
+                target=self._thread_main,
+                name=f"cm-worker-{self.worker_id}-{len(self._threads)}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _renew_interval(self) -> float:
+        return max(self.lease_seconds / 3, 0.05)
+
+    def _renew_if_due(self) -> None:
+        """Renew the leases of the jobs in hand from the calling thread, every third of the lease."""
+        if time.monotonic() < self._next_renewal:
+            return
+        self._next_renewal = time.monotonic() + self._renew_interval()
+        self._renew()
+
+    def _renew(self) -> None:
+        with self._lock:
+            driving = set(self._driving)
+        if not driving:
+            return
+        try:
+            _check_connections()
+            ours = claiming.renew_leases(self.worker_id, driving, self.lease_seconds)
+        except Exception:  # the database may be briefly away: try again
+            logger.exception("Worker %s could not renew its leases", self.worker_id)
+            return
+        with self._lock:
+            self._lost.update((driving - ours) & self._driving)
 
     def _finish(self) -> None:
         """Let the driving threads end their pass, stop the heartbeat, release the claims."""
@@ -324,6 +424,7 @@ class Worker:
                     thread.join()
                 self._queue, self._threads = None, []
         finally:
+            self._renew_inline = False
             self._heartbeat_done.set()
             if self._heartbeat is not None:
                 self._heartbeat.join()
@@ -349,21 +450,9 @@ class Worker:
             connections.close_all()
 
     def _heartbeat_main(self) -> None:
-        interval = max(self.lease_seconds / 3, 0.05)
         try:
-            while not self._heartbeat_done.wait(interval):
-                with self._lock:
-                    driving = set(self._driving)
-                if not driving:
-                    continue
-                try:
-                    _check_connections()
-                    ours = claiming.renew_leases(self.worker_id, driving, self.lease_seconds)
-                except Exception:  # the database may be briefly away: try again
-                    logger.exception("Worker %s could not renew its leases", self.worker_id)
-                    continue
-                with self._lock:
-                    self._lost.update((driving - ours) & self._driving)
+            while not self._heartbeat_done.wait(self._renew_interval()):
+                self._renew()
         finally:
             connections.close_all()
 
@@ -379,6 +468,7 @@ class Worker:
             return
         with self._changed:
             self._busy += len(items)
+            self._add_threads()
         for item in items:
             self._queue.put(item)
 
