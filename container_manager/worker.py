@@ -140,8 +140,11 @@ class Worker:
 
     Example:
         >>> worker = Worker(worker_id="w1", concurrency=2, hosts=["worker-mock"])
-        >>> worker.concurrency, worker.hosts
-        (2, ['worker-mock'])
+        >>> worker.hosts
+        ['worker-mock']
+        >>> # The docs run on an in-memory SQLite database: one job at a time, in this thread.
+        >>> worker.single_thread, worker.concurrency
+        (True, 1)
     """
 
     def __init__(
