@@ -176,6 +176,10 @@ POLL_INTERVAL = NumberRule(minimum=0.01, maximum=3600)
 API_POLL_SECONDS = NumberRule(minimum=0.05, maximum=3600)
 #: Seconds a single API call may take (Docker ``timeout``, Cloud Run ``api_timeout_seconds``).
 API_TIMEOUT_SECONDS = NumberRule(minimum=0, maximum=3600, exclusive_minimum=True)
+#: A memory size in MB (1 MB to 1 TiB): job limits, Docker's memory and tmpfs keys.
+MEMORY_MB = NumberRule(minimum=1, maximum=1_048_576, integer=True)
+#: CPU cores (0.01 to 128): job limits, Docker's CPU keys.
+CPU_CORES = NumberRule(minimum=0.01, maximum=128)
 #: A delay in seconds that may be zero (``run_seconds``, ``log_settle_seconds``, backoff).
 DELAY_SECONDS = NumberRule(minimum=0, maximum=604_800)
 

@@ -69,7 +69,7 @@ from container_manager.executors.errors import (
     missing_extra,
 )
 from container_manager.logcap import StreamTail
-from container_manager.numbers import API_TIMEOUT_SECONDS
+from container_manager.numbers import API_TIMEOUT_SECONDS, CPU_CORES, MEMORY_MB, NumberRule
 
 if TYPE_CHECKING:
     import docker
@@ -235,12 +235,14 @@ class DockerExecutor(BaseExecutor):
         "pids_limit": ConfigKey(
             (int,),
             "Most processes and threads in one container (default "
-            f"{hardening.DEFAULT_PIDS_LIMIT}).",
+            f"{hardening.DEFAULT_PIDS_LIMIT}; 1 to 4194304).",
+            number=NumberRule(minimum=1, maximum=4_194_304, integer=True),
         ),
         "tmp_size_mb": ConfigKey(
             (int,),
             "Size in MiB of the tmpfs mounted on /tmp when read_only is set (default "
-            f"{hardening.DEFAULT_TMP_SIZE_MB}).",
+            f"{hardening.DEFAULT_TMP_SIZE_MB}; 1 to 1048576).",
+            number=MEMORY_MB,
         ),
         "log_driver": ConfigKey(
             (str,),
@@ -249,16 +251,20 @@ class DockerExecutor(BaseExecutor):
             choices=hardening.LOG_DRIVERS,
         ),
         "default_memory_limit": ConfigKey(
-            (int,), "Memory limit in MB of jobs that set none (default: max_memory_limit)."
+            (int,), "Memory limit in MB of jobs that set none (default: max_memory_limit).",
+            number=MEMORY_MB,
         ),
         "max_memory_limit": ConfigKey(
-            (int,), "Most memory in MB a job may ask for; more is refused before launch."
+            (int,), "Most memory in MB a job may ask for; more is refused before launch.",
+            number=MEMORY_MB,
         ),
         "default_cpu_limit": ConfigKey(
-            (int, float), "CPU limit in cores of jobs that set none (default: max_cpu_limit)."
+            (int, float), "CPU limit in cores of jobs that set none (default: max_cpu_limit).",
+            number=CPU_CORES,
         ),
         "max_cpu_limit": ConfigKey(
-            (int, float), "Most CPU cores a job may ask for; more is refused before launch."
+            (int, float), "Most CPU cores a job may ask for; more is refused before launch.",
+            number=CPU_CORES,
         ),
         "secret_files": ConfigKey(
             (dict,),

@@ -24,8 +24,18 @@ def _threads_while_running(concurrency):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("concurrency,driving", [(1, 0), (3, 3)])
-def test_a_worker_has_one_thread_per_job_slot_above_1_plus_its_heartbeat(concurrency, driving):
-    """Each thread has its own Django connection: concurrency + 2 in all, 2 with concurrency 1."""
-    make_job(make_host(f"threads-{concurrency}", executor_config={"run_seconds": 60}))
+@pytest.mark.parametrize("concurrency,jobs,driving", [(1, 1, 0), (3, 1, 1), (3, 5, 3)])
+def test_a_worker_has_one_thread_per_job_slot_above_1_plus_its_heartbeat(
+    monkeypatch, concurrency, jobs, driving
+):
+    """Each thread has its own Django connection: at most concurrency + 2 in all, 2 with
+    concurrency 1. Driving threads start with the work (one per job in hand, at most
+    concurrency), never ahead of it (issue 10). The threads of an in-memory test database
+    are those of any other database here (the worker would otherwise keep to one thread)."""
+    from container_manager import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "shares_one_connection", lambda: False)
+    host = make_host(f"threads-{concurrency}-{jobs}", executor_config={"run_seconds": 60})
+    for _ in range(jobs):
+        make_job(host)
     assert _threads_while_running(concurrency) == (driving, 1)
