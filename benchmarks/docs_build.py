@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 REPEAT = int(os.environ.get("CM_BENCH_REPEAT", "3"))
 BYTECODE = os.environ.get("CM_BENCH_BYTECODE", "warm")
-CHILD_ENV = dict(os.environ)
+# The copied sites' {proof} roles name tests of this repository (docs/_ext/cm_proofs.py).
+CHILD_ENV = dict(os.environ, CM_PROOF_ROOT=str(ROOT))
 #: CPU seconds (user + system) of every run, per project, in run order; on a
 #: shared machine they vary far less than the wall-clock seconds.
 CPU: dict[str, list[float]] = {}
