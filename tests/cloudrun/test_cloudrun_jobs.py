@@ -136,6 +136,40 @@ def test_memory_limit_message_is_out_of_memory(cloudrun_host, standin):
     assert "out of memory" in job.status_message
 
 
+@pytest.mark.parametrize(("exit_code", "status"), [(0, "completed"), (3, "failed")])
+def test_counters_lagging_behind_completion_are_polled_not_guessed(
+    cloudrun_host, standin, exit_code, status
+):
+    """completionTime before the task is counted or has a result: keep polling."""
+    standin.script(exit_code=exit_code, result_lag_reads=3)
+    job = make_job(cloudrun_host, "anything")
+    assert job.launch()
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == (status, exit_code)
+
+
+def test_no_task_result_within_the_wait_fails_without_an_exit_code(cloudrun_host, standin):
+    cloudrun_host.executor_config["result_wait_seconds"] = 0.5
+    cloudrun_host.save()
+    standin.script(exit_code=0, result_lag_reads=10**9)
+    job = make_job(cloudrun_host, "anything")
+    assert job.launch()
+    started = time.monotonic()
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert time.monotonic() - started >= 0.4  # it kept polling through the wait
+    assert (job.status, job.exit_code) == ("failed", None)  # no invented exit code
+    standin.script(exit_code=0, result_lag_reads=10**9)
+    ex = get_executor(cloudrun_host)
+    result = ex.launch(LaunchSpec(job_id=1, execution_id=930, image="busybox", command=["x"]))
+    assert ex.status(result.container_id).state == "running"  # within the wait
+    time.sleep(0.6)
+    state = ex.status(result.container_id)
+    assert (state.state, state.exit_code) == ("exited", None)
+    assert "without a succeeded task or an exit code" in state.error
+
+
 def test_still_running_then_cancel(cloudrun_host, standin):
     job = make_job(cloudrun_host, "echo started; sleep 60")
     assert job.launch()

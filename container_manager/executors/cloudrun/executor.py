@@ -71,6 +71,9 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: Seconds to wait for Cloud Logging after an execution completes.
 LOG_SETTLE_SECONDS = NumberRule(minimum=0, maximum=300)
 
+#: Seconds after completion an execution may take to report its task's result.
+RESULT_WAIT_SECONDS = NumberRule(minimum=0, maximum=3600)
+
 #: Seconds one API call may spend waiting on 429 (throttled) answers.
 THROTTLE_WAIT_SECONDS = NumberRule(minimum=0, maximum=600)
 
@@ -176,6 +179,13 @@ class CloudRunExecutor(BaseExecutor):
             "Seconds after an execution completes before its logs are read, to let Cloud "
             "Logging ingest the last lines (default 5; 0 to 300).",
             number=LOG_SETTLE_SECONDS,
+        ),
+        "result_wait_seconds": ConfigKey(
+            (int, float),
+            "Seconds after an execution completes during which status keeps polling "
+            "while Cloud Run has not yet counted its task or reported a result, instead of "
+            "guessing an exit code (default 60; 0 to 3600).",
+            number=RESULT_WAIT_SECONDS,
         ),
         "throttle_wait_seconds": ConfigKey(
             (int, float),
@@ -799,7 +809,14 @@ class CloudRunExecutor(BaseExecutor):
         cancelled = bool(execution.cancelled_count) or (
             completed is not None and completed.execution_reason == reason.CANCELLED
         )
-        exit_code, oom, task_message = self._task_result(execution.name)
+        # Google does not order completion_time and the counters: an execution may
+        # look complete before its task is counted or has a result. Keep polling
+        # (for up to result_wait_seconds after completion) rather than guess.
+        waiting = self._within_result_wait(execution, completed)
+        counted = execution.succeeded_count + execution.failed_count + execution.cancelled_count
+        if waiting and not cancelled and counted < max(execution.task_count, 1):
+            return ContainerStatus("running")
+        exit_code, oom, task_message, evidence = self._task_result(execution.name)
         detail = task_message or message
         if cancelled:
             return ContainerStatus(
@@ -807,18 +824,36 @@ class CloudRunExecutor(BaseExecutor):
                 exit_code=exit_code or 137,
                 error=f"cancelled in Cloud Run {detail}".strip(),
             )
-        if exit_code == 0 or exit_code is None:
-            # Finished without a succeeded task: never report success without evidence.
+        if waiting and not evidence:
+            return ContainerStatus("running")
+        if exit_code is None:
+            # Finished without a succeeded task or an exit code: never invent one.
+            if not evidence:
+                wait = float(self.config.get("result_wait_seconds", 60))
+                detail = (
+                    "Cloud Run execution finished without a succeeded task or an exit "
+                    f"code (none reported {wait:g} s after completion)"
+                )
             return ContainerStatus(
                 "exited",
-                exit_code=None if exit_code is None else 1,
+                exit_code=None,
                 oom_killed=oom,
                 error=detail or "Cloud Run execution finished without a succeeded task",
             )
         return ContainerStatus("exited", exit_code=exit_code, oom_killed=oom, error=detail)
 
-    def _task_result(self, execution_name: str) -> tuple[int | None, bool, str]:
-        """Exit code, out-of-memory flag and message of the execution's (single) task."""
+    def _within_result_wait(self, execution: Any, completed: Any) -> bool:
+        """Whether the execution completed less than ``result_wait_seconds`` ago."""
+        when = execution.completion_time or (
+            completed.last_transition_time if completed is not None else None
+        )
+        if not when:
+            return False
+        age = (datetime.datetime.now(datetime.UTC) - when).total_seconds()
+        return age < float(self.config.get("result_wait_seconds", 60))
+
+    def _task_result(self, execution_name: str) -> tuple[int | None, bool, str, bool]:
+        """Exit code (None when none), out-of-memory flag, message and whether the task has a result."""
         pager = self._call(
             f"list tasks of {execution_name}",
             self._client("tasks").list_tasks,
@@ -829,17 +864,16 @@ class CloudRunExecutor(BaseExecutor):
             message = result.status.message if result.status else ""
             oom = "memory limit" in message.lower() or "out of memory" in message.lower()
             if result.exit_code:
-                return result.exit_code, oom, message
+                return result.exit_code, oom, message, True
             if result.term_signal:
-                return 128 + result.term_signal, oom, message
-            failed = any(
-                c.type_ == "Completed" and c.state == c.State.CONDITION_FAILED
+                return 128 + result.term_signal, oom, message, True
+            finished = any(
+                c.type_ == "Completed"
+                and c.state in (c.State.CONDITION_FAILED, c.State.CONDITION_SUCCEEDED)
                 for c in task.conditions
             )
-            if result.status and result.status.code:
-                return None, oom, message
-            return (None if failed else 0), oom, message
-        return None, False, ""
+            return None, oom, message, finished or bool(result.status and result.status.code)
+        return None, False, "", False
 
     def wait(self, container_id: str, timeout: float) -> ContainerStatus:
         """Poll :meth:`status` every ``poll_seconds`` (default 2) for up to ``timeout`` seconds.
