@@ -214,3 +214,31 @@ def field_errors(
         if problem is not None:
             errors[name] = [f"{name} {problem}."]
     return errors
+
+
+def non_finite_errors(
+    instance: Any, rules: dict[str, NumberRule], exclude: Any = None
+) -> dict[str, list[str]]:
+    """Report the numeric fields that hold NaN or infinity (checked before Django's own).
+
+    Args:
+        instance: The model instance.
+        rules: The fields to look at (their names are the keys).
+        exclude: Field names not to check.
+
+    Returns:
+        Field name -> messages, for the fields whose value is a non-finite float.
+
+    Example:
+        >>> from container_manager.models import ExecutorHost
+        >>> non_finite_errors(ExecutorHost(max_concurrent_jobs=float("inf")),
+        ...                   ExecutorHost.NUMBER_RULES)
+        {'max_concurrent_jobs': ['max_concurrent_jobs must be a finite number.']}
+    """
+    return {
+        name: [f"{name} must be a finite number."]
+        for name in rules
+        if not (exclude and name in exclude)
+        and isinstance(getattr(instance, name), float)
+        and not math.isfinite(getattr(instance, name))
+    }

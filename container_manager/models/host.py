@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from container_manager.executors import executor_choices
 from container_manager.jsonvalues import json_problem
-from container_manager.numbers import NumberRule, field_errors
+from container_manager.numbers import NumberRule, field_errors, non_finite_errors
 from container_manager.validators import validate_connection_string
 
 if TYPE_CHECKING:
@@ -312,6 +312,9 @@ class ExecutorHost(models.Model):
             if shape is not None:
                 errors["executor_config"] = [f"executor_config {shape}."]
                 exclude.add("executor_config")
+        # NaN and infinity first: Django's integer fields cannot even convert them.
+        errors.update(non_finite_errors(self, self.NUMBER_RULES, exclude))
+        exclude.update(errors)
         try:
             super().clean_fields(exclude=exclude)
         except ValidationError as exc:

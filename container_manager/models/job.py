@@ -17,7 +17,7 @@ from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
 from container_manager.models.host import ExecutorHost
 from container_manager.models.managers import ContainerJobManager
 from container_manager.models.template import EnvironmentVariableTemplate
-from container_manager.numbers import NumberRule, field_errors
+from container_manager.numbers import NumberRule, field_errors, non_finite_errors
 from container_manager.validators import validate_command, validate_image_reference
 
 if TYPE_CHECKING:
@@ -373,11 +373,13 @@ class ContainerJob(models.Model):
             ...
             django.core.exceptions.ValidationError: {'cpu_limit': ['cpu_limit must be a finite number.']}
         """
-        errors: dict[str, list[str]] = {}
+        # NaN and infinity first: Django's integer fields cannot even convert them.
+        errors = non_finite_errors(self, self.NUMBER_RULES, exclude)
+        exclude = {*(exclude or ()), *errors}
         try:
             super().clean_fields(exclude=exclude)
         except ValidationError as exc:
-            errors = exc.message_dict
+            errors.update(exc.message_dict)
         errors.update(field_errors(self, self.NUMBER_RULES, exclude, skip=errors))
         if errors:
             raise ValidationError(errors)

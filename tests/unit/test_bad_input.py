@@ -184,3 +184,19 @@ def test_launch_validates_a_host_made_through_the_orm():
     bad = ExecutorHost.objects.create(name="bad", executor_type="mock", connection_string="bad")
     with pytest.raises(ExecutorConfigurationError, match="connection string"):
         ContainerJob.objects.create(image="busybox", docker_host=bad).launch()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [INF, NAN])
+def test_non_finite_integer_fields_are_a_validation_error_not_an_overflow(value):
+    """Found by the generated suite: int(inf) raised OverflowError inside full_clean()."""
+    host = ExecutorHost(name="x", executor_type="mock", connection_string="mock://x",
+                        max_concurrent_jobs=value)
+    with pytest.raises(ValidationError) as info:
+        host.full_clean()
+    assert list(info.value.message_dict) == ["max_concurrent_jobs"]
+    job = ContainerJob(image="busybox", docker_host=make_host("y"), memory_limit=value,
+                       timeout_seconds=value)
+    with pytest.raises(ValidationError) as info:
+        job.full_clean()
+    assert set(info.value.message_dict) == {"memory_limit", "timeout_seconds"}
