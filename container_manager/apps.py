@@ -17,7 +17,7 @@ class ContainerManagerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks.
+        """Register the system checks; on Django 6, connect the task signals to the lifecycle.
 
         Example:
             >>> from django.apps import apps
@@ -27,4 +27,11 @@ class ContainerManagerConfig(AppConfig):
             >>> check_settings in registry.registry.registered_checks
             True
         """
-        from container_manager import checks  # noqa: F401
+        import django
+
+        from container_manager import checks, task_signals  # noqa: F401
+
+        if django.VERSION >= (6, 0):  # django.tasks exists
+            from container_manager.tasks import on_job_moved
+
+            task_signals.connect(on_job_moved)

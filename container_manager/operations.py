@@ -34,6 +34,8 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -65,6 +67,7 @@ from container_manager.retry import (
     RetryDecision,
     RetryStrategy,
 )
+from container_manager.task_envelope import read_outcome, task_environment
 from container_manager.validators import parse_command
 
 if TYPE_CHECKING:
@@ -181,7 +184,7 @@ def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
         execution_id=execution.pk,
         image=job.image,
         command=parse_command(job.command),
-        environment=job.get_environment(),
+        environment={**job.get_environment(), **task_environment(job, execution)},
         memory_limit_mb=job.memory_limit,
         cpu_limit=job.cpu_limit,
         timeout_seconds=job.timeout_seconds,
@@ -434,7 +437,10 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         >>> attempt.attempt, attempt.status, job.status
         (1, 'running', 'running')
     """
-    execution = job.containerexecution_set.create(attempt=job.attempts, status=JobStatus.STARTING)
+    execution = job.containerexecution_set.create(
+        attempt=job.attempts, status=JobStatus.STARTING,
+        worker_id=job.claimed_by or f"{socket.gethostname()}:{os.getpid()}",
+    )
     try:
         spec = build_spec(job, execution)
         result = executor.launch(spec)
@@ -803,11 +809,12 @@ def _finish(
     cancelled: bool = False,
 ) -> None:
     """Read logs, clean up, record the attempt, and move the job to its outcome."""
-    stdout = stderr = ""
+    stdout = stderr = raw_stdout = ""
     if read_logs:
         try:
             limit = get_settings().LOG_MAX_BYTES
             logs = executor.logs(execution.container_id, max_bytes=limit)
+            raw_stdout = logs.stdout
             stdout, stderr = cap_log(logs.stdout, limit), cap_log(logs.stderr, limit)
         except ExecutorError as exc:
             logger.warning("Could not read logs of job %s: %s", job.pk, exc)
@@ -822,6 +829,10 @@ def _finish(
         outcome, message = JobStatus.COMPLETED, ""
     else:
         outcome, message = JobStatus.FAILED, f"exited with code {exit_code}"
+    task_result = None
+    if job.task_id is not None:
+        # A task's own verdict is the envelope on its stdout (container_manager.task_envelope).
+        outcome, message, task_result = read_outcome(job, outcome, message, raw_stdout)
     keep = outcome == JobStatus.FAILED and get_settings().KEEP_FAILED_CONTAINERS
     if cleanup and not keep:
         try:
@@ -840,6 +851,7 @@ def _finish(
         stdout=stdout,
         stderr=stderr,
         error_message=message,
+        task_result=task_result,
     )
     if not won:
         _lost_attempt(job, execution)

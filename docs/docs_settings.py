@@ -28,3 +28,16 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ROOT_URLCONF = None
+
+# A django.tasks backend that runs tasks in containers (Django 6; ignored by Django 5.2).
+TASKS = {
+    "default": {
+        "BACKEND": "container_manager.tasks.ContainerTaskBackend",
+        "QUEUES": ["default", "heavy"],
+        "OPTIONS": {
+            "host": "tasks-mock",
+            "image": "myapp:latest",
+            "queues": {"heavy": {"memory_limit": 1024}},
+        },
+    }
+}

@@ -70,6 +70,19 @@ elif os.environ.get("CM_TEST_SQLITE_PATH"):
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A django.tasks backend that runs tasks in containers (Django 6; ignored by Django 5.2).
+TASKS = {
+    "default": {
+        "BACKEND": "container_manager.tasks.ContainerTaskBackend",
+        "QUEUES": ["default", "heavy"],
+        "OPTIONS": {
+            "host": "tasks-mock",
+            "image": "myapp:latest",
+            "queues": {"heavy": {"memory_limit": 1024}},
+        },
+    }
+}
 CONTAINER_MANAGER = {"RETRY_BACKOFF_SECONDS": 0.01, "POLL_INTERVAL": 0.05, "STOP_GRACE_SECONDS": 2}
 # Overrides for worker subprocesses (fleet tests, benchmarks), as a JSON object.
 CONTAINER_MANAGER.update(json.loads(os.environ.get("CM_TEST_CONTAINER_MANAGER") or "{}"))

@@ -20,6 +20,15 @@ the launch time, so any process (a second worker, a web request) sees the same
 status for the same id. Nothing is ever reported finished before its
 ``run_seconds`` have passed.
 
+A task job's container (one that runs ``run_container_task``, see
+:mod:`container_manager.tasks`) is different: the mock runs the task function
+in-process when it launches the container, so the task's real return value or
+exception lands in the result envelope on stdout. The ``executor_config`` keys
+other than ``fail_launch`` and ``healthy`` do not apply to it, nor do the job's
+limits (memory, CPU, timeout). The run's output lives in the launching process's
+memory until the job is harvested; another process sees that container as
+``missing``.
+
 Example:
     >>> from container_manager.models import ExecutorHost
     >>> host = ExecutorHost(name="demo", executor_type="mock",
@@ -52,11 +61,13 @@ from container_manager.executors.base import (
 from container_manager.executors.errors import HostUnavailableError, LaunchError
 from container_manager.logcap import cap_log
 from container_manager.numbers import DELAY_SECONDS, EXIT_CODE
+from container_manager.task_envelope import TaskRun, run_payload, task_payload_from_command
 
-_ID = re.compile(r"mock-(?P<execution>[0-9]+)-(?P<started>[0-9]+)\Z")
+_ID = re.compile(r"mock-(?P<execution>[0-9]+)-(?P<started>[0-9]+)(?P<task>-task)?\Z")
 _registry_lock = threading.Lock()
 _by_execution: dict[int, str] = {}
 _stopped: dict[str, float] = {}
+_task_runs: dict[str, TaskRun] = {}  # in-process task runs, until cleaned up
 
 
 class MockExecutor(BaseExecutor):
@@ -122,8 +133,15 @@ class MockExecutor(BaseExecutor):
                 f"mock host {self.host.name!r} is configured to refuse launches (fail_launch)"
             )
         container_id = f"mock-{spec.execution_id}-{time.time_ns() // 1_000_000}"
+        payload = task_payload_from_command(spec.command)
+        run = None
+        if payload is not None:
+            container_id += "-task"
+            run = run_payload(payload, spec.environment)
         with _registry_lock:
             _by_execution[spec.execution_id] = container_id
+            if run is not None:
+                _task_runs[container_id] = run
         return LaunchResult(container_id=container_id, running=True)
 
     def _progress(self, container_id: str) -> float | None:
@@ -131,6 +149,8 @@ class MockExecutor(BaseExecutor):
         match = _ID.match(container_id)
         if not match:
             return None
+        if match["task"]:
+            return 1.0  # the task ran during launch
         run = self._run_seconds()
         if run <= 0:
             return 1.0
@@ -154,9 +174,18 @@ class MockExecutor(BaseExecutor):
         """
         with _registry_lock:
             stopped = container_id in _stopped
+            task_run = _task_runs.get(container_id)
         progress = self._progress(container_id)
         if progress is None:
             return ContainerStatus("missing", error=f"no mock container {container_id!r}")
+        if container_id.endswith("-task"):
+            if task_run is None:
+                return ContainerStatus(
+                    "missing",
+                    error="the task ran in another process (or was harvested already); its "
+                    "output lives only in that process's memory",
+                )
+            return ContainerStatus("exited", exit_code=task_run.exit_code)
         if stopped and progress < 1.0:
             return ContainerStatus("exited", exit_code=137, error="stopped")
         if progress < 1.0:
@@ -183,6 +212,10 @@ class MockExecutor(BaseExecutor):
         progress = self._progress(container_id) or 0.0
         with _registry_lock:
             stopped_at = _stopped.get(container_id)
+            task_run = _task_runs.get(container_id)
+        if task_run is not None:
+            return ContainerLogs(stdout=cap_log(task_run.stdout, max_bytes),
+                                 stderr=cap_log(task_run.stderr, max_bytes))
         if stopped_at is not None:
             progress = min(progress, stopped_at)
 
@@ -231,6 +264,7 @@ class MockExecutor(BaseExecutor):
         match = _ID.match(container_id)
         with _registry_lock:
             _stopped.pop(container_id, None)
+            _task_runs.pop(container_id, None)
             if match and _by_execution.get(int(match["execution"])) == container_id:
                 del _by_execution[int(match["execution"])]
 

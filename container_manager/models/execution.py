@@ -271,6 +271,21 @@ class ContainerExecution(models.Model):
         "timeout, lost container.",
     )
     """Why the attempt failed, when it did: launch error, out of memory, timeout, lost container."""
+    worker_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Id of the worker that launched this attempt; for a launch by hand, the "
+        "launching process (host:pid).",
+    )
+    """Id of the worker that launched this attempt; for a launch by hand, the launching process (host:pid)."""
+    task_result = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="For a task job: the outcome read from the container's result envelope, "
+        "{'return_value': ...} or {'exception_class_path': ..., 'traceback': ...}. Blank "
+        "when the attempt printed none.",
+    )
+    """For a task job: the outcome read from the container's result envelope, {'return_value': ...} or {'exception_class_path': ..., 'traceback': ...}. Blank when the attempt printed none."""
     created_at = models.DateTimeField(
         default=timezone.now, help_text="When the attempt was created."
     )

@@ -218,6 +218,24 @@ class ContainerJob(models.Model):
         help_text="When the worker's claim lapses; after that another worker may adopt the job.",
     )
     """When the worker's claim lapses; after that another worker may adopt the job."""
+    task_id = models.UUIDField(
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="For a job that runs a django.tasks task (see container_manager.tasks): "
+        "the id of its TaskResult. Blank for ordinary jobs; ContainerJob.objects.tasks() "
+        "selects the task jobs.",
+    )
+    """For a job that runs a django.tasks task (see container_manager.tasks): the id of its TaskResult. Blank for ordinary jobs; ContainerJob.objects.tasks() selects the task jobs."""
+    task = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="For a task job: the task's module path, backend alias, queue, priority, "
+        "run_after, takes_context, and its JSON arguments (stored in plain text).",
+    )
+    """For a task job: the task's module path, backend alias, queue, priority, run_after, takes_context, and its JSON arguments (stored in plain text)."""
     created_at = models.DateTimeField(
         default=timezone.now, db_index=True, help_text="When the job was created."
     )

@@ -91,6 +91,18 @@ class ContainerJobQuerySet(models.QuerySet["ContainerJob"]):
         """
         return self.filter(status=JobStatus.FAILED)
 
+    def tasks(self) -> ContainerJobQuerySet:
+        """Jobs that run a ``django.tasks`` task (enqueued through :mod:`container_manager.tasks`).
+
+        Returns:
+            The filtered queryset: jobs whose ``task_id`` is set.
+
+        Example:
+            >>> ContainerJob.objects.all().tasks().exists()
+            False
+        """
+        return self.filter(task_id__isnull=False)
+
     def for_host(self, host: ExecutorHost | int) -> ContainerJobQuerySet:
         """Jobs that run on ``host``.
 
@@ -221,6 +233,11 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
                 setattr(job, name, value)
         if expressions:
             job.refresh_from_db(fields=expressions)
+        if job.task_id is not None:
+            # A task job's move may be a django.tasks signal (container_manager.task_signals).
+            from container_manager.task_signals import job_moved
+
+            job_moved(job, old, new)
 
     def get_queryset(self) -> ContainerJobQuerySet:
         """Return a :class:`ContainerJobQuerySet` over all jobs.
@@ -329,6 +346,25 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
             1
         """
         return self.get_queryset().failed()
+
+    def tasks(self) -> ContainerJobQuerySet:
+        """Get the jobs that run ``django.tasks`` tasks, in any status.
+
+        Task jobs are ordinary jobs (launched, retried, cancelled and harvested the
+        same way); their ``task_id`` is the id of the task's ``TaskResult``.
+
+        Returns:
+            QuerySet of the task jobs.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="tasks-mgr-mock", executor_type="mock", connection_string="mock://tm")
+            >>> job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+            >>> ContainerJob.objects.tasks().count(), ContainerJob.objects.exclude(
+            ...     pk__in=ContainerJob.objects.tasks()).count()
+            (0, 1)
+        """
+        return self.get_queryset().tasks()
 
     def for_host(self, host: ExecutorHost | int) -> ContainerJobQuerySet:
         """Get the jobs that run on ``host``.

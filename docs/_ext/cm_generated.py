@@ -12,6 +12,10 @@
 * ``cm-connection-formats``: the executor types and their connection strings (from the
   executor registry).
 * ``cm-command-options``: the options of ``process_container_jobs``.
+* ``cm-task-options-table``: the ``OPTIONS`` keys of the task backend
+  (``container_manager.tasks.OPTION_KEYS``).
+* ``cm-task-status-table``: job status -> ``TaskResult`` status
+  (``container_manager.tasks.STATUS_MAP``).
 """
 
 from __future__ import annotations
@@ -219,6 +223,53 @@ class CommandOptions(_Generated):
         return _table(["Option", "Meaning"], rows, "30 70")
 
 
+def _without_django_tasks() -> bool:
+    import django
+
+    return django.VERSION < (6, 0)
+
+
+def _django_6_note() -> list[str]:
+    import django
+
+    return [".. note::", "",
+            f"   This table is generated from ``container_manager.tasks``, which needs Django "
+            f"6.0; this site was built with Django {django.get_version()}.", ""]
+
+
+class TaskOptionsTable(_Generated):
+    """The task backend's OPTIONS keys."""
+
+    def generate(self) -> list[str]:
+        if _without_django_tasks():
+            return _django_6_note()
+        from container_manager.tasks import OPTION_KEYS, REQUIRED_OPTIONS
+
+        rows = []
+        for key, spec in OPTION_KEYS.items():
+            bounds = []
+            if spec.minimum is not None:
+                bounds.append(f"at least {spec.minimum:g}")
+            if spec.maximum is not None:
+                bounds.append(f"at most {spec.maximum:g}")
+            rows.append([f"``{key}``", _types(spec.types),
+                         "yes" if key in REQUIRED_OPTIONS else "no",
+                         spec.help + (f" ({', '.join(bounds)})" if bounds else "")])
+        return _table(["Key", "Type", "Required", "Meaning"], rows, "20 15 10 55")
+
+
+class TaskStatusTable(_Generated):
+    """Job statuses and the TaskResult statuses they give."""
+
+    def generate(self) -> list[str]:
+        if _without_django_tasks():
+            return _django_6_note()
+        from container_manager.tasks import STATUS_MAP
+
+        rows = [[f"``{job}``", f"``{status.value}``"] for job, status in STATUS_MAP.items()]
+        return _table(["Job status", "TaskResult.status"], rows, "50 50")
+
+
 class OptionalAutomodule(_Generated):
     """``automodule`` for a module that may not exist yet or may need a missing extra."""
 
@@ -291,5 +342,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("cm-connection-formats", ConnectionFormats)
     app.add_directive("cm-command-options", CommandOptions)
     app.add_directive("cm-optional-automodule", OptionalAutomodule)
+    app.add_directive("cm-task-options-table", TaskOptionsTable)
+    app.add_directive("cm-task-status-table", TaskStatusTable)
     app.connect("autodoc-process-docstring", on_process_docstring, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

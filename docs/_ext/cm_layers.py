@@ -21,7 +21,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "container_manager"
 #: package counted as one (``models``, ``executors``, ``management``).
 LAYERS: list[tuple[str, str, list[str]]] = [
     ("Foundations", "settings, statuses, text formats: no Django models, no executors",
-     ["conf", "config_keys", "lifecycle", "envfile", "logcap", "numbers", "jsonvalues"]),
+     ["conf", "config_keys", "lifecycle", "envfile", "logcap", "numbers", "jsonvalues",
+      "task_envelope", "task_signals"]),
     ("Executors", "the backends behind one interface; each class declares its rules",
      ["executors"]),
     ("Policies", "pure decisions: what is valid, what is retried",
@@ -33,6 +34,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("Queue", "claims and leases, orphan detection, the admin",
      ["claiming", "orphans", "admin"]),
     ("Worker", "threads, claims, leases and waiting", ["worker"]),
+    ("Tasks", "the django.tasks backend: task jobs, their results and signals", ["tasks"]),
     ("Entry points", "management commands, app config and system checks",
      ["management", "apps", "checks"]),
 ]

@@ -34,6 +34,7 @@ PUBLIC_MODULES = [
     "container_manager.management.commands.cleanup_containers",
     "container_manager.numbers",
     "container_manager.jsonvalues",
+    "container_manager.management.commands.run_container_task",
     "container_manager.models.execution",
     "container_manager.models.host",
     "container_manager.models.job",
@@ -42,6 +43,9 @@ PUBLIC_MODULES = [
     "container_manager.operations",
     "container_manager.orphans",
     "container_manager.retry",
+    "container_manager.task_envelope",
+    "container_manager.task_signals",
+    "container_manager.tasks",
     "container_manager.validators",
     "container_manager.worker",
 ]
