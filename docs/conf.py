@@ -7,6 +7,7 @@ anything, with the in-memory settings of ``docs/docs_settings.py``.
 
 from __future__ import annotations
 
+import doctest
 import os
 import sys
 from pathlib import Path
@@ -122,6 +123,11 @@ _cm_doctest.reset_database()
 unreachable_docker = _cm_doctest.unreachable_docker_host()
 unreachable_cloudrun = _cm_doctest.unreachable_cloudrun_host()
 """
+# Sphinx's default also sets IGNORE_EXCEPTION_DETAIL, under which an example's shown
+# exception message is never compared: stale error texts passed. Messages are part of
+# the documented behaviour (they name the field, line and rule), so they are checked.
+# tests/docs/test_doctest_flags.py fails if exception detail is ignored again.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
 doctest_test_doctest_blocks = "default"
 doctest_show_successes = False
 
