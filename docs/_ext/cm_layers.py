@@ -145,6 +145,9 @@ def setup(app: Any) -> dict[str, Any]:
             from cm_diagram import layered_diagram_svg
 
             graph = import_graph()
+            # The page is drawn from every module's imports: re-read it when any changes.
+            for path in modules().values():
+                self.env.note_dependency(str(path))
             for problem in upward_imports(graph):
                 logger.warning("layering: %s", problem, location=self.get_location())
             layers = [(f"{name}: {what}", units) for name, what, units in reversed(LAYERS)]
