@@ -12,7 +12,10 @@ environment variable says otherwise) and the function in it (found with
 :mod:`ast`, nothing is imported). Each build checks every reference, including
 those of pages that were not read again, and a missing test is a warning with
 the page and line, so the strict build (``-W``) fails. A page whose tests'
-files changed is read again, so its links follow renames.
+files changed is read again, so its links follow renames. A source page is
+written again only when its test file, the set of cited files, the builder's
+configuration or a page's toc changed, or when it is missing, so editing one
+guide does not rewrite them all.
 
 ``{test-value}`tests/fleet/test_fleet.py::STATEMENTS_PER_JOB``` renders the value
 of a module-level constant of a test file, the one the test asserts with, so a
@@ -274,10 +277,13 @@ def _pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
         for records in env.cm_proofs.values()  # type: ignore[attr-defined]
         for target, _line, _sha in records
     })
+    stamps = _proof_page_stamps(app, paths)
     for path in paths:
         file = root / path
         if not file.is_file():
             continue  # already reported by _check
+        if stamps.get(path) is None:
+            continue  # written by an earlier build from the same source: still current
         source = file.read_text(encoding="utf-8")
         body = highlight(source, PythonLexer(), HtmlFormatter(linenos="inline", lineanchors="L"))
         for name, line in sorted(test_definitions(source).items(), key=lambda kv: kv[1]):
@@ -286,6 +292,57 @@ def _pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
         intro = (f"<h1>{html.escape(path)}</h1><p>The test source that the guides cite as "
                  "proof, as it was when this documentation was built.</p>")
         yield (_page_of(path), {"title": path, "body": intro + body}, "page.html")
+
+
+STAMP_FILE = "cm_proof_pages.json"
+
+
+def _proof_page_stamps(app: Sphinx, paths: list[str]) -> dict[str, str | None]:
+    """Which proof pages to write: path -> its new stamp, or None when it is current.
+
+    A page is current when its output file exists and was written, by the same
+    builder and configuration, from a test file with the same digest, while the
+    set of cited files and every page's toc (the page's navigation) stayed the same
+    (``cm_incremental``). The stamps are kept in the doctree directory beside the
+    environment, so ``-E`` or a fresh output directory writes every page again.
+
+    Args:
+        app: The Sphinx application.
+        paths: The cited test files, relative to the repository root.
+
+    Returns:
+        Each path -> the stamp to record when its page is written, or None.
+    """
+    import json
+
+    root = _root(app.builder.env)
+    stamp_file = Path(app.doctreedir) / STAMP_FILE
+    try:
+        old = json.loads(stamp_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    context = "\0".join([app.builder.name, str(getattr(app.builder, "config_hash", "")),
+                         str(getattr(app.builder, "tags_hash", "")), *paths])
+    fresh = (isinstance(old, dict) and old.get("context") == context
+             and getattr(app, "_cm_tocs_unchanged", False))
+    pages = old.get("pages", {}) if fresh else {}
+    new: dict[str, str] = {}
+    result: dict[str, str | None] = {}
+    for path in paths:
+        new[path] = _digest(root, path)
+        target = Path(app.outdir) / (_page_of(path) + app.builder.out_suffix)
+        current = pages.get(path) == new[path] and new[path] != "" and target.exists()
+        result[path] = None if current else new[path]
+    stamps = json.dumps({"context": context, "pages": new})
+    app._cm_proof_stamps = (stamp_file, stamps)  # type: ignore[attr-defined]
+    return result
+
+
+def _save_stamps(app: Sphinx, exception: BaseException | None) -> None:
+    """Record the written proof pages once the build has succeeded."""
+    pending = getattr(app, "_cm_proof_stamps", None)
+    if pending is not None and exception is None:
+        pending[0].write_text(pending[1], encoding="utf-8")
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -302,5 +359,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-check-consistency", _check)
     app.connect("doctree-resolved", _resolve)
     app.connect("html-collect-pages", _pages)
+    app.connect("build-finished", _save_stamps)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
             "env_version": 1}

@@ -23,10 +23,13 @@ def test_editing_a_guide_rewrites_only_that_page_unless_its_toc_changed(tmp_path
     assert len(build()) > 20
     modules = out / "_modules" / "index.html"  # viewcode's index, spared the same way
     written = modules.stat().st_mtime_ns
+    proofs = {p: p.stat().st_mtime_ns for p in (out / "_proofs").glob("*.html")}
+    assert len(proofs) > 3  # the cited tests' source pages (cm_proofs), spared too
     guide = src / "guides" / "concepts.md"
     guide.write_text(guide.read_text(encoding="utf-8") + "\nOne more sentence.\n")
     assert build() == {"guides/concepts"}
     assert modules.stat().st_mtime_ns == written
+    assert {p: p.stat().st_mtime_ns for p in proofs} == proofs
     assert "One more sentence." in (out / "guides" / "concepts.html").read_text()
     text = guide.read_text(encoding="utf-8")
     heading = next(line for line in text.splitlines() if line.startswith("## "))

@@ -52,6 +52,11 @@ def test_renaming_a_cited_test_fails_the_next_incremental_build_too(tmp_path):
     log = second.stdout + second.stderr
     assert second.returncode != 0, log[-3000:]
     assert "tests/unit/test_cited.py has no test test_guarantee" in log
+    cited.write_text("def test_guarantee():\n    assert 'edited' == 'edited'\n")
+    third = sphinx_build("html", root / "out", src=src, doctrees=root / "dt", proof_root=root)
+    assert third.returncode == 0, (third.stdout + third.stderr)[-3000:]
+    page = (root / "out" / "_proofs" / "tests_unit_test_cited.html").read_text(encoding="utf-8")
+    assert "edited" in page  # a changed test file's source page is written again
 
 
 def test_every_proof_on_the_site_links_to_its_test_in_the_source_page(built_html):
