@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from tests.docs.conftest import DOCS, ROOT, sphinx_build
@@ -17,7 +18,10 @@ def test_editing_a_guide_rewrites_only_that_page_unless_its_toc_changed(tmp_path
     def build() -> set[str]:
         result = sphinx_build("html", out, src=src, doctrees=doctrees)
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-        return {line.rsplit("] ", 1)[-1].strip() for line in result.stdout.splitlines()
+        # Sphinx draws progress on one line (\r, ANSI codes) when it thinks the terminal
+        # supports colour, as it does whenever CI=true: strip the codes, split on \r too.
+        plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", result.stdout)
+        return {line.rsplit("] ", 1)[-1].strip() for line in plain.splitlines()
                 if line.startswith("writing output... [")}
 
     assert len(build()) > 20
