@@ -183,6 +183,25 @@ def _source_module(node: pending_xref) -> str | None:
 DJANGO_6_MODULES = ("container_manager.tasks",)
 
 
+#: Examples that use ``django.tasks`` (directly or through our task modules), and the
+#: guide that shows them: on Django 5.2 the doctest builder skips them.
+DJANGO_6_EXAMPLES = (
+    *DJANGO_6_MODULES,
+    "container_manager.task_signals.connect",
+    "container_manager.management.commands.run_container_task",
+    "container_manager.checks.check_task_hosts",
+)
+DJANGO_6_DOCUMENTS = ("guides/tasks",)
+
+
+def example_needs_newer_django(dotted: str) -> bool:
+    """Whether the examples of ``dotted`` (a docstring's object or a document) need Django 6."""
+    import django
+
+    return django.VERSION < (6, 0) and (dotted in DJANGO_6_DOCUMENTS or any(
+        dotted == m or dotted.startswith(m + ".") for m in DJANGO_6_EXAMPLES))
+
+
 def needs_newer_django(target: str) -> bool:
     """Whether ``target`` lives in a module this build's Django cannot import (Django 5.2)."""
     import django
