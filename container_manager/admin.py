@@ -15,17 +15,48 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
 
 from container_manager.envfile import mask_env_text
 from container_manager.jsonvalues import MAX_JSON_DEPTH, json_depth_exceeds
+from container_manager.lifecycle import JobStatus
 from container_manager.models import (
     ContainerExecution,
     ContainerJob,
     EnvironmentVariableTemplate,
     ExecutorHost,
 )
+
+#: The colour of each job status in the jobs list (CSS colours, readable on white and dark).
+STATUS_COLOURS: dict[str, str] = {
+    JobStatus.PENDING.value: "#6c757d",
+    JobStatus.STARTING.value: "#0b6fb8",
+    JobStatus.RUNNING.value: "#0b6fb8",
+    JobStatus.COMPLETED.value: "#1e7b34",
+    JobStatus.FAILED.value: "#c62828",
+    JobStatus.CANCELLED.value: "#9a6700",
+}
+
+
+def status_badge(status: str) -> str:
+    """The status as a coloured label (HTML) for the admin pages.
+
+    Args:
+        status: A job or execution status.
+
+    Returns:
+        Safe HTML: a ``<span class="cm-status cm-status-<status>">`` in the status's colour.
+
+    Example:
+        >>> status_badge("failed")
+        '<span class="cm-status cm-status-failed" style="background:#c62828">failed</span>'
+    """
+    return format_html(
+        '<span class="cm-status cm-status-{}" style="background:{}">{}</span>',
+        status, STATUS_COLOURS.get(status, "#6c757d"), status,
+    )
 
 
 class _BoundedJSONField(forms.JSONField):
@@ -243,10 +274,13 @@ class ContainerJobAdmin(MaskedEnvironmentAdmin):
         ['cancel_jobs']
     """
 
-    list_display = ("id", "name", "image", "status", "docker_host", "priority", "exit_code",
-                    "created_at", "finished_at")
-    list_filter = ("status", "docker_host")
-    search_fields = ("name", "image", "command", "status_message")
+    list_display = ("id", "name", "image", "status_display", "docker_host", "priority",
+                    "attempts", "exit_code", "created_at", "finished_at")
+    list_display_links = ("id", "name")
+    list_filter = ("status", "docker_host", "image", "created_at")
+    search_fields = ("=id", "name", "image", "command", "status_message")
+    ordering = ("-created_at", "-id")
+    change_list_template = "admin/container_manager/containerjob/change_list.html"
     readonly_fields = ("status", "status_message", "exit_code", "attempts", "claimed_by",
                        "lease_expires_at", "created_at", "updated_at", "started_at",
                        "finished_at")
@@ -254,6 +288,68 @@ class ContainerJobAdmin(MaskedEnvironmentAdmin):
     inlines = [ContainerExecutionInline]
     actions = ["cancel_jobs"]
     masked_fields = (("environment_overrides", "masked_environment_overrides"),)
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, obj: ContainerJob) -> str:
+        """The job's status, coloured, followed by the reason for a failure or cancellation.
+
+        Args:
+            obj: The job.
+
+        Returns:
+            Safe HTML for the jobs list.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ContainerJob].status_display(
+            ...     ContainerJob(status="failed", status_message="exited with code 3"))
+            '<span class="cm-status cm-status-failed" ...>failed</span> <span class="cm-reason">exited with code 3</span>'
+        """
+        badge = status_badge(obj.status)
+        if obj.status in (JobStatus.FAILED, JobStatus.CANCELLED) and obj.status_message:
+            return format_html('{} <span class="cm-reason">{}</span>', badge, obj.status_message)
+        return badge
+
+    def status_counts(self) -> list[dict[str, Any]]:
+        """The number of jobs in each status, in the lifecycle's order (one query).
+
+        Returns:
+            One ``{"status", "label", "count", "badge"}`` dict per status, zeros included.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> [(c["status"], c["count"]) for c in
+            ...  admin.site._registry[ContainerJob].status_counts()][:2]
+            [('pending', 0), ('starting', 0)]
+        """
+        counts = dict(
+            ContainerJob.objects.order_by().values_list("status").annotate(n=Count("id"))
+        )
+        return [
+            {"status": s.value, "label": s.label, "count": counts.get(s.value, 0),
+             "badge": status_badge(s.value)}
+            for s in JobStatus
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The jobs list, newest first, with the counts per status above it.
+
+        Args:
+            request: The admin request.
+            extra_context: More template context.
+
+        Returns:
+            The page.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ContainerJob].change_list_template  # shows the counts
+            'admin/container_manager/containerjob/change_list.html'
+        """
+        context = {"status_counts": self.status_counts(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=context)
 
     @admin.display(description="Environment overrides")
     def masked_environment_overrides(self, obj: ContainerJob) -> str:
