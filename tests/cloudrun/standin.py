@@ -14,6 +14,18 @@ rules, quantity formats, ``maxRetries`` and ``timeout``). Problems are answered
 as Google answers them (``{"error": {"code", "message", "status"}}``) and also
 recorded in :attr:`CloudRunStandIn.violations`, which the tests assert empty.
 
+Google's hard parts are played when asked (all off by default, so that a test
+says which it needs): executions queued before they start
+(:attr:`CloudRunStandIn.queue_seconds`, ``reconciling`` and a pending
+``ResourcesAvailable`` condition), a CANCELLING window between SIGTERM and SIGKILL
+(:attr:`~CloudRunStandIn.cancel_seconds`), operations that take several polls
+(:attr:`~CloudRunStandIn.operation_polls`) or end with an ``error``
+(:meth:`~CloudRunStandIn.fail_operation`), paging of every list call
+(:attr:`~CloudRunStandIn.page_size_max`), per-minute quotas per API bucket that it
+enforces with Google's 429 (:attr:`~CloudRunStandIn.quotas`, :data:`BUCKETS`),
+scripted errors with ``details`` (:meth:`~CloudRunStandIn.fail`) and a log
+ingestion delay (:attr:`~CloudRunStandIn.log_delay_seconds`).
+
 Outcomes are either scripted (:meth:`CloudRunStandIn.script`, used by the next
 ``run``), or interpreted from the container's command: ``echo TEXT`` (``>&2``
 for stderr), ``sleep N``, ``exit N``, ``true``/``false``, joined by ``;``,
@@ -117,6 +129,30 @@ _FILTER_CLAUSE = re.compile(
     r'(?P<field>[A-Za-z_.]+(?:\."[^"]+")?)\s*(?P<op>>=|=)\s*"(?P<value>[^"]*)"\Z'
 )
 
+#: The quota bucket of each (method, route) the stand-in serves, as Cloud Run's
+#: Admin API counts them (job runs, reads, writes) and Cloud Logging's entries.list.
+BUCKETS = {
+    "_create_job": "write",
+    "_delete_job": "write",
+    "_cancel_execution": "write",
+    "_run_job": "run",
+    "_list_jobs": "read",
+    "_get_job": "read",
+    "_list_executions": "read",
+    "_get_execution": "read",
+    "_list_tasks": "read",
+    "_get_operation": "read",
+    "_list_entries": "logging",
+}
+
+#: What Google names each bucket's quota in a 429's ErrorInfo (quota_metric, quota_limit).
+QUOTA_NAMES = {
+    "run": ("run.googleapis.com/job_run_requests", "JobRunRequestsPerMinutePerProjectPerRegion"),
+    "read": ("run.googleapis.com/read_requests", "ReadPerMinutePerProjectRegion"),
+    "write": ("run.googleapis.com/write_requests", "WritePerMinutePerProjectRegion"),
+    "logging": ("logging.googleapis.com/read_requests", "ReadRequestsPerMinutePerProject"),
+}
+
 _CONDITION_STATES = {
     "CONDITION_PENDING": 1,
     "CONDITION_RECONCILING": 2,
@@ -199,10 +235,13 @@ def interpret(command: list[str], args: list[str]) -> Outcome:
 
 
 class _Error(Exception):
-    def __init__(self, code: int, status: str, message: str, details: Any = ()) -> None:
+    def __init__(
+        self, code: int, status: str, message: str, details: Any = (), violation: bool = True
+    ) -> None:
         super().__init__(message)
         self.code, self.status, self.message = code, status, message
         self.details = list(details)
+        self.violation = violation  # a 400 the client caused (not one Google plays)
 
 
 def retry_info(seconds: float) -> dict:
@@ -254,6 +293,27 @@ class CloudRunStandIn:
         #: (HTTP code, status, message) answers to the next job creations, as Google
         #: refuses them (a quota, a spec it will not run).
         self.refuse_creates: deque[tuple[int, str, str]] = deque()
+        #: Seconds an execution is queued (pending, reconciling) before it starts.
+        self.queue_seconds = 0.0
+        #: Seconds a cancelled execution stays CANCELLING (running) before it ends,
+        #: as Cloud Run's SIGTERM-to-SIGKILL delay (10 s at Google).
+        self.cancel_seconds = 0.0
+        #: Seconds before a log entry can be read (Cloud Logging's ingestion delay).
+        self.log_delay_seconds = 0.0
+        #: Most items per page of every list call (None: as many as asked).
+        self.page_size_max: int | None = None
+        #: Reads of a job-creation operation answered ``done: false`` before it is done.
+        self.operation_polls = 0
+        #: Requests allowed per bucket (:data:`BUCKETS`) in each quota window;
+        #: beyond, Google's 429 RESOURCE_EXHAUSTED (ErrorInfo RATE_LIMIT_EXCEEDED).
+        self.quotas: dict[str, int] = {}
+        #: The length of a quota window (Google's is a minute).
+        self.quota_window_seconds = 60.0
+        #: Every request's bucket and time, and the ones refused by a quota.
+        self.bucket_calls: list[tuple[str, float]] = []
+        self.quota_refusals: list[tuple[str, float]] = []
+        self._operation_errors: deque[tuple[int, str]] = deque()
+        self._accepted: dict[str, deque[float]] = {}  # accepted requests' times per bucket
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -316,6 +376,21 @@ class CloudRunStandIn:
             self.faults.append(fault)
         return fault
 
+    def fail_operation(self, code: int, message: str) -> None:
+        """Make the next job creation's long-running operation end with an ``error``
+        (``code`` is a google.rpc.Code number, such as 3 INVALID_ARGUMENT or 13
+        INTERNAL); the job is not created."""
+        with self.lock:
+            self._operation_errors.append((code, message))
+
+    def bucket_counts(self) -> dict[str, int]:
+        """How many requests were served per quota bucket (refused ones included)."""
+        counts: dict[str, int] = {}
+        with self.lock:
+            for bucket, _when in self.bucket_calls:
+                counts[bucket] = counts.get(bucket, 0) + 1
+        return counts
+
     def delete_execution(self, name: str) -> None:
         """Delete an execution behind the executor's back (e.g. from the console)."""
         with self.lock:
@@ -372,7 +447,7 @@ class CloudRunStandIn:
             if numeric:
                 payload = _numeric_enums(payload)
         except _Error as exc:
-            if exc.code == 400 and not scripted:
+            if exc.code == 400 and not scripted and exc.violation:
                 self.violations.append(f"{method} {path}: {exc.message}")
             status = exc.code
             payload = {"error": {"code": exc.code, "message": exc.message, "status": exc.status}}
@@ -424,8 +499,64 @@ class CloudRunStandIn:
                 ):
                     raise _Error(404, "NOT_FOUND", f"Location {groups} not found.")
                 allowed = {"$alt"}
+                self._enforce_quota(BUCKETS[func.__name__])
                 return func(groups, query, body, allowed)
         raise _Error(404, "NOT_FOUND", f"No route for {method} {path}")
+
+    def _enforce_quota(self, bucket: str) -> None:
+        now = time.monotonic()
+        self.bucket_calls.append((bucket, now))
+        limit = self.quotas.get(bucket)
+        if limit is None:
+            return
+        accepted = self._accepted.setdefault(bucket, deque())
+        while accepted and accepted[0] <= now - self.quota_window_seconds:
+            accepted.popleft()
+        used = len(accepted)
+        if used < limit:
+            accepted.append(now)
+            return
+        self.quota_refusals.append((bucket, now))
+        metric, limit_name = QUOTA_NAMES[bucket]
+        service = metric.split("/", 1)[0]
+        raise _Error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            f"Quota exceeded for quota metric '{metric}' and limit '{limit_name}' of service "
+            f"'{service}' for consumer 'project_number:123456789'.",
+            [
+                error_info(
+                    "RATE_LIMIT_EXCEEDED",
+                    "googleapis.com",
+                    quota_metric=metric,
+                    quota_limit=limit_name,
+                    quota_limit_value=str(limit),
+                    service=service,
+                    consumer="projects/123456789",
+                ),
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {
+                            "description": "Request a higher quota limit.",
+                            "url": "https://cloud.google.com/docs/quotas/help/request_increase",
+                        }
+                    ],
+                },
+            ],
+        )
+
+    def _page(self, key: str, items: list, query: dict, default: int) -> dict:
+        """One page of ``items`` as Google answers a list call (``nextPageToken``)."""
+        size = int(query.get("pageSize") or default) or default
+        if self.page_size_max is not None:
+            size = min(size, self.page_size_max)
+        start = int(query.get("pageToken") or 0)
+        page = items[start : start + size]
+        answer: dict[str, Any] = {key: page} if page else {}
+        if start + size < len(items):
+            answer["nextPageToken"] = str(start + size)
+        return answer
 
     # -------------------------------------------------------------- validation
     def _fields(self, where: str, value: Any, allowed: set[str]) -> None:
@@ -544,9 +675,17 @@ class CloudRunStandIn:
             "executionCount": 0,
             "etag": '"e1"',
         }
+        if self._operation_errors:  # the operation ends with an error; no job is made
+            code, message = self._operation_errors.popleft()
+            op = self._operation("Job", job, False, None, resolve=("error", (code, message)))
+            self.operations[op["name"]]["polls"] = self.operation_polls
+            return 200, op
         self.jobs[name] = job
-        # Like Google: the operation is not done in the create answer; a get finishes it.
-        return 200, self._operation("Job", job, False, None, resolve=("job", name))
+        # Like Google: the operation is not done in the create answer; a get finishes it
+        # (after operation_polls more reads).
+        op = self._operation("Job", job, False, None, resolve=("job", name))
+        self.operations[op["name"]]["polls"] = self.operation_polls
+        return 200, op
 
     def _job(self, g: dict) -> dict:
         name = f"{self.parent}/jobs/{g['job']}"
@@ -561,9 +700,8 @@ class CloudRunStandIn:
 
     def _list_jobs(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, {"pageSize", "pageToken", "showDeleted"})
-        size = int(query.get("pageSize", 100))
         jobs = [self._job_view(j) for j in sorted(self.jobs.values(), key=lambda j: j["name"])]
-        return 200, {"jobs": jobs[:size]} if jobs else {}
+        return 200, self._page("jobs", jobs, query, 100)
 
     def _job_view(self, job: dict) -> dict:
         view = dict(job)
@@ -611,12 +749,14 @@ class CloudRunStandIn:
         now = _now()
         timeout = float(str(job["template"]["template"].get("timeout", "600s")).rstrip("s"))
         timed_out = outcome.run_seconds > timeout
+        start = now + _delta(self.queue_seconds)  # queued until then
         record = {
             "name": name,
             "job_name": job["name"],
             "job_id": g["job"],
-            "start": now,
-            "end": now + _delta(min(outcome.run_seconds, timeout)),
+            "created": now,
+            "start": start,
+            "end": start + _delta(min(outcome.run_seconds, timeout)),
             "outcome": outcome,
             "timed_out": timed_out,
             "lag_reads": outcome.result_lag_reads,
@@ -644,9 +784,12 @@ class CloudRunStandIn:
         return self.executions[name]
 
     def _phase(self, record: dict) -> str:
+        now = _now()
         if record["cancelled_at"] is not None:
-            return "cancelled"
-        if _now() < record["end"]:
+            return "cancelling" if now < record["cancelled_at"] else "cancelled"
+        if now < record["start"]:
+            return "queued"
+        if now < record["end"]:
             return "running"
         if record["timed_out"]:
             return "failed"
@@ -664,8 +807,7 @@ class CloudRunStandIn:
             "uid": f"uid-{record['job_id']}",
             "generation": "1",
             "labels": record["labels"],
-            "createTime": rfc3339(record["start"]),
-            "startTime": rfc3339(record["start"]),
+            "createTime": rfc3339(record.get("created", record["start"])),
             "updateTime": rfc3339(_now()),
             "launchStage": "GA",
             "job": record["job_id"],
@@ -674,21 +816,48 @@ class CloudRunStandIn:
             "template": record["template"]["template"],
             "logUri": "https://console.cloud.google.com/logs/viewer",
             "etag": '"x"',
-            "runningCount": 1 if phase == "running" else 0,
+            "runningCount": 1 if phase in ("running", "cancelling") else 0,
             "succeededCount": 1 if phase == "succeeded" else 0,
             "failedCount": 1 if phase == "failed" else 0,
             "cancelledCount": 1 if phase == "cancelled" else 0,
             "retriedCount": 0,
         }
-        lagging = phase != "running" and record.get("lag_reads", 0) > 0
+        if phase != "queued":
+            view["startTime"] = rfc3339(record["start"])
+        lagging = phase not in ("running", "queued", "cancelling") and record.get("lag_reads", 0) > 0
         if lagging:
             for counter in ("succeededCount", "failedCount", "cancelledCount"):
                 view[counter] = 0
+        if phase == "queued":
+            view["reconciling"] = True
+            view["conditions"] = [
+                {
+                    "type": "ResourcesAvailable",
+                    "state": "CONDITION_PENDING",
+                    "message": "Provisioning imported containers.",
+                },
+                {"type": "Started", "state": "CONDITION_PENDING"},
+                {"type": "Completed", "state": "CONDITION_PENDING"},
+            ]
+            view["_completion_status"] = "EXECUTION_PENDING"
+            return view
         conditions = [
             {"type": "ResourcesAvailable", "state": "CONDITION_SUCCEEDED"},
             {"type": "Started", "state": "CONDITION_SUCCEEDED"},
         ]
-        if phase == "running":
+        if phase == "cancelling":  # SIGTERM sent; SIGKILL after cancel_seconds
+            view["reconciling"] = True
+            conditions.append(
+                {
+                    "type": "Completed",
+                    "state": "CONDITION_RECONCILING",
+                    "executionReason": "CANCELLING",
+                    "message": "The execution is being cancelled.",
+                }
+            )
+            view["_completion_status"] = "EXECUTION_RUNNING"
+        elif phase == "running":
+            view["reconciling"] = True
             conditions.append({"type": "Completed", "state": "CONDITION_PENDING"})
             view["_completion_status"] = "EXECUTION_RUNNING"
         else:
@@ -728,21 +897,24 @@ class CloudRunStandIn:
 
     def _list_executions(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, {"pageSize", "pageToken", "showDeleted"})
-        job = self._job(g)
-        items = [
-            _public(self._execution_view(e))
-            for e in self.executions.values()
-            if e["job_name"] == job["name"]
-        ]
-        return 200, {"executions": items} if items else {}
+        if g["job"] == "-":  # "-" lists the executions of every job (REST reference)
+            records = list(self.executions.values())
+        else:
+            job = self._job(g)
+            records = [e for e in self.executions.values() if e["job_name"] == job["name"]]
+        records.sort(key=lambda e: e["name"])
+        items = [_public(self._execution_view(e)) for e in records]
+        return 200, self._page("executions", items, query, 100)
 
     def _cancel_execution(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, set())
         self._fields("body", body or {}, CANCEL_FIELDS)
         record = self._execution(g)
-        if self._phase(record) != "running":
-            raise _Error(400, "FAILED_PRECONDITION", "Execution has already completed.")
-        record["cancelled_at"] = _now()
+        if self._phase(record) not in ("running", "queued"):
+            raise _Error(
+                400, "FAILED_PRECONDITION", "Execution has already completed.", violation=False
+            )
+        record["cancelled_at"] = _now() + _delta(self.cancel_seconds)
         view = _public(self._execution_view(record))
         return 200, self._operation(
             "Execution", view, False, None, resolve=("execution", record["name"])
@@ -763,7 +935,7 @@ class CloudRunStandIn:
             "createTime": rfc3339(record["start"]),
             "startTime": rfc3339(record["start"]),
         }
-        if phase == "running" or record.get("lag_reads", 0) > 0:
+        if phase in ("running", "queued", "cancelling") or record.get("lag_reads", 0) > 0:
             task["conditions"] = [{"type": "Completed", "state": "CONDITION_PENDING"}]
         else:
             end = record["cancelled_at"] or record["end"]
@@ -785,7 +957,7 @@ class CloudRunStandIn:
                     "message": outcome.message or f"Application exit code: {outcome.exit_code}",
                 }
             task["lastAttemptResult"] = result
-        return 200, {"tasks": [task]}
+        return 200, self._page("tasks", [task], query, 100)
 
     def _get_operation(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, set())
@@ -795,7 +967,14 @@ class CloudRunStandIn:
         entry = self.operations[name]
         op = entry["op"]
         kind, target = entry["resolve"] or (None, None)
-        if kind == "job" and target in self.jobs:
+        if entry.get("polls", 0) > 0:
+            entry["polls"] -= 1
+            return 200, op
+        if kind == "error":
+            code, message = target
+            op["done"] = True
+            op["error"] = {"code": code, "message": message}
+        elif kind == "job" and target in self.jobs:
             op["done"] = True
             op["response"] = {
                 "@type": "type.googleapis.com/google.cloud.run.v2.Job",
@@ -839,8 +1018,10 @@ class CloudRunStandIn:
         return entry
 
     def _all_entries(self) -> list[dict]:
-        now = _now()
-        entries = list(self.extra_logs)
+        now = _now() - _delta(self.log_delay_seconds)  # what Cloud Logging has ingested
+        entries = list(self.extra_logs)  # added entries: visible at once, unless delayed
+        if self.log_delay_seconds:
+            entries = [e for e in entries if parse_time(e["timestamp"]) <= now]
         for record in list(self.executions.values()) + list(getattr(self, "_gone", [])):
             stop = record["cancelled_at"] or record["end"]
             outcome = record["outcome"]
