@@ -48,8 +48,8 @@ def prints_then_returns():
 
 @task
 def allocate(megabytes):
-    """Hold megabytes of memory (for the memory-limit test)."""
-    blocks = [bytearray(1024 * 1024) for _ in range(megabytes)]
+    """Hold megabytes of memory (for the memory-limit test); every page is written."""
+    blocks = [b"\x01" * (1024 * 1024) for _ in range(megabytes)]
     return len(blocks)
 
 
