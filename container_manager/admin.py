@@ -9,19 +9,28 @@ values masked (``KEY=********``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from container_manager import operations
 from container_manager.envfile import mask_env_text
+from container_manager.executors import ExecutorError
 from container_manager.jsonvalues import MAX_JSON_DEPTH, json_depth_exceeds
-from container_manager.lifecycle import JobStatus
+from container_manager.lifecycle import (
+    ConcurrentTransitionError,
+    InvalidTransitionError,
+    JobStatus,
+)
 from container_manager.models import (
     ContainerExecution,
     ContainerJob,
@@ -57,6 +66,93 @@ def status_badge(status: str) -> str:
         '<span class="cm-status cm-status-{}" style="background:{}">{}</span>',
         status, STATUS_COLOURS.get(status, "#6c757d"), status,
     )
+
+
+#: The page that confirms an action, listing what it will do and what it will refuse.
+CONFIRM_TEMPLATE = "admin/container_manager/confirm_action.html"
+
+_REFUSALS = (ExecutorError, ValidationError, InvalidTransitionError, ConcurrentTransitionError)
+
+
+def _refusal(exc: Exception) -> str:
+    """The reason an operation refused, from its exception."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc).rstrip(".")
+
+
+def confirm_or_run(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: Iterable[Any],
+    *,
+    action: str,
+    verb: str,
+    explanation: str,
+    problem: Callable[[Any], str | None],
+    run: Callable[[Any], str | None],
+) -> TemplateResponse | None:
+    """Show what an action will do and refuse (first POST), or do it and report (confirmed POST).
+
+    The first POST of an admin action returns a confirmation page
+    (:data:`CONFIRM_TEMPLATE`) listing the objects the action will change and
+    those it will refuse, each with its reason. Its "Yes" button posts again with
+    ``post=yes``: then each object is re-checked and ``run``; every refusal (by
+    ``problem``, by ``run``, or an operation's exception) becomes a warning
+    message naming the object and the reason.
+
+    Args:
+        model_admin: The admin whose action this is.
+        request: The admin request.
+        objects: The selected objects.
+        action: The action's name (posted back by the confirmation page).
+        verb: What the action does, for people ("cancel").
+        explanation: What it will do, in a sentence, for the confirmation page.
+        problem: Why an object would be refused, or None.
+        run: Does the action to one object; returns why it refused, or None.
+
+    Returns:
+        The confirmation page, or None once the action ran (the admin then
+        shows the list again, with the messages).
+
+    Example:
+        >>> from django.contrib import admin
+        >>> from django.contrib.messages.storage.cookie import CookieStorage
+        >>> from django.test import RequestFactory
+        >>> request = RequestFactory().post("/admin/", {"post": "yes"})
+        >>> request._messages = CookieStorage(request)
+        >>> confirm_or_run(admin.site._registry[ContainerJob], request, [ContainerJob(pk=8, image="busybox")],
+        ...                action="x", verb="poke", explanation="", run=lambda job: None,
+        ...                problem=lambda job: "it is asleep")
+        >>> [str(m) for m in request._messages]
+        ['Refused to poke job 8: busybox (pending): it is asleep.']
+    """
+    objects = list(objects)
+    if request.POST.get("post") != "yes":
+        checked = [(obj, problem(obj)) for obj in objects]
+        opts = model_admin.model._meta
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "title": f"{verb.capitalize()} the selected {opts.verbose_name_plural}?",
+            "explanation": explanation,
+            "verb": verb,
+            "will_run": [obj for obj, reason in checked if reason is None],
+            "refused": [(obj, reason) for obj, reason in checked if reason is not None],
+            "queryset": objects,
+            "action": action,
+            "opts": opts,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+    for obj in objects:
+        try:
+            reason = problem(obj) or run(obj)
+        except _REFUSALS as exc:
+            reason = _refusal(exc)
+        if reason:
+            model_admin.message_user(request, f"Refused to {verb} {obj}: {reason}.",
+                                     messages.WARNING)
+    return None
 
 
 class _BoundedJSONField(forms.JSONField):
@@ -161,22 +257,27 @@ class ExecutorHostAdmin(admin.ModelAdmin):
     search_fields = ("name", "connection_string")
     readonly_fields = ("created_at", "updated_at", "last_health_check_at",
                        "last_health_check_ok", "last_health_check_detail")
-    actions = ["run_health_check"]
+    actions = ["run_health_check", "deactivate_hosts", "reactivate_hosts"]
     formfield_overrides = {models.JSONField: {"form_class": _BoundedJSONField}}
 
     @admin.action(description="Run a health check on the selected hosts", permissions=["change"])
-    def run_health_check(self, request: HttpRequest, queryset: QuerySet[ExecutorHost]) -> None:
-        """Check each selected host and report the results.
+    def run_health_check(
+        self, request: HttpRequest, queryset: QuerySet[ExecutorHost]
+    ) -> TemplateResponse | None:
+        """Check each selected host and report the results (after a confirmation page).
 
         Args:
             request: The admin request.
             queryset: The selected hosts.
 
+        Returns:
+            The confirmation page, or None once the checks ran.
+
         Example:
             >>> from django.contrib import admin
             >>> from django.contrib.messages.storage.cookie import CookieStorage
             >>> from django.test import RequestFactory
-            >>> request = RequestFactory().post("/admin/")
+            >>> request = RequestFactory().post("/admin/", {"post": "yes"})
             >>> request._messages = CookieStorage(request)
             >>> host = ExecutorHost.objects.create(
             ...     name="admin-mock", executor_type="mock", connection_string="mock://admin")
@@ -185,13 +286,107 @@ class ExecutorHostAdmin(admin.ModelAdmin):
             >>> [str(m) for m in request._messages]
             ['admin-mock: healthy (mock executor)']
         """
-        for host in queryset:
+
+        def check(host: ExecutorHost) -> None:
+            """Check one host and report it."""
             ok = host.health_check()
-            level = messages.SUCCESS if ok else messages.ERROR
             self.message_user(
                 request, f"{host.name}: {'healthy' if ok else 'unhealthy'} "
-                f"({host.last_health_check_detail})", level
+                f"({host.last_health_check_detail})", messages.SUCCESS if ok else messages.ERROR
             )
+
+        return confirm_or_run(
+            self, request, queryset, action="run_health_check", verb="health-check",
+            explanation="Each selected host is asked whether it answers (a call to its "
+            "executor); the result is saved on the host.",
+            problem=lambda host: None, run=check,
+        )
+
+    def _set_active(
+        self, request: HttpRequest, queryset: QuerySet[ExecutorHost], active: bool
+    ) -> TemplateResponse | None:
+        """Deactivate or reactivate the selected hosts through operations.set_host_active."""
+        state = "active" if active else "inactive"
+        changed: list[str] = []
+
+        def run(host: ExecutorHost) -> str | None:
+            """Set one host's is_active; the refusal when it already was so."""
+            if not operations.set_host_active(host, active):
+                return f"already {state}"
+            changed.append(host.name)
+            return None
+
+        verb = "reactivate" if active else "deactivate"
+        explanation = (
+            "Workers launch jobs on the selected hosts again." if active else
+            "Workers stop launching jobs on the selected hosts; jobs already running "
+            "there keep running, and are still harvested and cancellable."
+        )
+        response = confirm_or_run(
+            self, request, queryset, action=f"{verb}_hosts", verb=verb,
+            explanation=explanation, run=run,
+            problem=lambda host: None if host.is_active != active else f"already {state}",
+        )
+        if response is None:
+            self.message_user(request, f"{verb.capitalize()}d {len(changed)} host(s)"
+                              + (f": {', '.join(changed)}." if changed else "."),
+                              messages.SUCCESS)
+        return response
+
+    @admin.action(description="Deactivate the selected hosts (no new launches)",
+                  permissions=["change"])
+    def deactivate_hosts(
+        self, request: HttpRequest, queryset: QuerySet[ExecutorHost]
+    ) -> TemplateResponse | None:
+        """Stop new launches on the selected hosts (after a confirmation page).
+
+        Args:
+            request: The admin request.
+            queryset: The selected hosts.
+
+        Returns:
+            The confirmation page, or None once the hosts are deactivated.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.messages.storage.cookie import CookieStorage
+            >>> from django.test import RequestFactory
+            >>> request = RequestFactory().post("/admin/", {"post": "yes"})
+            >>> request._messages = CookieStorage(request)
+            >>> host = mock_host("admin-off")  # doctest setup: a saved mock host
+            >>> admin.site._registry[ExecutorHost].deactivate_hosts(
+            ...     request, ExecutorHost.objects.filter(pk=host.pk))
+            >>> [str(m) for m in request._messages], ExecutorHost.objects.get(pk=host.pk).is_active
+            (['Deactivated 1 host(s): admin-off.'], False)
+        """
+        return self._set_active(request, queryset, False)
+
+    @admin.action(description="Reactivate the selected hosts", permissions=["change"])
+    def reactivate_hosts(
+        self, request: HttpRequest, queryset: QuerySet[ExecutorHost]
+    ) -> TemplateResponse | None:
+        """Let workers launch on the selected hosts again (after a confirmation page).
+
+        Args:
+            request: The admin request.
+            queryset: The selected hosts.
+
+        Returns:
+            The confirmation page, or None once the hosts are active.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.messages.storage.cookie import CookieStorage
+            >>> from django.test import RequestFactory
+            >>> request = RequestFactory().post("/admin/", {"post": "yes"})
+            >>> request._messages = CookieStorage(request)
+            >>> host = mock_host("admin-on")  # doctest setup: a saved mock host (active)
+            >>> admin.site._registry[ExecutorHost].reactivate_hosts(
+            ...     request, ExecutorHost.objects.filter(pk=host.pk))
+            >>> [str(m) for m in request._messages]
+            ['Refused to reactivate admin-on (mock): already active.', 'Reactivated 0 host(s).']
+        """
+        return self._set_active(request, queryset, True)
 
 
 @admin.register(EnvironmentVariableTemplate)
@@ -271,7 +466,7 @@ class ContainerJobAdmin(MaskedEnvironmentAdmin):
     Example:
         >>> from django.contrib import admin
         >>> admin.site._registry[ContainerJob].actions
-        ['cancel_jobs']
+        ['cancel_jobs', 'retry_jobs', 'duplicate_jobs']
     """
 
     list_display = ("id", "name", "image", "status_display", "docker_host", "priority",
@@ -286,7 +481,7 @@ class ContainerJobAdmin(MaskedEnvironmentAdmin):
                        "finished_at")
     list_select_related = ("docker_host",)
     inlines = [ContainerExecutionInline]
-    actions = ["cancel_jobs"]
+    actions = ["cancel_jobs", "retry_jobs", "duplicate_jobs"]
     masked_fields = (("environment_overrides", "masked_environment_overrides"),)
 
     @admin.display(description="Status", ordering="status")
@@ -370,28 +565,156 @@ class ContainerJobAdmin(MaskedEnvironmentAdmin):
         return mask_env_text(obj.environment_overrides)
 
     @admin.action(description="Cancel the selected jobs", permissions=["change"])
-    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ContainerJob]) -> None:
-        """Cancel each selected job that is not terminal yet.
+    def cancel_jobs(
+        self, request: HttpRequest, queryset: QuerySet[ContainerJob]
+    ) -> TemplateResponse | None:
+        """Cancel each selected job that is not finished (after a confirmation page).
+
+        Through :func:`container_manager.operations.cancel`: a running job's
+        container is stopped, its logs kept.
 
         Args:
             request: The admin request.
             queryset: The selected jobs.
 
+        Returns:
+            The confirmation page, or None once the jobs are cancelled.
+
         Example:
             >>> from django.contrib import admin
             >>> from django.contrib.messages.storage.cookie import CookieStorage
             >>> from django.test import RequestFactory
-            >>> request = RequestFactory().post("/admin/")
-            >>> request._messages = CookieStorage(request)
-            >>> host = ExecutorHost.objects.create(
-            ...     name="admin-cancel", executor_type="mock", connection_string="mock://ac")
+            >>> host = mock_host("admin-cancel")  # doctest setup: a saved mock host
             >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
-            >>> admin.site._registry[ContainerJob].cancel_jobs(request, ContainerJob.objects.all())
+            >>> done = ContainerJob.objects.create(image="busybox", docker_host=host,
+            ...                                    status="completed")
+            >>> jobs = ContainerJob.objects.filter(pk__in=[job.pk, done.pk])
+            >>> request = RequestFactory().post("/admin/", {"post": "yes"})
+            >>> request._messages = CookieStorage(request)
+            >>> admin.site._registry[ContainerJob].cancel_jobs(request, jobs)
             >>> [str(m) for m in request._messages], ContainerJob.objects.get(pk=job.pk).status
-            (['Cancelled 1 job(s).'], 'cancelled')
+            (['Refused to cancel job ...: busybox (completed): already completed.', 'Cancelled 1 job(s).'], 'cancelled')
         """
-        done = sum(1 for job in queryset if job.cancel())
-        self.message_user(request, f"Cancelled {done} job(s).", messages.SUCCESS)
+        done = []
+
+        def run(job: ContainerJob) -> str | None:
+            """Cancel one job; the refusal when it finished first."""
+            if not operations.cancel(job):
+                job.refresh_from_db()
+                return f"it finished before the cancel took effect ({job.status})"
+            done.append(job.pk)
+            return None
+
+        response = confirm_or_run(
+            self, request, queryset, action="cancel_jobs", verb="cancel",
+            explanation="Each selected job that has not finished is cancelled: a running "
+            "container is stopped and its logs kept; a pending job never starts.",
+            problem=operations.cancel_problem, run=run,
+        )
+        if response is None:
+            self.message_user(request, f"Cancelled {len(done)} job(s).", messages.SUCCESS)
+        return response
+
+    @admin.action(description="Retry the selected failed or cancelled jobs",
+                  permissions=["change"])
+    def retry_jobs(
+        self, request: HttpRequest, queryset: QuerySet[ContainerJob]
+    ) -> TemplateResponse | None:
+        """Put each selected failed or cancelled job back to pending (after a confirmation page).
+
+        Through :func:`container_manager.operations.retry`: one more attempt, the
+        earlier attempts and their logs kept.
+
+        Args:
+            request: The admin request.
+            queryset: The selected jobs.
+
+        Returns:
+            The confirmation page, or None once the jobs are pending again.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.auth.models import User
+            >>> from django.contrib.messages.storage.cookie import CookieStorage
+            >>> from django.test import RequestFactory
+            >>> host = mock_host("admin-retry")  # doctest setup: a saved mock host
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host,
+            ...                                   status="failed")
+            >>> request = RequestFactory().post("/admin/", {"post": "yes"})
+            >>> request._messages, request.user = CookieStorage(request), User(username="ops")
+            >>> admin.site._registry[ContainerJob].retry_jobs(
+            ...     request, ContainerJob.objects.filter(pk=job.pk))
+            >>> [str(m) for m in request._messages]
+            ['Retried 1 job(s): they are pending for a new attempt.']
+            >>> job.refresh_from_db(); job.status, job.status_message
+            ('pending', 'retried by ops in the admin')
+        """
+        done = []
+
+        def run(job: ContainerJob) -> None:
+            """Retry one job (an operation's refusal is an exception)."""
+            operations.retry(job, message=f"retried by {request.user.get_username()} in the admin")
+            done.append(job.pk)
+
+        response = confirm_or_run(
+            self, request, queryset, action="retry_jobs", verb="retry",
+            explanation="Each selected failed or cancelled job goes back to pending for one "
+            "more attempt; its earlier attempts and their logs are kept.",
+            problem=operations.retry_problem, run=run,
+        )
+        if response is None:
+            self.message_user(request, f"Retried {len(done)} job(s): they are pending for a "
+                              "new attempt.", messages.SUCCESS)
+        return response
+
+    @admin.action(description="Duplicate the selected jobs as new pending jobs",
+                  permissions=["add"])
+    def duplicate_jobs(
+        self, request: HttpRequest, queryset: QuerySet[ContainerJob]
+    ) -> TemplateResponse | None:
+        """Save a new pending copy of each selected job (after a confirmation page).
+
+        Through :func:`container_manager.operations.duplicate`: the copy runs the
+        same image, command, environment and limits on the same host.
+
+        Args:
+            request: The admin request.
+            queryset: The selected jobs.
+
+        Returns:
+            The confirmation page, or None once the copies are saved.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> from django.contrib.messages.storage.cookie import CookieStorage
+            >>> from django.test import RequestFactory
+            >>> host = mock_host("admin-dup")  # doctest setup: a saved mock host
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> request = RequestFactory().post("/admin/", {"post": "yes"})
+            >>> request._messages = CookieStorage(request)
+            >>> admin.site._registry[ContainerJob].duplicate_jobs(
+            ...     request, ContainerJob.objects.filter(pk=job.pk))
+            >>> [str(m) for m in request._messages]
+            ['Duplicated 1 job(s) as new pending job(s): ...']
+            >>> ContainerJob.objects.filter(docker_host=host).count()
+            2
+        """
+        copies: list[str] = []
+
+        def run(job: ContainerJob) -> None:
+            """Duplicate one job (an operation's refusal is an exception)."""
+            copies.append(str(operations.duplicate(job).pk))
+
+        response = confirm_or_run(
+            self, request, queryset, action="duplicate_jobs", verb="duplicate",
+            explanation="Each selected job is copied as a new pending job (same image, "
+            "command, environment, limits and host); the original is not changed.",
+            problem=operations.duplicate_problem, run=run,
+        )
+        if response is None:
+            self.message_user(request, f"Duplicated {len(copies)} job(s) as new pending "
+                              f"job(s): {', '.join(copies) or 'none'}.", messages.SUCCESS)
+        return response
 
 
 @admin.register(ContainerExecution)

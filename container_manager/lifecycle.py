@@ -60,6 +60,15 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 #: Statuses a job never leaves: it finished, failed or was cancelled.
 TERMINAL_STATUSES: frozenset[str] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
+#: Moves out of a terminal status that only an operator makes: a failed or cancelled
+#: job retried by hand (:func:`container_manager.operations.retry`) goes back to
+#: ``pending`` for one more attempt, its earlier attempts kept. No automatic path
+#: (worker, harvest, retry policy) makes these moves.
+RETRY_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    _S.FAILED.value: frozenset({_S.PENDING.value}),
+    _S.CANCELLED.value: frozenset({_S.PENDING.value}),
+}
+
 #: Statuses of a job that has been handed to an executor and is not finished.
 ACTIVE_STATUSES: frozenset[str] = frozenset({_S.STARTING.value, _S.RUNNING.value})
 
@@ -109,17 +118,20 @@ def can_transition(old: str, new: str) -> bool:
     return new in TRANSITIONS.get(old, frozenset())
 
 
-def check_transition(old: str, new: str, *, job_id: object = None) -> None:
+def check_transition(
+    old: str, new: str, *, job_id: object = None, operator_retry: bool = False
+) -> None:
     """Raise a clear error unless the lifecycle allows moving from ``old`` to ``new``.
 
     Args:
         old: The current status.
         new: The wanted status.
         job_id: The job's primary key, used in the message.
+        operator_retry: Check an operator's retry instead (:data:`RETRY_TRANSITIONS`).
 
     Raises:
-        InvalidTransitionError: The move is not in :data:`TRANSITIONS`, or either
-            status is unknown.
+        InvalidTransitionError: The move is not in :data:`TRANSITIONS` (or, for an
+            operator's retry, in :data:`RETRY_TRANSITIONS`), or either status is unknown.
 
     Example:
         >>> check_transition("pending", "starting")  # allowed: returns None
@@ -127,6 +139,11 @@ def check_transition(old: str, new: str, *, job_id: object = None) -> None:
         Traceback (most recent call last):
         ...
         container_manager.lifecycle.InvalidTransitionError: Unknown job status 'done'; valid statuses are: pending, starting, running, completed, failed, cancelled.
+        >>> check_transition("failed", "pending", operator_retry=True)
+        >>> check_transition("completed", "pending", job_id=4, operator_retry=True)
+        Traceback (most recent call last):
+        ...
+        container_manager.lifecycle.InvalidTransitionError: Job 4 cannot be retried from 'completed': only failed or cancelled jobs can.
     """
     old, new = getattr(old, "value", old), getattr(new, "value", new)
     for status in (old, new):
@@ -135,6 +152,14 @@ def check_transition(old: str, new: str, *, job_id: object = None) -> None:
             raise InvalidTransitionError(
                 f"Unknown job status {status!r}; valid statuses are: {valid}."
             )
+    who = f"Job {job_id}" if job_id is not None else "A job"
+    if operator_retry:
+        if new in RETRY_TRANSITIONS.get(old, frozenset()):
+            return
+        allowed_from = " or ".join(s for s in JobStatus.values if s in RETRY_TRANSITIONS)
+        raise InvalidTransitionError(
+            f"{who} cannot be retried from {old!r}: only {allowed_from} jobs can."
+        )
     if can_transition(old, new):
         return
     who = f"Job {job_id}" if job_id is not None else "A job"

@@ -1,5 +1,9 @@
 r"""The job lifecycle's one owner: launch, record, harvest, time out, cancel, retry, recover.
 
+Also what an operator does by hand (the admin's actions call these and nothing
+else): :func:`cancel`, :func:`retry` a failed or cancelled job, :func:`duplicate`
+a job, and :func:`set_host_active`.
+
 :class:`~container_manager.models.ContainerJob`'s methods (``launch()``,
 ``harvest()``, ``cancel()``, ``get_logs()``) and the worker
 (:mod:`container_manager.worker`) both call the functions here; nothing else
@@ -71,17 +75,21 @@ from container_manager.task_envelope import read_outcome, task_environment
 from container_manager.validators import parse_command
 
 if TYPE_CHECKING:
-    from container_manager.models import ContainerExecution, ContainerJob
+    from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
 
 __all__ = [
+    "DUPLICATED_FIELDS",
     "FINISHED_EXECUTION_STATUSES",
     "OOM_MESSAGE",
     "PERMANENT_LAUNCH_ERRORS",
     "Resumed",
     "build_spec",
     "cancel",
+    "cancel_problem",
     "cap_log",
     "current_execution",
+    "duplicate",
+    "duplicate_problem",
     "executor_for",
     "get_logs",
     "harvest",
@@ -90,6 +98,9 @@ __all__ = [
     "needs_launch",
     "recover_unrecorded_launch",
     "resume",
+    "retry",
+    "retry_problem",
+    "set_host_active",
     "spec_problems",
     "start_attempt",
     "timed_out",
@@ -952,6 +963,186 @@ def cancel(job: ContainerJob) -> bool:
     except ConcurrentTransitionError:
         job.refresh_from_db()
         return False
+
+
+def cancel_problem(job: ContainerJob) -> str | None:
+    """Why :func:`cancel` would change nothing for ``job``, or None when it would cancel it.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The reason (``already completed``), or None.
+
+    Example:
+        >>> cancel_problem(ContainerJob(status="completed")), cancel_problem(ContainerJob())
+        ('already completed', None)
+    """
+    return f"already {job.status}" if job.is_terminal_status else None
+
+
+# -- by hand: retry, duplicate, hosts ---------------------------------------------------
+
+#: The fields a duplicate copies: what to run, where and how (never the outcome).
+DUPLICATED_FIELDS = (
+    "name", "image", "command", "docker_host", "environment_template",
+    "environment_overrides", "memory_limit", "cpu_limit", "timeout_seconds", "priority",
+    "max_retries",
+)
+
+
+def retry_problem(job: ContainerJob) -> str | None:
+    """Why :func:`retry` would refuse ``job``, or None when it may be retried.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The reason, or None.
+
+    Example:
+        >>> retry_problem(ContainerJob(status="failed")) is None
+        True
+        >>> retry_problem(ContainerJob(status="running"))
+        "it is 'running': only failed or cancelled jobs can be retried"
+    """
+    from container_manager.lifecycle import RETRY_TRANSITIONS
+
+    if JobStatus.PENDING not in RETRY_TRANSITIONS.get(job.status, frozenset()):
+        return f"it is {job.status!r}: only failed or cancelled jobs can be retried"
+    if job.task_id is not None:
+        return "it runs a django.tasks task, whose result is final: enqueue the task again"
+    return None
+
+
+def retry(job: ContainerJob, message: str = "retried by hand") -> None:
+    """Put a failed or cancelled job back to ``pending`` for one more attempt, keeping its history.
+
+    The job's earlier attempts (its executions, with their logs) stay; the next
+    launch is attempt ``job.attempts + 1``. Its result fields (exit code, times,
+    claim) are cleared and ``status_message`` says it was retried. The retry
+    policy does not count this against ``max_retries``: if the new attempt fails
+    too, the job fails (no automatic retries beyond those already spent). A
+    django.tasks task job is refused (its result is final).
+
+    Args:
+        job: A failed or cancelled job.
+        message: Its new ``status_message``.
+
+    Raises:
+        InvalidTransitionError: The job is not failed or cancelled, or runs a task
+            (the message is :func:`retry_problem`'s reason).
+        ConcurrentTransitionError: Another process changed the job first.
+
+    Example:
+        >>> host = mock_host("rt-mock", exit_code=3)
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> launch(job), harvest(job), job.status
+        (True, True, 'failed')
+        >>> retry(job)
+        >>> job.status, job.status_message, job.attempts
+        ('pending', 'retried by hand', 1)
+        >>> launch(job), harvest(job)
+        (True, True)
+        >>> [(e.attempt, e.status) for e in job.containerexecution_set.order_by("attempt")]
+        [(1, 'failed'), (2, 'failed')]
+        >>> retry(ContainerJob.objects.create(image="busybox", docker_host=host))
+        Traceback (most recent call last):
+        ...
+        container_manager.lifecycle.InvalidTransitionError: Job ... cannot be retried: it is 'pending': only failed or cancelled jobs can be retried.
+    """
+    from container_manager.lifecycle import InvalidTransitionError
+
+    problem = retry_problem(job)
+    if problem is not None:
+        raise InvalidTransitionError(f"Job {job.pk} cannot be retried: {problem}.")
+    type(job).objects.transition(
+        job, JobStatus.PENDING, operator_retry=True, status_message=message, exit_code=None,
+        started_at=None, finished_at=None, not_before=None, claimed_by="",
+        lease_expires_at=None,
+    )
+
+
+def duplicate_problem(job: ContainerJob) -> str | None:
+    """Why :func:`duplicate` would refuse ``job``, or None when it may be copied.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The reason, or None.
+
+    Example:
+        >>> import uuid
+        >>> duplicate_problem(ContainerJob(task_id=uuid.uuid4()))
+        'it runs a django.tasks task: enqueue the task again'
+    """
+    if job.task_id is not None:
+        return "it runs a django.tasks task: enqueue the task again"
+    return None
+
+
+def duplicate(job: ContainerJob) -> ContainerJob:
+    """Save a new ``pending`` job that runs what ``job`` runs, where and how it runs it.
+
+    The copy has the fields in :data:`DUPLICATED_FIELDS` and none of the outcome
+    (no attempts, no exit code); it is validated like any new job
+    (``full_clean()``), so a job that could not be saved today is refused.
+
+    Args:
+        job: The job to copy.
+
+    Returns:
+        The new job, saved.
+
+    Raises:
+        ValidationError: The copy is invalid (each problem names its field), or
+            ``job`` runs a django.tasks task.
+
+    Example:
+        >>> host = mock_host("dp-mock")  # doctest setup: a saved mock host
+        >>> job = ContainerJob.objects.create(image="busybox", command="echo hi",
+        ...                                   docker_host=host, memory_limit=64)
+        >>> launch(job), harvest(job)
+        (True, True)
+        >>> copy = duplicate(job)
+        >>> copy.pk != job.pk, copy.status, copy.command, copy.memory_limit, copy.attempts
+        (True, 'pending', 'echo hi', 64, 0)
+    """
+    problem = duplicate_problem(job)
+    if problem is not None:
+        raise ValidationError(f"Job {job.pk} cannot be duplicated: {problem}.", code="task")
+    # Foreign keys by id: the copy needs no query for the host or the template.
+    columns = [type(job)._meta.get_field(name).attname for name in DUPLICATED_FIELDS]
+    copy = type(job)(**{column: getattr(job, column) for column in columns})
+    copy.full_clean()
+    copy.save()
+    return copy
+
+
+def set_host_active(host: ExecutorHost, active: bool) -> bool:
+    """Activate or deactivate ``host`` with one conditional UPDATE.
+
+    An inactive host gets no new launches (workers skip it and :func:`launch`
+    refuses it); jobs already running there are still harvested and cancelled.
+
+    Args:
+        host: The host.
+        active: The new ``is_active``.
+
+    Returns:
+        True when this call changed the host (False when it already was so).
+
+    Example:
+        >>> host = mock_host("sh-mock")  # doctest setup: a saved mock host
+        >>> set_host_active(host, False), set_host_active(host, False), host.is_active
+        (True, False, False)
+    """
+    changed = type(host).objects.filter(pk=host.pk, is_active=not active).update(
+        is_active=active, updated_at=timezone.now()
+    )
+    host.is_active = active
+    return changed == 1
 
 
 # -- logs ----------------------------------------------------------------------------

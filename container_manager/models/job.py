@@ -47,6 +47,7 @@ class ContainerJob(models.Model):
         pending -> starting -> running -> completed | failed
         pending | starting | running -> cancelled
         starting | running -> pending   (only when an attempt is retried)
+        failed | cancelled -> pending   (only an operator's retry, operations.retry)
 
     Every status change is a conditional ``UPDATE ... WHERE status = <old>``, so
     two processes can never both move the same job. Usually a worker

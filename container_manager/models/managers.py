@@ -174,6 +174,7 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
         new: str,
         *,
         where: dict[str, Any] | None = None,
+        operator_retry: bool = False,
         **fields: Any,
     ) -> None:
         """Move ``job`` to ``new`` with one conditional UPDATE, and update the instance.
@@ -188,6 +189,9 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
             new: The target status.
             where: More conditions on the row, in the same UPDATE (for example
                 ``{"attempts": 2}``: only while the job is on its second attempt).
+            operator_retry: The move is an operator's retry out of a terminal status,
+                checked against :data:`~container_manager.lifecycle.RETRY_TRANSITIONS`
+                instead (see :func:`container_manager.operations.retry`).
             **fields: Other columns to set in the same UPDATE (values or ``F()``
                 expressions; expressions are re-read into the instance).
 
@@ -213,7 +217,7 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
         """
         old = job.status
         new = getattr(new, "value", new)
-        check_transition(old, new, job_id=job.pk)
+        check_transition(old, new, job_id=job.pk, operator_retry=operator_retry)
         now = timezone.now()
         updated = self.filter(pk=job.pk, status=old, **(where or {})).update(
             status=new, updated_at=now, **fields

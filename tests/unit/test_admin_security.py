@@ -50,7 +50,7 @@ def test_view_only_user_cannot_post_cancel(viewer):
     job = running_job()
     response = viewer.post(
         "/admin/container_manager/containerjob/",
-        {"action": "cancel_jobs", "_selected_action": [job.pk]},
+        {"action": "cancel_jobs", "_selected_action": [job.pk], "post": "yes"},
         follow=True,
     )
     assert response.status_code == 200
@@ -63,7 +63,7 @@ def test_view_only_user_cannot_post_health_check(viewer):
     host = make_host("hc")
     response = viewer.post(
         "/admin/container_manager/executorhost/",
-        {"action": "run_health_check", "_selected_action": [host.pk]},
+        {"action": "run_health_check", "_selected_action": [host.pk], "post": "yes"},
         follow=True,
     )
     assert response.status_code == 200
@@ -75,16 +75,16 @@ def test_user_with_change_permission_runs_the_actions(editor):
     job = running_job()
     response = editor.get("/admin/container_manager/containerjob/")
     assert b"cancel_jobs" in response.content
-    editor.post(
+    editor.post(  # past the confirmation page (tests/unit/test_admin_actions.py)
         "/admin/container_manager/containerjob/",
-        {"action": "cancel_jobs", "_selected_action": [job.pk]},
+        {"action": "cancel_jobs", "_selected_action": [job.pk], "post": "yes"},
     )
     job.refresh_from_db()
     assert job.status == "cancelled"
     host = job.docker_host
     editor.post(
         "/admin/container_manager/executorhost/",
-        {"action": "run_health_check", "_selected_action": [host.pk]},
+        {"action": "run_health_check", "_selected_action": [host.pk], "post": "yes"},
     )
     host.refresh_from_db()
     assert host.last_health_check_ok is True

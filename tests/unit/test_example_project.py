@@ -79,7 +79,7 @@ def test_admin_pages_render(admin_client, db):
         assert response.status_code == 200, url
     response = admin_client.post(
         "/admin/container_manager/containerjob/",
-        {"action": "cancel_jobs", "_selected_action": [job.pk]},
+        {"action": "cancel_jobs", "_selected_action": [job.pk], "post": "yes"},  # confirmed
         follow=True,
     )
     assert b"Cancelled 1 job(s)." in response.content
@@ -87,7 +87,7 @@ def test_admin_pages_render(admin_client, db):
     assert job.status == "cancelled"
     response = admin_client.post(
         "/admin/container_manager/executorhost/",
-        {"action": "run_health_check", "_selected_action": [host.pk]},
+        {"action": "run_health_check", "_selected_action": [host.pk], "post": "yes"},
         follow=True,
     )
     assert [str(m) for m in response.context["messages"]] == ["a: healthy (mock executor)"]
