@@ -126,7 +126,7 @@ _CPU = re.compile(r"(?:[0-9]+|[0-9]+m|0?\.[0-9]+)\Z")
 _MEMORY = re.compile(r"[0-9]+(?:Mi|Gi|M|G)\Z")
 _DURATION = re.compile(r"[0-9]+(?:\.[0-9]+)?s\Z")
 _FILTER_CLAUSE = re.compile(
-    r'(?P<field>[A-Za-z_.]+(?:\."[^"]+")?)\s*(?P<op>>=|=)\s*"(?P<value>[^"]*)"\Z'
+    r'(?P<field>[A-Za-z_.]+(?:\."[^"]+")?)\s*(?P<op>>=|=|:)\s*"(?P<value>[^"]*)"\Z'
 )
 
 #: The quota bucket of each (method, route) the stand-in serves, as Cloud Run's
@@ -194,6 +194,9 @@ class Outcome:
     # the finished execution show completionTime with no task counted, and its
     # task without a lastAttemptResult.
     result_lag_reads: int = 0
+    # (limit, used) in MiB: Cloud Run killed the container at its memory limit and
+    # says so in the execution's system log (run.googleapis.com/varlog/system).
+    memory_exceeded_mib: tuple[int, int] | None = None
 
 
 def interpret(command: list[str], args: list[str]) -> Outcome:
@@ -1033,9 +1036,23 @@ class CloudRunStandIn:
             for payload in outcome.json_stdout:
                 if stop <= now:
                     entries.append(self._entry(record, "stdout", payload, record["start"]))
-            if stop <= now:  # Cloud Run's own line, in a log the executor must not read
+            if stop <= now and outcome.memory_exceeded_mib:  # Cloud Run's own line
+                limit, used = outcome.memory_exceeded_mib
+                entry = self._entry(
+                    record,
+                    "varlog%2Fsystem",
+                    f"Memory limit of {limit} MiB exceeded with {used} MiB used. Consider "
+                    "increasing the memory limit, see "
+                    "https://cloud.google.com/run/docs/configuring/memory-limits",
+                    stop,
+                )
+                entry["severity"] = "ERROR"
+                entries.append(entry)
+            elif stop <= now:  # Cloud Run's own line, in a log the streams must not show
                 entries.append(
-                    self._entry(record, "varlog%2Fsystem", "Container called exit(0).", stop)
+                    self._entry(
+                        record, "varlog%2Fsystem", f"Container called exit({outcome.exit_code}).", stop
+                    )
                 )
         return entries
 
@@ -1092,6 +1109,8 @@ def _matches(entry: dict, field: str, op: str, value: str) -> bool:
     actual = _lookup(entry, field)
     if actual is None:
         return False
+    if op == ":":  # "has": a substring of a text field
+        return isinstance(actual, str) and value in actual
     if field == "timestamp":
         return parse_time(actual) >= parse_time(value) if op == ">=" else actual == value
     return actual == value if op == "=" else actual >= value

@@ -153,3 +153,43 @@ def test_logs_read_before_the_ingestion_delay_miss_the_last_lines(cloudrun_host,
     assert ex.logs(result.container_id).stdout in ("", "first\n")
     time.sleep(1.0)
     assert ex.logs(result.container_id).stdout == "first\nlast\n"
+
+
+# ------------------------------------------------------------ out of memory
+def system_log_reads(standin):
+    return [
+        b for m, p, _q, b in standin.requests
+        if p == "/v2/entries:list" and "varlog%2Fsystem" in b["filter"]
+    ]
+
+
+def test_the_system_log_line_of_a_memory_kill_marks_the_job_out_of_memory(cloudrun_host, standin):
+    """Cloud Run reports the kill in the system log, not in the task's result."""
+    standin.script(term_signal=9, message="Container terminated on signal 9.",
+                   memory_exceeded_mib=(512, 530))
+    job = make_job(cloudrun_host, "allocate", memory_limit=512)
+    assert job.launch()
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == ("failed", 137)
+    assert "out of memory" in job.status_message
+    reads = system_log_reads(standin)
+    assert len(reads) == 1 and 'textPayload:"Memory limit of"' in reads[0]["filter"]
+
+
+def test_a_kill_without_that_line_is_not_out_of_memory_and_success_reads_no_system_log(
+    cloudrun_host, standin
+):
+    standin.script(term_signal=9, message="Container terminated on signal 9.")
+    killed = make_job(cloudrun_host, "anything")
+    assert killed.launch()
+    harvest_until_done(killed)
+    killed.refresh_from_db()
+    assert (killed.status, killed.exit_code) == ("failed", 137)
+    assert "out of memory" not in killed.status_message
+    assert len(system_log_reads(standin)) == 1
+    fine = make_job(cloudrun_host, "echo fine")
+    assert fine.launch()
+    harvest_until_done(fine)
+    assert ContainerJob.objects.get(pk=fine.pk).status == "completed"
+    assert len(system_log_reads(standin)) == 1  # a success costs no system-log read

@@ -50,7 +50,11 @@ from container_manager.executors.cloudrun.limits import (
     cpu_quantity,
     memory_quantity,
 )
-from container_manager.executors.cloudrun.logs import execution_filter, read_stream
+from container_manager.executors.cloudrun.logs import (
+    execution_filter,
+    memory_exceeded,
+    read_stream,
+)
 from container_manager.executors.errors import (
     ContainerNotFoundError,
     ExecutorConfigurationError,
@@ -826,6 +830,10 @@ class CloudRunExecutor(BaseExecutor):
             )
         if waiting and not evidence:
             return ContainerStatus("running")
+        if not oom:
+            line = self._memory_exceeded(execution)
+            if line:
+                oom, detail = True, f"{line} (Cloud Run's system log)"
         if exit_code is None:
             # Finished without a succeeded task or an exit code: never invent one.
             if not evidence:
@@ -841,6 +849,45 @@ class CloudRunExecutor(BaseExecutor):
                 error=detail or "Cloud Run execution finished without a succeeded task",
             )
         return ContainerStatus("exited", exit_code=exit_code, oom_killed=oom, error=detail)
+
+    def _memory_exceeded(self, execution: Any) -> str | None:
+        """Cloud Run's system-log line saying a failed execution exceeded its memory limit.
+
+        One Cloud Logging call per failed execution (the answer is kept), made
+        ``log_settle_seconds`` after completion so that the line has arrived. A
+        log that cannot be read is logged as a warning and read as no such line.
+        """
+        cache = self.__dict__.setdefault("_memory_lines", {})
+        if execution.name in cache:
+            return cache[execution.name]
+        match = self._parse(execution.name)
+        settle = float(self.config.get("log_settle_seconds", 5))
+        if execution.completion_time and settle > 0:
+            age = (datetime.datetime.now(datetime.UTC) - execution.completion_time).total_seconds()
+            if 0 <= age < settle:
+                time.sleep(settle - age)
+        since = (execution.create_time or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(
+            minutes=5
+        )
+        filter_ = execution_filter(
+            match["project"],
+            match["region"],
+            match["job"],
+            match["execution"],
+            since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "system",
+        )
+        try:
+            line = memory_exceeded(self._logging_client(), match["project"], filter_)
+        except ExecutorError as exc:
+            logger.warning(
+                "Cannot read Cloud Run's system log of %s to tell an out-of-memory kill: %s",
+                execution.name,
+                exc,
+            )
+            return None
+        cache[execution.name] = line
+        return line
 
     def _within_result_wait(self, execution: Any, completed: Any) -> bool:
         """Whether the execution completed less than ``result_wait_seconds`` ago."""

@@ -4,7 +4,10 @@ Cloud Run writes each line a container prints as one log entry, in the log
 ``run.googleapis.com/stdout`` or ``run.googleapis.com/stderr`` of the project.
 :func:`execution_filter` selects one execution's entries of one stream, and
 :func:`read_stream` reads them newest first until a byte limit, so that a huge
-log costs a bounded number of pages.
+log costs a bounded number of pages. Cloud Run reports a container killed at
+its memory limit in the execution's system log (``run.googleapis.com/varlog/system``),
+with a line such as ``Memory limit of 512 MiB exceeded with 530 MiB used.``;
+:func:`memory_exceeded` looks for it.
 
 Example:
     >>> print(execution_filter("p", "europe-west1", "cm-exec-7", "cm-exec-7-x2k9q",
@@ -20,13 +23,20 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from container_manager.executors.cloudrun.errors import raise_translated
 
-#: The log names (URL-encoded) Cloud Run writes a job's streams to.
-LOG_IDS = {"stdout": "run.googleapis.com%2Fstdout", "stderr": "run.googleapis.com%2Fstderr"}
+#: The log names (URL-encoded) Cloud Run writes a job's streams, and its own messages, to.
+LOG_IDS = {
+    "stdout": "run.googleapis.com%2Fstdout",
+    "stderr": "run.googleapis.com%2Fstderr",
+    "system": "run.googleapis.com%2Fvarlog%2Fsystem",
+}
+#: How Cloud Run words a memory-limit kill in the system log.
+MEMORY_EXCEEDED = re.compile(r"Memory limit of [0-9.]+ ?[KMG]i?B exceeded with [0-9.]+ ?[KMG]i?B used")
 #: Entries asked for per page of ``entries.list``.
 LOG_PAGE_SIZE = 1000
 #: Most entries read per stream, whatever their size.
@@ -46,7 +56,7 @@ def execution_filter(
         job: The Cloud Run job's short name.
         execution: The execution's short name.
         since: Oldest timestamp to read (RFC 3339, UTC), to bound the search.
-        stream: ``"stdout"`` or ``"stderr"``.
+        stream: ``"stdout"``, ``"stderr"`` or ``"system"`` (Cloud Run's own messages).
 
     Returns:
         A filter for ``entries.list``.
@@ -156,3 +166,46 @@ def entry_text(payload: Any) -> str:
     else:
         text = str(payload)
     return text if text.endswith("\n") else text + "\n"
+
+
+def memory_exceeded(client: Any, project: str, filter_: str) -> str | None:
+    """Cloud Run's system-log line saying the execution exceeded its memory limit, or None.
+
+    One ``entries.list`` call (a page of 10 entries) for the lines of the
+    execution's system log that contain ``Memory limit of``; the first one
+    matching :data:`MEMORY_EXCEEDED` is returned. A failing call raises an
+    :class:`~container_manager.executors.errors.ExecutorError`.
+
+    Args:
+        client: A ``google.cloud.logging_v2.Client``.
+        project: The project whose logs are read.
+        filter_: The execution's system log (:func:`execution_filter` with ``"system"``).
+
+    Returns:
+        The line, or None when the system log has none.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> class Logging:
+        ...     def list_entries(self, **request):
+        ...         assert 'textPayload:"Memory limit of"' in request["filter_"]
+        ...         return [SimpleNamespace(payload="Memory limit of 512 MiB exceeded with "
+        ...                                         "530 MiB used. Consider increasing the memory limit")]
+        >>> memory_exceeded(Logging(), "p", 'logName="x"')
+        'Memory limit of 512 MiB exceeded with 530 MiB used'
+    """
+    try:
+        pager = client.list_entries(
+            resource_names=[f"projects/{project}"],
+            filter_=f'{filter_} AND textPayload:"Memory limit of"',
+            page_size=10,
+        )
+        for number, entry in enumerate(pager):
+            match = MEMORY_EXCEEDED.search(entry_text(entry.payload))
+            if match:
+                return match[0]
+            if number >= 9:
+                break
+    except Exception as exc:  # noqa: BLE001
+        raise_translated(exc, "read Cloud Run's system log")
+    return None
