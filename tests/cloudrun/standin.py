@@ -48,6 +48,7 @@ import time
 import urllib.parse
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 UTC = datetime.UTC
@@ -298,6 +299,9 @@ class CloudRunStandIn:
         self.refuse_creates: deque[tuple[int, str, str]] = deque()
         #: Seconds an execution is queued (pending, reconciling) before it starts.
         self.queue_seconds = 0.0
+        #: Runs a container that has no scripted outcome, as Google runs the image:
+        #: ``runner(argv, env) -> Outcome``, or ``None`` to interpret the command.
+        self.runner: Callable[[list[str], dict[str, str]], Outcome | None] | None = None
         #: Seconds a cancelled execution stays CANCELLING (running) before it ends,
         #: as Cloud Run's SIGTERM-to-SIGKILL delay (10 s at Google).
         self.cancel_seconds = 0.0
@@ -742,11 +746,13 @@ class CloudRunStandIn:
             raise _Error(400, "INVALID_ARGUMENT", "this executor never sends overrides")
         job = self._job(g)
         container = job["template"]["template"]["containers"][0]
-        outcome = (
-            self.outcomes.popleft()
-            if self.outcomes
-            else interpret(container.get("command", []), container.get("args", []))
-        )
+        argv = [*container.get("command", []), *container.get("args", [])]
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        outcome = self.outcomes.popleft() if self.outcomes else None
+        if outcome is None and self.runner is not None:
+            outcome = self.runner(argv, env)
+        if outcome is None:
+            outcome = interpret(container.get("command", []), container.get("args", []))
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         name = f"{job['name']}/executions/{g['job']}-{suffix}"
         now = _now()
