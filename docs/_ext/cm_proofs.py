@@ -12,7 +12,10 @@ environment variable says otherwise) and the function in it (found with
 :mod:`ast`, nothing is imported). Each build checks every reference, including
 those of pages that were not read again, and a missing test is a warning with
 the page and line, so the strict build (``-W``) fails. A page whose tests'
-files changed is read again, so its links follow renames. A source page is
+files changed (their SHA-256 digest, computed on every build) is read again, so
+its links follow renames; the verdict on each reference is taken when its page
+is read, from the file with the digest recorded beside it, so a build parses
+only the test files that changed (each one once per process). A source page is
 written again only when its test file, the set of cited files, the builder's
 configuration or a page's toc changed, or when it is missing, so editing one
 guide does not rewrite them all.
@@ -128,6 +131,18 @@ def constant_value(root: Path, target: str) -> tuple[Any, str | None]:
     return constants[parts[0]], None
 
 
+_DEFINITIONS: dict[tuple[str, str], dict[str, int]] = {}
+
+
+def _definitions(file: Path) -> dict[str, int]:
+    """:func:`test_definitions` of a file, parsed once per content in this process."""
+    data = file.read_bytes()
+    key = (str(file), hashlib.sha256(data).hexdigest())
+    if key not in _DEFINITIONS:
+        _DEFINITIONS[key] = test_definitions(data.decode("utf-8"))
+    return _DEFINITIONS[key]
+
+
 def problem(root: Path, target: str) -> str | None:
     """Why ``target`` names no existing test, or None when it does.
 
@@ -146,7 +161,7 @@ def problem(root: Path, target: str) -> str | None:
     file = root / path
     if not file.is_file():
         return f"{target!r}: no file {path} under {root}"
-    if ".".join(parts) not in test_definitions(file.read_text(encoding="utf-8")):
+    if ".".join(parts) not in _definitions(file):
         return f"{target!r}: {path} has no test {'::'.join(parts)}"
     return None
 
@@ -156,6 +171,16 @@ def _digest(root: Path, path: str) -> str:
         return hashlib.sha256((root / path).read_bytes()).hexdigest()
     except OSError:
         return ""
+
+
+def _record(root: Path, target: str, lineno: int) -> tuple[str, int, str, str | None]:
+    """What the environment keeps of one reference: target, line, file digest, verdict.
+
+    The digest is taken before the verdict: should the file change in between,
+    the next build sees a new digest and reads the page again.
+    """
+    digest = _digest(root, split_target(target)[0])
+    return target, lineno, digest, problem(root, target)
 
 
 def proof_role(
@@ -177,7 +202,7 @@ def proof_role(
     for i, target in enumerate(targets):
         if i:
             container += nodes.Text(" and " if i == len(targets) - 1 else ", ")
-        records.append((target, lineno, _digest(root, split_target(target)[0])))
+        records.append(_record(root, target, lineno))
         node = proof_node("", "", target=target)
         node += nodes.literal(target, target)
         container += node
@@ -198,7 +223,7 @@ def test_value_role(
     root = _root(env)
     target = text.strip()
     records = env.cm_proofs.setdefault(env.docname, [])  # type: ignore[attr-defined]
-    records.append((target, lineno, _digest(root, split_target(target)[0])))
+    records.append(_record(root, target, lineno))
     value, _reason = constant_value(root, target)  # a missing one is reported by _check
     shown = f"{value:,}" if isinstance(value, int) else str(value)
     return [nodes.inline(rawtext, shown, classes=["cm-test-value"])], []
@@ -222,20 +247,30 @@ def _init_env(app: Sphinx, env: BuildEnvironment, *args: Any) -> None:
 def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list:
     """Read again the pages whose tests' files changed (their links and checks follow)."""
     root = _root(env)
+    digests: dict[str, str] = {}
+
+    def current(target: str) -> str:
+        path = split_target(target)[0]
+        if path not in digests:
+            digests[path] = _digest(root, path)
+        return digests[path]
+
     return [
         docname
         for docname, records in env.cm_proofs.items()  # type: ignore[attr-defined]
         if docname not in removed
-        and any(_digest(root, split_target(t)[0]) != digest for t, _line, digest in records)
+        and any(current(t) != digest for t, _line, digest, _reason in records)
     ]
 
 
 def _check(app: Sphinx, env: BuildEnvironment) -> None:
-    """Warn (fail the strict build) for every reference to a test that does not exist."""
-    root = _root(env)
+    """Warn (fail the strict build) for every reference to a test that does not exist.
+
+    Every page's verdicts are current: a page whose test files changed since it
+    was read has just been read again (:func:`_outdated`).
+    """
     for docname, records in sorted(env.cm_proofs.items()):  # type: ignore[attr-defined]
-        for target, lineno, _sha in records:
-            reason = problem(root, target)
+        for _target, lineno, _sha, reason in records:
             if reason:
                 logger.warning("proof names no existing test: %s", reason,
                                location=(docname, lineno), type="cm", subtype="proof")
@@ -275,7 +310,7 @@ def _pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     paths = sorted({
         split_target(target)[0]
         for records in env.cm_proofs.values()  # type: ignore[attr-defined]
-        for target, _line, _sha in records
+        for target, _line, _sha, _reason in records
     })
     stamps = _proof_page_stamps(app, paths)
     for path in paths:
@@ -361,4 +396,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-collect-pages", _pages)
     app.connect("build-finished", _save_stamps)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
-            "env_version": 1}
+            "env_version": 2}
