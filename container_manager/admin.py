@@ -15,11 +15,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from container_manager import operations
@@ -66,6 +68,114 @@ def status_badge(status: str) -> str:
         '<span class="cm-status cm-status-{}" style="background:{}">{}</span>',
         status, STATUS_COLOURS.get(status, "#6c757d"), status,
     )
+
+
+#: At most this many characters of each stream are shown per attempt (its end); the page says so.
+LOG_DISPLAY_CHARS = 20_000
+
+#: How often a job page asks for the job's status while the job is not finished (milliseconds).
+LIVE_POLL_MS = 1000
+
+#: How many of a host's latest jobs its page lists.
+HOST_RECENT_JOBS = 20
+
+
+def shown_log(text: str, limit: int = LOG_DISPLAY_CHARS) -> tuple[str, str]:
+    """The part of a log the job page shows (its end), and a note when it is not all of it.
+
+    Args:
+        text: One stream of an attempt.
+        limit: The most characters shown.
+
+    Returns:
+        ``(shown text, note)``; the note is empty when all of the text is shown.
+
+    Example:
+        >>> shown_log("short")
+        ('short', '')
+        >>> shown_log("abcdef", limit=2)
+        ('ef', 'Showing the last 2 of 6 characters.')
+    """
+    if len(text) <= limit:
+        return text, ""
+    return text[-limit:], f"Showing the last {limit:,} of {len(text):,} characters."
+
+
+def _seconds(duration: Any) -> str:
+    """A duration for people ("12.3 s"), or "-"."""
+    return "-" if duration is None else f"{duration.total_seconds():.1f} s"
+
+
+def attempt_data(job: ContainerJob, execution: ContainerExecution) -> dict[str, Any]:
+    r"""What the job page shows of one attempt (also the live view's JSON).
+
+    Its logs are :func:`container_manager.operations.attempt_logs` (live while it
+    runs), each stream cut by :func:`shown_log`.
+
+    Args:
+        job: The job.
+        execution: One of its attempts.
+
+    Returns:
+        A JSON-ready dict: attempt, status, colour, exit_code, duration, container_id,
+        error_message, stdout, stdout_note, stderr, stderr_note.
+
+    Example:
+        >>> host = mock_host("ad-mock", logs="hi\n")  # doctest setup: a saved mock host
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> job.launch() and job.harvest()
+        True
+        >>> data = attempt_data(job, job.containerexecution_set.get())
+        >>> data["attempt"], data["status"], data["exit_code"], data["stdout"], data["stderr_note"]
+        (1, 'completed', 0, 'hi\n', '')
+    """
+    logs = operations.attempt_logs(job, execution)
+    stdout, stdout_note = shown_log(logs.stdout)
+    stderr, stderr_note = shown_log(logs.stderr)
+    return {
+        "attempt": execution.attempt,
+        "status": execution.status,
+        "colour": STATUS_COLOURS.get(execution.status, "#6c757d"),
+        "exit_code": execution.exit_code,
+        "duration": _seconds(execution.duration),
+        "container_id": execution.container_id,
+        "error_message": execution.error_message,
+        "stdout": stdout,
+        "stdout_note": stdout_note,
+        "stderr": stderr,
+        "stderr_note": stderr_note,
+    }
+
+
+def job_data(job: ContainerJob) -> dict[str, Any]:
+    """What the job page shows of a job's progress: its status and its attempts, in order.
+
+    Reads the live logs of a running attempt from its executor: never call it
+    inside a transaction.
+
+    Args:
+        job: The job.
+
+    Returns:
+        A JSON-ready dict: id, status, colour, status_message, exit_code, terminal, and
+        ``attempts`` (:func:`attempt_data` for each, first attempt first).
+
+    Example:
+        >>> host = mock_host("jd-mock")  # doctest setup: a saved mock host
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> job_data(job)["status"], job_data(job)["terminal"], job_data(job)["attempts"]
+        ('pending', False, [])
+    """
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "colour": STATUS_COLOURS.get(job.status, "#6c757d"),
+        "status_message": job.status_message,
+        "exit_code": job.exit_code,
+        "terminal": job.is_terminal_status,
+        "attempts": [attempt_data(job, e)
+                     for e in job.containerexecution_set.order_by("attempt")],
+    }
 
 
 #: The page that confirms an action, listing what it will do and what it will refuse.
@@ -259,6 +369,69 @@ class ExecutorHostAdmin(admin.ModelAdmin):
                        "last_health_check_ok", "last_health_check_detail")
     actions = ["run_health_check", "deactivate_hosts", "reactivate_hosts"]
     formfield_overrides = {models.JSONField: {"form_class": _BoundedJSONField}}
+    change_form_template = "admin/container_manager/executorhost/change_form.html"
+
+    def host_summary(self, host: ExecutorHost) -> dict[str, Any]:
+        """What the host page shows above the form: its load, its last health check, its jobs.
+
+        Args:
+            host: The host.
+
+        Returns:
+            ``active_jobs`` (starting or running here), ``max_concurrent_jobs``,
+            ``last_health_check_at`` / ``_ok`` / ``_detail``, and ``recent_jobs``
+            (its latest :data:`HOST_RECENT_JOBS` jobs, newest first, each
+            ``{"job", "badge"}``).
+
+        Example:
+            >>> from django.contrib import admin
+            >>> host = mock_host("hs-mock", run_seconds=60)  # doctest setup: a saved mock host
+            >>> ContainerJob.objects.create(image="busybox", docker_host=host).launch()
+            True
+            >>> summary = admin.site._registry[ExecutorHost].host_summary(host)
+            >>> summary["active_jobs"], summary["max_concurrent_jobs"], len(summary["recent_jobs"])
+            (1, None, 1)
+        """
+        return {
+            "active_jobs": ContainerJob.objects.for_host(host).active().count(),
+            "max_concurrent_jobs": host.max_concurrent_jobs,
+            "last_health_check_at": host.last_health_check_at,
+            "last_health_check_ok": host.last_health_check_ok,
+            "last_health_check_detail": host.last_health_check_detail,
+            "recent_jobs": [
+                {"job": job, "badge": status_badge(job.status)}
+                for job in ContainerJob.objects.for_host(host).order_by(
+                    "-created_at", "-id")[:HOST_RECENT_JOBS]
+            ],
+        }
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The host page: its load against ``max_concurrent_jobs``, health, recent jobs, the form.
+
+        Args:
+            request: The admin request.
+            object_id: The host's id.
+            form_url: The form's action URL.
+            extra_context: More template context.
+
+        Returns:
+            The page.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ExecutorHost].change_form_template
+            'admin/container_manager/executorhost/change_form.html'
+        """
+        context = dict(extra_context or {})
+        host = self.get_object(request, unquote(object_id))
+        if host is not None and self.has_view_or_change_permission(request, host):
+            context["cm_host"] = self.host_summary(host)
+            context["cm_jobs_url"] = reverse(
+                f"{self.admin_site.name}:container_manager_containerjob_changelist")
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.action(description="Run a health check on the selected hosts", permissions=["change"])
     def run_health_check(
@@ -423,45 +596,13 @@ class EnvironmentVariableTemplateAdmin(MaskedEnvironmentAdmin):
         return mask_env_text(obj.environment_variables_text)
 
 
-class ContainerExecutionInline(admin.TabularInline):
-    """A job's executions, shown read-only on the job page.
-
-    Example:
-        >>> ContainerExecutionInline.model is ContainerExecution, ContainerExecutionInline.can_delete
-        (True, False)
-    """
-
-    model = ContainerExecution
-    extra = 0
-    can_delete = False
-    fields = ("attempt", "status", "container_id", "exit_code", "started_at", "finished_at",
-              "error_message")
-    readonly_fields = fields
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Executions are created by launches only.
-
-        Args:
-            request: The admin request.
-            obj: The parent job.
-
-        Returns:
-            Always False.
-
-        Example:
-            >>> from django.contrib import admin
-            >>> ContainerExecutionInline(ContainerJob, admin.site).has_add_permission(request=None)
-            False
-        """
-        return False
-
-
 @admin.register(ContainerJob)
 class ContainerJobAdmin(MaskedEnvironmentAdmin):
-    """Admin for jobs, with the executions inline and a cancel action.
+    """Admin for jobs: the jobs list, the job page with its attempts and live status, actions.
 
-    The overrides' values are masked for users who cannot change the job.
+    The overrides' values are masked for users who cannot change the job. The
+    job page polls :meth:`live_view` (same permission as the page) while the job
+    is not finished.
 
     Example:
         >>> from django.contrib import admin
@@ -480,9 +621,97 @@ class ContainerJobAdmin(MaskedEnvironmentAdmin):
                        "lease_expires_at", "created_at", "updated_at", "started_at",
                        "finished_at")
     list_select_related = ("docker_host",)
-    inlines = [ContainerExecutionInline]
+    change_form_template = "admin/container_manager/containerjob/change_form.html"
     actions = ["cancel_jobs", "retry_jobs", "duplicate_jobs"]
     masked_fields = (("environment_overrides", "masked_environment_overrides"),)
+
+    def get_urls(self) -> list[URLPattern]:
+        """The admin's URLs, plus ``<id>/live/``: the job's progress as JSON (:meth:`live_view`).
+
+        Returns:
+            The URL patterns.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ContainerJob].get_urls()[0].name
+            'container_manager_containerjob_live'
+        """
+        live = path("<path:object_id>/live/", self.admin_site.admin_view(self.live_view),
+                    name="container_manager_containerjob_live")
+        return [live, *super().get_urls()]
+
+    def _viewable(self, request: HttpRequest, object_id: str) -> ContainerJob:
+        """The job, if the user may view it (else 403; 404 when there is no such job)."""
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            raise Http404(f"No job with id {object_id!r}.")
+        if not self.has_view_or_change_permission(request, job):
+            raise PermissionDenied
+        return job
+
+    def live_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The job's status and attempts as JSON (:func:`job_data`), for the job page's poll.
+
+        Guarded like the job page: the user needs the view (or change) permission
+        on the job; no environment values are in it.
+
+        Args:
+            request: The admin request.
+            object_id: The job's id.
+
+        Returns:
+            The JSON response.
+
+        Raises:
+            PermissionDenied: The user may not view the job (403).
+            Http404: There is no such job.
+
+        Example:
+            >>> import json
+            >>> from django.contrib import admin
+            >>> from django.contrib.auth.models import User
+            >>> from django.test import RequestFactory
+            >>> host = mock_host("lv-mock")  # doctest setup: a saved mock host
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> request = RequestFactory().get("/")
+            >>> request.user = User(is_staff=True, is_superuser=True)
+            >>> body = admin.site._registry[ContainerJob].live_view(request, str(job.pk)).content
+            >>> json.loads(body)["status"]
+            'pending'
+        """
+        return JsonResponse(job_data(self._viewable(request, object_id)))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The job page: the form, then the job's status and attempts, polled while it runs.
+
+        The attempts (:func:`job_data`) are read before Django's form view opens
+        its transaction: a running attempt's logs come from its executor.
+
+        Args:
+            request: The admin request.
+            object_id: The job's id.
+            form_url: The form's action URL.
+            extra_context: More template context.
+
+        Returns:
+            The page.
+
+        Example:
+            >>> from django.contrib import admin
+            >>> admin.site._registry[ContainerJob].change_form_template
+            'admin/container_manager/containerjob/change_form.html'
+        """
+        context = dict(extra_context or {})
+        job = self.get_object(request, unquote(object_id))
+        if job is not None and self.has_view_or_change_permission(request, job):
+            context["cm_job"] = job_data(job)
+            context["cm_live_url"] = reverse(
+                f"{self.admin_site.name}:container_manager_containerjob_live", args=[job.pk])
+            context["cm_poll_ms"] = LIVE_POLL_MS
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: ContainerJob) -> str:

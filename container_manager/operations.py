@@ -50,6 +50,7 @@ from container_manager import logcap
 from container_manager.conf import get_settings
 from container_manager.executors import (
     BaseExecutor,
+    ContainerLogs,
     ContainerStatus,
     ExecutorError,
     HostUnavailableError,
@@ -81,6 +82,7 @@ __all__ = [
     "DUPLICATED_FIELDS",
     "FINISHED_EXECUTION_STATUSES",
     "OOM_MESSAGE",
+    "attempt_logs",
     "PERMANENT_LAUNCH_ERRORS",
     "Resumed",
     "build_spec",
@@ -1148,6 +1150,41 @@ def set_host_active(host: ExecutorHost, active: bool) -> bool:
 # -- logs ----------------------------------------------------------------------------
 
 
+def attempt_logs(job: ContainerJob, execution: ContainerExecution) -> ContainerLogs:
+    r"""One attempt's stdout and stderr, apart: the recorded logs, or the live ones while it runs.
+
+    A running attempt's logs are read from the executor (capped at
+    ``LOG_MAX_BYTES`` per stream, like the recorded ones); when the executor
+    cannot answer, the recorded (empty) logs are returned and a warning logged.
+    Never called inside a transaction (it may call the executor).
+
+    Args:
+        job: The job.
+        execution: One of its attempts.
+
+    Returns:
+        The two streams.
+
+    Example:
+        >>> host = mock_host("al-mock", logs="one\ntwo\n", stderr="warn\n")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> launch(job), harvest(job)
+        (True, True)
+        >>> attempt_logs(job, current_execution(job))
+        ContainerLogs(stdout='one\ntwo\n', stderr='warn\n')
+    """
+    live = execution.status == JobStatus.RUNNING and execution.container_id
+    if live and not job.is_terminal_status:
+        try:
+            limit = get_settings().LOG_MAX_BYTES
+            logs = get_executor(job.docker_host).logs(execution.container_id, max_bytes=limit)
+            return ContainerLogs(stdout=cap_log(logs.stdout, limit),
+                                 stderr=cap_log(logs.stderr, limit))
+        except ExecutorError as exc:
+            logger.warning("Could not read live logs of job %s: %s", job.pk, exc)
+    return ContainerLogs(stdout=execution.stdout, stderr=execution.stderr)
+
+
 def get_logs(job: ContainerJob) -> str:
     """Return the logs of every attempt; see :meth:`ContainerJob.get_logs <container_manager.models.ContainerJob.get_logs>`.
 
@@ -1165,15 +1202,8 @@ def get_logs(job: ContainerJob) -> str:
     executions = list(job.containerexecution_set.order_by("attempt"))
     parts = []
     for execution in executions:
-        text = execution.logs
-        live = execution.status == JobStatus.RUNNING and execution.container_id
-        if live and not job.is_terminal_status:
-            try:
-                limit = get_settings().LOG_MAX_BYTES
-                logs = get_executor(job.docker_host).logs(execution.container_id, max_bytes=limit)
-                text = type(execution)(stdout=cap_log(logs.stdout), stderr=cap_log(logs.stderr)).logs
-            except ExecutorError as exc:
-                logger.warning("Could not read live logs of job %s: %s", job.pk, exc)
+        logs = attempt_logs(job, execution)
+        text = type(execution)(stdout=logs.stdout, stderr=logs.stderr).logs
         if len(executions) > 1:
             text = f"=== attempt {execution.attempt} ===\n{text}"
             if not text.endswith("\n"):
