@@ -322,7 +322,8 @@ class MaskedEnvironmentAdmin(admin.ModelAdmin):
         if self.has_change_permission(request, obj):
             return fields
         stand_ins = dict(self.masked_fields)
-        return [stand_ins.get(f, f) for f in fields]
+        # The stand-ins are read-only fields, already at the end of ``fields``: each once.
+        return list(dict.fromkeys(stand_ins.get(f, f) for f in fields))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         """The read-only fields, plus the masked stand-ins for users who cannot change ``obj``.

@@ -13,8 +13,12 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the admin's CSS and JS for the browser tests' server
     "container_manager",
 ]
+STATIC_URL = "/static/"
+# The admin browser tests run `runserver` on 127.0.0.1 with these settings (DEBUG is off).
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

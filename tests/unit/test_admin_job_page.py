@@ -93,7 +93,10 @@ def test_live_view_has_the_page_permissions_and_no_environment(client):
     response = client.get(live(job))
     assert response.status_code == 200 and response.json()["id"] == job.pk
     assert SECRET not in response.content.decode()
-    assert SECRET not in client.get(page(job)).content.decode()
+    html = client.get(page(job)).content.decode()
+    assert SECRET not in html
+    assert html.count("field-masked_environment_overrides") == 1  # shown once, in place
+    assert html.count("TOKEN=********") == 1
     assert client.get("/admin/container_manager/containerjob/999999/live/").status_code == 404
 
 
