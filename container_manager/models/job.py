@@ -109,12 +109,14 @@ class ContainerJob(models.Model):
         default=JobStatus.PENDING.value,
         db_index=True,
         help_text="Current status: pending -> starting -> running -> completed or failed; "
-        "cancelled from any non-terminal status. Terminal: completed, failed, cancelled. "
-        "Changed only through launch(), harvest(), cancel() and the worker.",
+        "cancelled from any non-terminal status. Terminal: completed, failed, cancelled; "
+        "only an operator's retry puts a failed or cancelled job back to pending. "
+        "Changed only through launch(), harvest(), cancel(), operations.retry() and the worker.",
     )
     """Current status: pending -> starting -> running -> completed or failed; cancelled from any
-    non-terminal status. Terminal: completed, failed, cancelled. Changed only through launch(),
-    harvest(), cancel() and the worker.
+    non-terminal status. Terminal: completed, failed, cancelled; only an operator's retry puts a
+    failed or cancelled job back to pending. Changed only through launch(), harvest(), cancel(),
+    operations.retry() and the worker.
     """
     status_message = models.TextField(
         blank=True,

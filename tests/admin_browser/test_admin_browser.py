@@ -199,12 +199,18 @@ def test_staff_retries_a_failed_job(console, ops):
     assert colour == "rgb(198, 40, 40)"  # STATUS_COLOURS["failed"], #c62828
     assert ops.locator('.cm-count[data-status="failed"]').inner_text() == "2"
     shot(ops, "admin-jobs-list.png")
-    run_action(ops, [failed], "retry_jobs")
+    done = console.ids["history"][0]  # a completed job: refused
+    run_action(ops, [failed, done], "retry_jobs")
     assert ops.locator("#cm-will-run li").all_inner_texts() == [f"job {failed}: myapp:1.4 (failed)"]
+    refusal = "it is 'completed': only failed or cancelled jobs can be retried"
+    assert ops.locator("#cm-will-refuse li").all_inner_texts() == [
+        f"job {done}: python:3.12 (completed): {refusal}"]
     shot(ops, "admin-confirm-retry.png")
     ops.click("#cm-confirm")
     ops.wait_for_selector("ul.messagelist")
-    assert messages(ops) == ["Retried 1 job(s): they are pending for a new attempt."]
+    assert messages(ops) == [f"Refused to retry job {done}: python:3.12 (completed): {refusal}.",
+                             "Retried 1 job(s): they are pending for a new attempt."]
+    assert console.job(done) == ("completed", 1)
     assert console.wait_job(failed, "completed") == ("completed", 2)
     ops.goto(f"{console.url}/admin/container_manager/containerjob/{failed}/change/")
     attempts = ops.locator(".cm-attempt")
