@@ -87,7 +87,7 @@ def docs(session: nox.Session) -> None:
 LIVE_ARGS = [
     "-n", "--keep-going", "-d", "docs/_build/live-doctrees",
     "--host", "127.0.0.1", "--port", "8000",
-    "--watch", "container_manager", "--watch", "API.md",
+    "--watch", "container_manager", "--watch", "API.md", "--watch", "benchmarks/results",
     "docs", "docs/_build/live",
 ]
 

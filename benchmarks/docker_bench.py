@@ -40,6 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import record  # noqa: E402
+
 
 def setup_django(db_path: Path, postgres_dsn: str | None = None) -> None:
     import django
@@ -288,6 +290,12 @@ def big_output(engine, host, megabytes: int) -> None:
           f"(cap {cap / 1e6:.2f} MB)")
     print(f"    harvest {harvest:.3f} s; stored stdout {len(execution.stdout.encode()) / 1e6:.2f} MB"
           f" ending {execution.stdout[-8:]!r}")
+    record("docker_logs", {
+        "ran": (ran, "s", ".1f"), "peak_log": (peak / 1e6, "MB", ".2f"),
+        "cap": (cap / 1e6, "MB", ".2f"), "harvest": (harvest, "s", ".2f"),
+        "stored": (len(execution.stdout.encode()) / 2**20, "MiB", ".2f"),
+    }, parameters={"print_mb": megabytes, "line_bytes": len(line) + 1,
+                   "docker": client.version()["Version"], "status": job.status})
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ extensions = [
     "cm_links",
     "cm_viewcode",
     "cm_proofs",
+    "cm_bench",
     "cm_incremental",
 ]
 
