@@ -40,6 +40,7 @@ def test_renaming_a_cited_test_fails_the_next_incremental_build_too(tmp_path):
     """The check runs on every build, also for pages that are not read again."""
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")  # {bench}
     cited = root / "tests" / "unit" / "test_cited.py"
     cited.write_text("def test_guarantee():\n    assert True\n")
     src = _copy_docs(root)
