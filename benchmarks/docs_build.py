@@ -40,6 +40,10 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.record import record  # noqa: E402
+
 DOCS = ROOT / "docs"
 REPEAT = int(os.environ.get("CM_BENCH_REPEAT", "3"))
 BYTECODE = os.environ.get("CM_BENCH_BYTECODE", "warm")
@@ -159,6 +163,16 @@ def main() -> int:
     if real["objects"]:
         print(f"site: {real['pages']} pages, {real['objects']} documented objects; cold "
               f"{real['cold']:.2f} s = {100 * real['cold'] / real['objects']:.2f} s per 100 objects")
+    record("docs_build", {
+        **{f"{key}_{side}": (d[key], "s", ".2f") for key in ("cold", "incremental", "doctest")
+           for side, d in (("empty", baseline), ("site", real))},
+        **{f"{key}_ratio": (real[key] / baseline[key], "x", ".2f")
+           for key in ("cold", "incremental", "doctest")},
+        **{f"{key}_cpu_{side}": (d[f"{key} cpu"], "s", ".2f")
+           for key in ("cold", "incremental", "doctest")
+           for side, d in (("empty", baseline), ("site", real))},
+        "pages": real["pages"], "objects": real["objects"],
+    }, parameters={"repeat": REPEAT, "bytecode": BYTECODE})
     return 0 if ok else 1
 
 

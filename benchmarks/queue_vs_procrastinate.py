@@ -50,6 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import record  # noqa: E402
 from tests.plugins.postgres_server import settings_env, start_server  # noqa: E402
 
 TAG = "/* bench-harness */"
@@ -353,6 +354,13 @@ def main() -> None:
             print(f"  ours / procrastinate, {workers} worker(s): {ours / peer:.2f}x jobs/s, "
                   f"{cpu_o / cpu_p:.2f}x worker CPU per job (medians)")
     print(json.dumps({f"{k[0]}:{k[1]}": v for k, v in results.items()}))
+    units = {"rate": ("jobs/s", ".0f"), "worker_cpu": ("s/1000 jobs", ".2f"),
+             "pg_cpu": ("s/1000 jobs", ".2f"), "statements": ("", ".2f"), "hot": ("%", ".0f")}
+    record("queue_vs_procrastinate", {  # medians over the rounds
+        f"{name}_{workers}w_{key}": (statistics.median(r[key] for r in rs), *unit)
+        for (name, workers), rs in results.items() for key, unit in units.items()
+    }, parameters={"jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
+                   "procrastinate_concurrency": args.procrastinate_concurrency})
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import record  # noqa: E402
 from tests.plugins.postgres_server import settings_env, start_server  # noqa: E402
 
 START_DELAY = 4.0
@@ -180,8 +181,10 @@ def main() -> None:
                     run(["-m", "django", "migrate", "-v", "0"], env)
                     return env
 
+                figures: dict[str, tuple] = {}
                 for workers in (1, 2, 4):
                     rate = throughput(fresh(f"tp{workers}"), workers, args.jobs, args.concurrency)
+                    figures[f"jobs_per_s_{workers}w"] = (rate, "jobs/s", ".0f")
                     print(f"throughput, {workers} worker(s) x {args.concurrency} threads: "
                           f"{rate:7.1f} jobs/s ({args.jobs} jobs)")
                 q = json.loads(run([__file__, "--inner", "queries", "200"], fresh("queries")))
@@ -191,6 +194,11 @@ def main() -> None:
                     print(f"claim latency (claim 8) with {int(pending):>7,} pending: {ms:6.2f} ms")
                 if c["plan"]:
                     print("claim query plan:\n  " + c["plan"].replace("\n", "\n  "))
+                figures["statements_per_job"] = (q["per_job"], "", ".2f")
+                figures.update({f"claim_ms_{int(n)}": (ms, "ms", ".2f")
+                                for n, ms in c["latency_ms"].items()})
+                record("worker_throughput_" + ("sqlite" if srv is None else "postgres"), figures,
+                       parameters={"jobs": args.jobs, "concurrency": args.concurrency})
     finally:
         if server is not None:
             server.stop()
