@@ -133,8 +133,15 @@ class Ours(System):
               "WHERE e.job_id = j.id) = 1")
     tables = ("container_manager_containerjob", "container_manager_containerexecution")
 
+    #: ``OPTIONS["prepare_threshold"]`` of our database settings (None: Django's default).
+    prepare_threshold: int | None = None
+
     def env(self) -> dict[str, str]:
-        return settings_env(self.dsn)
+        env = settings_env(self.dsn)
+        if self.prepare_threshold is not None:
+            env["CM_TEST_POSTGRES_OPTIONS"] = json.dumps(
+                {"prepare_threshold": self.prepare_threshold})
+        return env
 
     def prepare(self) -> None:
         run(["-m", "django", "migrate", "--noinput", "-v", "0"], self.env())
@@ -302,8 +309,12 @@ def main() -> None:
                         help="seconds from creating the jobs to T0 (worker start-up)")
     parser.add_argument("--show-statements", action="store_true",
                         help="print each run's statements (calls per job, query)")
+    parser.add_argument("--prepare-threshold", type=int, default=None,
+                        help="our database OPTIONS['prepare_threshold'] (psycopg prepares a "
+                        "statement from this use on; default: Django's, never)")
     parser.add_argument("--inner", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    Ours.prepare_threshold = args.prepare_threshold
     if args.inner:
         inner(args.inner)
         return
@@ -316,7 +327,8 @@ def main() -> None:
 
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        print(f"{args.jobs} jobs per run; ours --concurrency {args.concurrency}, procrastinate "
+        print(f"{args.jobs} jobs per run; ours --concurrency {args.concurrency} "
+              f"(prepare_threshold {args.prepare_threshold}), procrastinate "
               f"--concurrency {args.procrastinate_concurrency}; {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
         for rnd in range(1, args.rounds + 1):

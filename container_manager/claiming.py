@@ -42,6 +42,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from container_manager import statements
 from container_manager.conf import get_settings
 from container_manager.executors import (
     ExecutorNotAvailableError,
@@ -417,7 +418,7 @@ def _claim_in_one_statement(
         sorted(hosts), now, limit,
         JobStatus.STARTING.value, worker_id, expiry, now,
     ]
-    with connection.cursor() as cursor:
+    with statements.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     converters = [(i, f.get_db_converters(connection)) for i, f in enumerate(fields)]

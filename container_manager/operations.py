@@ -46,7 +46,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
-from container_manager import logcap
+from container_manager import logcap, statements
 from container_manager.conf import get_settings
 from container_manager.executors import (
     BaseExecutor,
@@ -77,6 +77,7 @@ from container_manager.validators import parse_command
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+    from container_manager.models.managers import PreparedMove
 
 __all__ = [
     "DUPLICATED_FIELDS",
@@ -145,10 +146,6 @@ def transition(job: ContainerJob, new: str, **fields: Any) -> None:
         container_manager.lifecycle.InvalidTransitionError: Job ... cannot move from 'cancelled' to 'running': 'cancelled' is terminal.
     """
     type(job).objects.transition(job, new, **fields)
-
-
-def _move(job: ContainerJob, new: str, where: dict[str, Any] | None = None, **fields: Any) -> None:
-    type(job).objects.transition(job, new, where=where, **fields)
 
 
 def _record(execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any) -> bool:
@@ -450,9 +447,8 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         >>> attempt.attempt, attempt.status, job.status
         (1, 'running', 'running')
     """
-    execution = job.containerexecution_set.create(
-        attempt=job.attempts, status=JobStatus.STARTING,
-        worker_id=job.claimed_by or f"{socket.gethostname()}:{os.getpid()}",
+    execution = job.containerexecution_set.model.objects.begin(
+        job, job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
     )
     try:
         spec = build_spec(job, execution)
@@ -468,16 +464,24 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         return None
     now = timezone.now()
     # Two conditional UPDATEs, no transaction: the job first (it fails if the job was
-    # cancelled while the executor launched), then the attempt (it fails if a cancel
-    # recorded it meanwhile). A worker that dies between the two leaves a running
-    # job whose attempt has no container id; the worker that adopts it asks the
-    # executor (see recover_unrecorded_launch).
+    # cancelled while the executor launched), then the attempt, only if the job moved
+    # (it fails if a cancel recorded it meanwhile). On PostgreSQL both are one
+    # statement (statements.update_both). Elsewhere a worker that dies between the
+    # two leaves a running job whose attempt has no container id; the worker that
+    # adopts it asks the executor (see recover_unrecorded_launch).
     try:
-        transition(job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
-        if not type(execution).objects.record_launch(execution, result.container_id, now):
+        move = type(job).objects.prepare_transition(
+            job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
+        record = type(execution).objects.prepare_launch(execution, result.container_id, now)
+        moved, recorded = statements.update_both(move.update, record.update)
+        if not moved:
+            raise move.conflict()
+        move.apply()
+        if not recorded:
             raise ConcurrentTransitionError(
                 f"Job {job.pk} was cancelled while its container was launched."
             )
+        record.apply()
     except ConcurrentTransitionError:
         # The container must not run unrecorded.
         _stop_quietly(executor, result.container_id)
@@ -513,25 +517,38 @@ def _fail_or_retry(
     job: ContainerJob,
     message: str,
     decision: RetryDecision,
-    *,
-    where: dict[str, Any] | None = None,
     **fields: Any,
 ) -> None:
     """Fail the job, or send it back to pending when the retry policy decided so."""
+    move = _fail_or_retry_move(job, message, decision, **fields)
+    if statements.send(move.update) != 1:
+        raise move.conflict()
+    move.apply()
+
+
+def _fail_or_retry_move(
+    job: ContainerJob,
+    message: str,
+    decision: RetryDecision,
+    *,
+    where: dict[str, Any] | None = None,
+    **fields: Any,
+) -> PreparedMove:
+    """The move that fails the job, or sends it back to pending for a retry (not sent)."""
     fields = {"claimed_by": "", "lease_expires_at": None, **fields}
+    prepare = type(job).objects.prepare_transition
     if decision.retry:
-        _move(
+        return prepare(
             job,
             JobStatus.PENDING,
-            where,
+            where=where,
             status_message=f"{message}; retrying (attempt {job.attempts + 1} of "
             f"{job.max_retries + 1})",
             not_before=timezone.now() + decision.delay,
             **fields,
         )
-        return
-    _move(job, JobStatus.FAILED, where, status_message=message, finished_at=timezone.now(),
-          **fields)
+    return prepare(job, JobStatus.FAILED, where=where, status_message=message,
+                   finished_at=timezone.now(), **fields)
 
 
 def _decide(job: ContainerJob, outcome: Outcome) -> RetryDecision:
@@ -856,7 +873,9 @@ def _finish(
     # (harvest, cancel, timeout) wins its record; then the job, from that record.
     # A process that stops between the two leaves a finished attempt on an active
     # job: whoever harvests the job next moves it from the record (see _settle).
-    won = _record(
+    # On PostgreSQL the two are one statement (statements.update_both): the job's
+    # move applies only when the attempt's record won.
+    record = type(execution).objects.prepare_record(
         execution,
         only_unfinished=True,
         status=outcome.value,
@@ -866,9 +885,15 @@ def _finish(
         error_message=message,
         task_result=task_result,
     )
+    move = _settlement(job, execution.attempt, outcome.value, exit_code, message)
+    won, moved = statements.update_both(record.update, move.update)
     if not won:
         _lost_attempt(job, execution)
-    _settle(job, execution)
+    record.apply()
+    if moved:
+        move.apply()
+    else:
+        _settle_conflict(job, move, execution.attempt)
 
 
 def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
@@ -886,27 +911,48 @@ def _settle(job: ContainerJob, execution: ContainerExecution) -> None:
     Raises:
         ConcurrentTransitionError: The job was moved elsewhere first.
     """
-    where = {"attempts": execution.attempt}
-    exit_code = execution.exit_code
-    now = timezone.now()
-    try:
-        if execution.status == JobStatus.FAILED:
-            message = execution.error_message
-            # The record's exit code and OOM marker, never the message's wording.
-            outcome = Outcome(exit_code=exit_code, oom_killed=message == OOM_MESSAGE)
-            decision = _decide(job, outcome)
-            target = JobStatus.PENDING if decision.retry else JobStatus.FAILED
-            _fail_or_retry(job, message, decision, where=where, exit_code=exit_code)
-        else:
-            target = JobStatus(execution.status)  # completed or cancelled
-            message = "cancelled" if target == JobStatus.CANCELLED else "exited with code 0"
-            _move(job, target, where, status_message=message, finished_at=now,
-                  exit_code=exit_code, claimed_by="", lease_expires_at=None)
-    except ConcurrentTransitionError:
-        # Another process may have moved the job from this very record first.
-        job.refresh_from_db()
-        if job.status != target or job.attempts != execution.attempt:
-            raise
+    move = _settlement(job, execution.attempt, execution.status, execution.exit_code,
+                       execution.error_message)
+    if statements.send(move.update) == 1:
+        move.apply()
+    else:
+        _settle_conflict(job, move, execution.attempt)
+
+
+def _settlement(
+    job: ContainerJob, attempt: int, status: str, exit_code: int | None, error_message: str
+) -> PreparedMove:
+    """The move of an active job to the outcome of its finished attempt ``attempt`` (not sent).
+
+    Conditional on the job's status and on its attempt still being ``attempt``.
+    """
+    where = {"attempts": attempt}
+    if status == JobStatus.FAILED:
+        # The record's exit code and OOM marker, never the message's wording.
+        outcome = Outcome(exit_code=exit_code, oom_killed=error_message == OOM_MESSAGE)
+        return _fail_or_retry_move(job, error_message, _decide(job, outcome), where=where,
+                                   exit_code=exit_code)
+    target = JobStatus(status)  # completed or cancelled
+    message = "cancelled" if target == JobStatus.CANCELLED else "exited with code 0"
+    return type(job).objects.prepare_transition(
+        job, target, where=where, status_message=message, finished_at=timezone.now(),
+        exit_code=exit_code, claimed_by="", lease_expires_at=None)
+
+
+def _settle_conflict(job: ContainerJob, move: PreparedMove, attempt: int) -> None:
+    """The settling move matched nothing: fine if another process made the same move first.
+
+    Args:
+        job: The job (re-read here).
+        move: The move that matched nothing.
+        attempt: The attempt it settled.
+
+    Raises:
+        ConcurrentTransitionError: The job was moved elsewhere (or to another attempt).
+    """
+    job.refresh_from_db()
+    if job.status != move.new or job.attempts != attempt:
+        raise move.conflict()
 
 
 def _lost_attempt(job: ContainerJob, execution: ContainerExecution) -> None:

@@ -64,6 +64,9 @@ def _postgres(dsn):
 # (CM_TEST_SQLITE_PATH) serves the same purpose for the benchmarks.
 if os.environ.get("CM_TEST_POSTGRES_DSN"):
     DATABASES = {"default": _postgres(os.environ["CM_TEST_POSTGRES_DSN"])}
+    # More OPTIONS as a JSON object (benchmarks: {"prepare_threshold": 5}).
+    DATABASES["default"]["OPTIONS"].update(
+        json.loads(os.environ.get("CM_TEST_POSTGRES_OPTIONS") or "{}"))
 elif os.environ.get("CM_TEST_SQLITE_PATH"):
     DATABASES = {
         "default": {

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
 
 from container_manager.lifecycle import FINISHED_EXECUTION_STATUSES
 from container_manager.models.job import ContainerJob
+from container_manager.statements import Update, insert_row, send
 
 
 class ExecutionStatus(models.TextChoices):
@@ -25,6 +27,43 @@ class ExecutionStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+@dataclasses.dataclass
+class PreparedRecord:
+    """A conditional UPDATE of one attempt, written but not sent yet.
+
+    Made by :meth:`ContainerExecution.objects.prepare_record <container_manager.models.ContainerExecutionManager.prepare_record>` and
+    :meth:`~container_manager.models.ContainerExecutionManager.prepare_launch`; whoever sends
+    :attr:`update` calls :meth:`apply` when it matched.
+
+    Attributes:
+        execution: The attempt.
+        fields: The columns set.
+        update: The conditional UPDATE.
+
+    Example:
+        >>> record = ContainerExecution.objects.prepare_record(
+        ...     ContainerExecution(pk=4), status="failed", error_message="boom")
+        >>> record.fields["status"], "finished_at" in record.fields
+        ('failed', True)
+    """
+
+    execution: ContainerExecution
+    fields: dict[str, Any]
+    update: Update
+
+    def apply(self) -> None:
+        """The UPDATE matched: set the fields on the instance.
+
+        Example:
+            >>> attempt = ContainerExecution(pk=4)
+            >>> ContainerExecution.objects.prepare_record(attempt, exit_code=3).apply()
+            >>> attempt.exit_code
+            3
+        """
+        for name, value in self.fields.items():
+            setattr(self.execution, name, value)
 
 
 class ContainerExecutionManager(models.Manager["ContainerExecution"]):
@@ -102,15 +141,59 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
             >>> ContainerExecution.objects.get(pk=attempt.pk).status
             'cancelled'
         """
-        fields.setdefault("finished_at", timezone.now())
-        rows = self.filter(pk=execution.pk)
-        if only_unfinished:
-            rows = rows.exclude(status__in=sorted(FINISHED_EXECUTION_STATUSES))
-        if not rows.update(**fields):
+        record = self.prepare_record(execution, only_unfinished=only_unfinished, **fields)
+        if not send(record.update):
             return False
-        for name, value in fields.items():
-            setattr(execution, name, value)
+        record.apply()
         return True
+
+    def prepare_record(
+        self, execution: ContainerExecution, *, only_unfinished: bool = False, **fields: Any
+    ) -> PreparedRecord:
+        """Write :meth:`record`'s UPDATE without sending it.
+
+        Args:
+            execution: The attempt.
+            only_unfinished: Match only an attempt that is not finished yet.
+            **fields: The columns to set (``finished_at`` defaults to now).
+
+        Returns:
+            The prepared record.
+
+        Example:
+            >>> record = ContainerExecution.objects.prepare_record(
+            ...     ContainerExecution(pk=4), only_unfinished=True, status="completed")
+            >>> "NOT" in record.update.sql
+            True
+        """
+        fields.setdefault("finished_at", timezone.now())
+        not_in = ("status", FINISHED_EXECUTION_STATUSES) if only_unfinished else None
+        update = Update(self.model, execution.pk, fields, not_in=not_in,
+                        using=router.db_for_write(self.model))
+        return PreparedRecord(execution, fields, update)
+
+    def begin(self, job: ContainerJob, worker_id: str) -> ContainerExecution:
+        """Create the ``starting`` attempt for the job's current attempt number (one INSERT).
+
+        Args:
+            job: The job, whose ``attempts`` counts this attempt.
+            worker_id: Who launches it.
+
+        Returns:
+            The new attempt, saved.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="begin-mock", executor_type="mock", connection_string="mock://begin")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host, attempts=1)
+            >>> attempt = ContainerExecution.objects.begin(job, "w-1")
+            >>> attempt.pk is not None, attempt.status, attempt.attempt
+            (True, 'starting', 1)
+        """
+        execution = self.model(job=job, attempt=job.attempts, status=ExecutionStatus.STARTING.value,
+                               worker_id=worker_id)
+        insert_row(execution, using=router.db_for_write(self.model))
+        return execution
 
     def record_launch(
         self, execution: ContainerExecution, container_id: str, started_at: datetime.datetime
@@ -139,8 +222,34 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
             >>> attempt.status, ContainerExecution.objects.record_launch(attempt, "c-2", timezone.now())
             ('running', False)
         """
-        return self._set_container(
-            execution, container_id, started_at, {"status": ExecutionStatus.STARTING}
+        record = self.prepare_launch(execution, container_id, started_at)
+        if not send(record.update):
+            return False
+        record.apply()
+        return True
+
+    def prepare_launch(
+        self, execution: ContainerExecution, container_id: str, started_at: datetime.datetime
+    ) -> PreparedRecord:
+        """Write :meth:`record_launch`'s UPDATE without sending it.
+
+        Args:
+            execution: The attempt.
+            container_id: The executor's id of the container.
+            started_at: When the executor accepted it.
+
+        Returns:
+            The prepared record.
+
+        Example:
+            >>> from django.utils import timezone
+            >>> record = ContainerExecution.objects.prepare_launch(
+            ...     ContainerExecution(pk=4), "c-4", timezone.now())
+            >>> record.fields["status"], record.update.params[-2:]
+            ('running', [4, 'starting'])
+        """
+        return self._container_update(
+            execution, container_id, started_at, {"status": ExecutionStatus.STARTING.value}
         )
 
     def record_found_container(
@@ -178,16 +287,27 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
         started_at: datetime.datetime,
         where: dict[str, Any],
     ) -> bool:
+        record = self._container_update(execution, container_id, started_at, where)
+        if not send(record.update):
+            return False
+        record.apply()
+        return True
+
+    def _container_update(
+        self,
+        execution: ContainerExecution,
+        container_id: str,
+        started_at: datetime.datetime,
+        where: dict[str, Any],
+    ) -> PreparedRecord:
         fields = {
             "container_id": container_id,
             "status": ExecutionStatus.RUNNING.value,
             "started_at": started_at,
         }
-        if not self.filter(pk=execution.pk, **where).update(**fields):
-            return False
-        for name, value in fields.items():
-            setattr(execution, name, value)
-        return True
+        update = Update(self.model, execution.pk, fields, where,
+                        using=router.db_for_write(self.model))
+        return PreparedRecord(execution, fields, update)
 
 
 class ContainerExecution(models.Model):

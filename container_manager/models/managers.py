@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Self
 
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
 
 from container_manager.lifecycle import (
@@ -14,6 +15,7 @@ from container_manager.lifecycle import (
     JobStatus,
     check_transition,
 )
+from container_manager.statements import Update, send
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerJob, ExecutorHost  # noqa: F401 (string generics)
@@ -119,6 +121,74 @@ class ContainerJobQuerySet(models.QuerySet["ContainerJob"]):
         return self.filter(docker_host=host)
 
 
+@dataclasses.dataclass
+class PreparedMove:
+    """A status move of one job, checked against the lifecycle and written, not sent yet.
+
+    :meth:`ContainerJob.objects.prepare_transition <container_manager.models.ContainerJobManager.prepare_transition>` makes it; whoever sends
+    :attr:`update` (alone, or combined with an attempt's record, see
+    :func:`~container_manager.statements.update_both`) calls
+    :meth:`apply` when it matched, or raises :meth:`conflict` when it did not.
+
+    Attributes:
+        job: The job.
+        old: The status it is expected to have.
+        new: The status it moves to.
+        now: Its new ``updated_at``.
+        fields: The other columns set.
+        update: The conditional UPDATE.
+
+    Example:
+        >>> move = ContainerJob.objects.prepare_transition(
+        ...     ContainerJob(pk=3, status="running"), "completed", exit_code=0)
+        >>> move.old, move.new, move.update.sql.startswith("UPDATE")
+        ('running', 'completed', True)
+    """
+
+    job: ContainerJob
+    old: str
+    new: str
+    now: Any
+    fields: dict[str, Any]
+    update: Update | None
+
+    def apply(self) -> None:
+        """The UPDATE matched: update the instance and tell the task listeners.
+
+        Example:
+            >>> job = ContainerJob(pk=3, status="running")
+            >>> ContainerJob.objects.prepare_transition(job, "failed", exit_code=1).apply()
+            >>> job.status, job.exit_code
+            ('failed', 1)
+        """
+        job = self.job
+        job.status = self.new
+        job.updated_at = self.now
+        for name, value in self.fields.items():
+            setattr(job, name, value)
+        if job.task_id is not None:
+            # A task job's move may be a django.tasks signal (container_manager.task_signals).
+            from container_manager.task_signals import job_moved
+
+            job_moved(job, self.old, self.new)
+
+    def conflict(self) -> ConcurrentTransitionError:
+        """The error to raise when the UPDATE matched no row.
+
+        Returns:
+            The error, naming the job and the status it no longer has.
+
+        Example:
+            >>> ContainerJob.objects.prepare_transition(
+            ...     ContainerJob(pk=3, status="running"), "failed").conflict()
+            ConcurrentTransitionError("Job 3 is no longer 'running' in the database: ...")
+        """
+        return ConcurrentTransitionError(
+            f"Job {self.job.pk} is no longer {self.old!r} in the database: another process "
+            "changed it first. Call refresh_from_db() to see its current status."
+        )
+
+
 class ContainerJobManager(models.Manager["ContainerJob"]):
     """The manager behind ``ContainerJob.objects``, with common job queries.
 
@@ -215,6 +285,15 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
             ...
             container_manager.lifecycle.ConcurrentTransitionError: Job ... is no longer 'pending' in the database: another process changed it first. Call refresh_from_db() to see its current status.
         """
+        expressions = [name for name, value in fields.items()
+                       if hasattr(value, "resolve_expression")]
+        if not expressions:
+            move = self.prepare_transition(job, new, where=where, operator_retry=operator_retry,
+                                           **fields)
+            if send(move.update) != 1:
+                raise move.conflict()
+            move.apply()
+            return
         old = job.status
         new = getattr(new, "value", new)
         check_transition(old, new, job_id=job.pk, operator_retry=operator_retry)
@@ -222,26 +301,56 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
         updated = self.filter(pk=job.pk, status=old, **(where or {})).update(
             status=new, updated_at=now, **fields
         )
+        plain = {name: value for name, value in fields.items() if name not in expressions}
+        move = PreparedMove(job, old, new, now, plain, None)
         if updated != 1:
-            raise ConcurrentTransitionError(
-                f"Job {job.pk} is no longer {old!r} in the database: another process changed "
-                "it first. Call refresh_from_db() to see its current status."
-            )
-        job.status = new
-        job.updated_at = now
-        expressions = []
-        for name, value in fields.items():
-            if hasattr(value, "resolve_expression"):
-                expressions.append(name)
-            else:
-                setattr(job, name, value)
-        if expressions:
-            job.refresh_from_db(fields=expressions)
-        if job.task_id is not None:
-            # A task job's move may be a django.tasks signal (container_manager.task_signals).
-            from container_manager.task_signals import job_moved
+            raise move.conflict()
+        job.refresh_from_db(fields=expressions)
+        move.apply()
 
-            job_moved(job, old, new)
+    def prepare_transition(
+        self,
+        job: ContainerJob,
+        new: str,
+        *,
+        where: dict[str, Any] | None = None,
+        operator_retry: bool = False,
+        **fields: Any,
+    ) -> PreparedMove:
+        """Check a move of ``job`` to ``new`` and write its conditional UPDATE, without sending it.
+
+        :meth:`transition` sends it alone; :mod:`container_manager.operations`
+        sends it together with an attempt's record where the database allows
+        (:func:`~container_manager.statements.update_both`).
+
+        Args:
+            job: The job; its in-memory ``status`` is the expected current status.
+            new: The target status.
+            where: More equality conditions on the row.
+            operator_retry: Check an operator's retry instead (see :meth:`transition`).
+            **fields: Other columns to set (plain values, no expressions).
+
+        Returns:
+            The prepared move.
+
+        Raises:
+            InvalidTransitionError: The lifecycle forbids the move.
+
+        Example:
+            >>> move = ContainerJob.objects.prepare_transition(
+            ...     ContainerJob(pk=5, status="starting"), "running", where={"attempts": 1})
+            >>> move.update.params[-3:]
+            [5, 'starting', 1]
+        """
+        old = job.status
+        new = getattr(new, "value", new)
+        check_transition(old, new, job_id=job.pk, operator_retry=operator_retry)
+        now = timezone.now()
+        update = Update(
+            self.model, job.pk, {"status": new, "updated_at": now, **fields},
+            {"status": old, **(where or {})}, using=router.db_for_write(self.model),
+        )
+        return PreparedMove(job, old, new, now, fields, update)
 
     def get_queryset(self) -> ContainerJobQuerySet:
         """Return a :class:`ContainerJobQuerySet` over all jobs.

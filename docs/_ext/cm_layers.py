@@ -20,9 +20,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "container_manager"
 #: Layers, bottom first: (name, what it holds, units). A unit is a module, or a
 #: package counted as one (``models``, ``executors``, ``management``).
 LAYERS: list[tuple[str, str, list[str]]] = [
-    ("Foundations", "settings, statuses, text formats: no Django models, no executors",
+    ("Foundations", "settings, statuses, text formats, SQL statement text: no Django models, "
+     "no executors",
      ["conf", "config_keys", "lifecycle", "envfile", "logcap", "numbers", "jsonvalues",
-      "task_envelope", "task_signals"]),
+      "task_envelope", "task_signals", "statements"]),
     ("Executors", "the backends behind one interface; each class declares its rules",
      ["executors"]),
     ("Policies", "pure decisions: what is valid, what is retried",

@@ -49,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         "lifecycle", help="claim and drive one job with a worker; print the SQL it took")
     lifecycle.add_argument("host")
     lifecycle.add_argument("--max-concurrent", type=int, default=None)
+    sub.add_parser(
+        "races", help="run the lifecycle's races in this process; print what each left")
     args = parser.parse_args(argv)
+    if args.cmd == "races":
+        return _races()
     if args.cmd == "lifecycle":
         return _lifecycle(args.host, args.max_concurrent)
     if args.cmd == "claim":
@@ -119,8 +123,81 @@ def _lifecycle(host_name: str, max_concurrent: int | None) -> int:
         [claimed] = claiming.claim_jobs("lifecycle", 1, hosts=[host_name])
         worker.drive(claimed, fresh=True)  # as the worker drives what it claims
     job.refresh_from_db()
-    json.dump({"status": job.status, "sql": [q["sql"] for q in ctx.captured_queries]},
-              sys.stdout)
+    from container_manager import statements
+
+    with statements.cursor() as cursor:
+        binding = type(cursor.cursor).__name__
+    json.dump({"status": job.status, "sql": [q["sql"] for q in ctx.captured_queries],
+               "cursor": binding}, sys.stdout)
+    return 0
+
+
+def _races() -> int:
+    """The launch and finish races, on this database; print each outcome as JSON.
+
+    On PostgreSQL both of a launch's UPDATEs, and both of a finish's, are one
+    statement (container_manager.statements.update_both): each branch of its
+    outcome is played here by changing the rows while the executor is busy.
+    """
+    from container_manager import operations, statements
+    from container_manager.lifecycle import ConcurrentTransitionError
+    from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+
+    host = ExecutorHost.objects.create(name="races", executor_type="mock",
+                                       connection_string="mock://races")
+    out: dict[str, object] = {"combined": statements.can_combine()}
+
+    def play(name, during_launch=None, before_finish=None):
+        job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
+        executor = operations.executor_for(job)
+        calls = []
+        for method in ("launch", "stop", "cleanup", "logs"):
+            real = getattr(executor, method)
+
+            def spy(*a, _real=real, _method=method, **k):
+                result = _real(*a, **k)
+                calls.append(_method)
+                if _method == "launch" and during_launch:
+                    during_launch(job)
+                if _method == "logs" and before_finish:
+                    before_finish(job)
+                return result
+            setattr(executor, method, spy)
+        error = None
+        try:
+            operations.transition(job, "starting", attempts=1)
+            execution = operations.start_attempt(job, executor)
+            operations.harvest(job, executor, execution=execution)
+        except ConcurrentTransitionError as exc:
+            error = type(exc).__name__
+        row = ContainerJob.objects.get(pk=job.pk)
+        attempts = list(ContainerExecution.objects.filter(job=job).values_list(
+            "status", "container_id", flat=False))
+        out[name] = {
+            "error": error, "job": row.status, "memory": job.status, "calls": calls,
+            "executions": [[status, bool(cid)] for status, cid in attempts],
+        }
+
+    def cancel_job(job):
+        ContainerJob.objects.filter(pk=job.pk).update(status="cancelled")
+
+    def cancel_attempt(job):
+        ContainerExecution.objects.filter(job=job).update(status="cancelled")
+
+    def finish_elsewhere(job):
+        ContainerExecution.objects.filter(job=job).update(status="failed", exit_code=9,
+                                                           error_message="exited with code 9")
+        ContainerJob.objects.filter(pk=job.pk).update(status="failed", exit_code=9)
+
+    def move_job_only(job):
+        ContainerJob.objects.filter(pk=job.pk).update(status="cancelled")
+
+    play("plain")
+    play("job_cancelled_during_launch", during_launch=cancel_job)
+    play("attempt_cancelled_during_launch", during_launch=cancel_attempt)
+    play("finished_elsewhere_first", before_finish=finish_elsewhere)
+    play("job_moved_before_finish", before_finish=move_job_only)
+    json.dump(out, sys.stdout)
     return 0
 
 

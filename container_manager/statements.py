@@ -1,0 +1,308 @@
+"""The lifecycle's hot statements as plain SQL, built once and reused.
+
+A worker sends a few statements per job (the attempt's ``INSERT``, the
+conditional ``UPDATE`` s of a status move and of an attempt's record). Django's
+``QuerySet.update()`` and ``Model.save()`` rebuild and recompile each of them on
+every call, which cost a third of a worker's CPU with trivial jobs. The
+functions here write the same statements once per shape (table, columns set,
+columns matched), cache the text, and convert each value with its field's own
+``get_db_prep_save`` / ``get_db_prep_value``, exactly as the ORM does, on every
+database Django supports. They go through Django's cursor, so query logging and
+``CaptureQueriesContext`` see them.
+
+On PostgreSQL with psycopg 3 they are sent with server-side parameter binding
+(:func:`cursor`): psycopg passes the values apart from the text instead of
+quoting each into it, which costs the worker less CPU. PostgreSQL then plans each
+statement again unless psycopg prepares it, which it does only when the database
+settings allow it (``"OPTIONS": {"prepare_threshold": 5}``; Django's default,
+``None``, keeps connection poolers working).
+
+On PostgreSQL, :func:`update_both` sends two conditional UPDATEs as one
+statement (data-modifying CTEs): the second applies only when the first matched,
+and both counts come back. The manager methods that record the lifecycle's
+moves (:class:`~container_manager.models.ContainerJobManager`,
+:class:`~container_manager.models.ContainerExecutionManager`) call these functions; the lifecycle
+itself stays in :mod:`container_manager.operations`.
+
+Example:
+    >>> host = ExecutorHost.objects.create(
+    ...     name="stmt-mock", executor_type="mock", connection_string="mock://stmt")
+    >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+    >>> update_row(ContainerJob, job.pk, {"status_message": "hello"}, {"status": "pending"})
+    1
+    >>> update_row(ContainerJob, job.pk, {"status_message": "again"}, {"status": "running"})
+    0
+    >>> ContainerJob.objects.get(pk=job.pk).status_message
+    'hello'
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from django.db import connections, models
+from django.db.backends.utils import CursorWrapper
+
+__all__ = [
+    "Update", "can_combine", "cursor", "insert_row", "send", "update_both", "update_row",
+]
+
+
+@functools.cache
+def _server_binding_cursor() -> type | None:
+    """Django's psycopg 3 cursor class with server-side binding (None with psycopg2)."""
+    from django.db.backends.postgresql import base
+
+    return getattr(base, "ServerBindingCursor", None)
+
+
+def cursor(using: str = "default") -> CursorWrapper:
+    """A Django cursor for the hot statements: server-side binding on PostgreSQL with psycopg 3.
+
+    Django's PostgreSQL cursors bind parameters client-side unless
+    ``OPTIONS["server_side_binding"]`` is set, because not all of the ORM's SQL
+    can be bound server-side; the statements of this module can. The cursor is
+    wrapped as Django wraps its own (error translation, execute wrappers, query
+    logging), on the same connection and in the same transaction. Elsewhere it is
+    ``connections[using].cursor()``.
+
+    Args:
+        using: The database alias.
+
+    Returns:
+        The cursor (use it as a context manager).
+
+    Example:
+        >>> with cursor() as c:
+        ...     _ = c.execute("SELECT %s + 1", [41])
+        ...     c.fetchone()
+        (42,)
+    """
+    conn = connections[using]
+    factory = _server_binding_cursor() if conn.vendor == "postgresql" else None
+    if factory is None or conn.settings_dict["OPTIONS"].get("server_side_binding") is True:
+        return conn.cursor()
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        conn.validate_thread_sharing()
+        raw = factory(conn.connection)
+        return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+
+
+@functools.cache
+def _update_sql(
+    model: type[models.Model], alias: str, names: tuple[str, ...], where: tuple[str, ...],
+    not_in: str | None, not_in_count: int,
+) -> tuple[str, tuple[models.Field, ...], tuple[models.Field, ...]]:
+    """The text of ``UPDATE table SET a = %s, ... WHERE pk = %s AND b = %s ...`` and its fields."""
+    meta = model._meta
+    qn = connections[alias].ops.quote_name
+    set_fields = tuple(meta.get_field(name) for name in names)
+    where_fields = (meta.pk, *(meta.get_field(name) for name in where))
+    sets = ", ".join(f"{qn(f.column)} = %s" for f in set_fields)
+    conds = " AND ".join(f"{qn(f.column)} = %s" for f in where_fields)
+    if not_in is not None:
+        marks = ", ".join(["%s"] * not_in_count)
+        conds += f" AND NOT ({qn(meta.get_field(not_in).column)} IN ({marks}))"
+    return f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {conds}", set_fields, where_fields
+
+
+class Update:
+    """One conditional UPDATE of one row: its SQL text (cached per shape) and its parameters.
+
+    Example:
+        >>> update = Update(ContainerJob, 7, {"status": "running"}, {"status": "starting"})
+        >>> update.sql.count("%s"), update.params[1:]
+        (3, [7, 'starting'])
+    """
+
+    def __init__(
+        self,
+        model: type[models.Model],
+        pk: Any,
+        fields: Mapping[str, Any],
+        where: Mapping[str, Any] | None = None,
+        not_in: tuple[str, Collection[Any]] | None = None,
+        using: str = "default",
+    ) -> None:
+        """Write the statement.
+
+        Args:
+            model: The model.
+            pk: The row's primary key.
+            fields: Columns to set (field names), values as for ``QuerySet.update()``
+                (no expressions).
+            where: More equality conditions (field name to value; not None).
+            not_in: A field and the values it must not have (``NOT (field IN (...))``).
+            using: The database alias.
+        """
+        where = where or {}
+        excluded = sorted(not_in[1]) if not_in else []
+        self.sql, set_fields, where_fields = _update_sql(
+            model, using, tuple(fields), tuple(where),
+            not_in[0] if not_in else None, len(excluded),
+        )
+        conn = connections[using]
+        self.using = using
+        self.params: list[Any] = [
+            f.get_db_prep_save(value, conn) for f, value in zip(set_fields, fields.values(),
+                                                                strict=True)
+        ]
+        self.params += [
+            f.get_db_prep_value(value, conn)
+            for f, value in zip(where_fields, (pk, *where.values()), strict=True)
+        ]
+        self.params += excluded
+
+
+def update_row(
+    model: type[models.Model],
+    pk: Any,
+    fields: Mapping[str, Any],
+    where: Mapping[str, Any] | None = None,
+    not_in: tuple[str, Collection[Any]] | None = None,
+    using: str = "default",
+) -> int:
+    """Send one conditional UPDATE (see :class:`Update`) and return the rows it matched (0 or 1).
+
+    Args:
+        model: The model.
+        pk: The row's primary key.
+        fields: Columns to set (no expressions).
+        where: More equality conditions.
+        not_in: A field and the values it must not have.
+        using: The database alias.
+
+    Returns:
+        The number of rows updated.
+
+    Example:
+        >>> update_row(ContainerJob, 123456, {"status_message": "x"})  # no such job
+        0
+    """
+    return send(Update(model, pk, fields, where, not_in, using))
+
+
+def send(update: Update) -> int:
+    """Send one prepared :class:`Update` and return the rows it matched (0 or 1).
+
+    Args:
+        update: The statement.
+
+    Returns:
+        The number of rows updated.
+
+    Example:
+        >>> send(Update(ContainerJob, 123456, {"status_message": "x"}))  # no such job
+        0
+    """
+    with cursor(update.using) as c:
+        c.execute(update.sql, update.params)
+        return c.rowcount
+
+
+def can_combine(using: str = "default") -> bool:
+    """Whether the database runs two UPDATEs as one statement (PostgreSQL's data-modifying CTEs).
+
+    Args:
+        using: The database alias.
+
+    Returns:
+        True on PostgreSQL.
+
+    Example:
+        >>> can_combine()  # the docs build on SQLite
+        False
+    """
+    return connections[using].vendor == "postgresql"
+
+
+def update_both(first: Update, second: Update) -> tuple[int, int]:
+    """Run ``first``, then ``second`` only if ``first`` matched, in one statement (PostgreSQL).
+
+    ``WITH a AS (first RETURNING 1), b AS (second AND EXISTS (SELECT 1 FROM a)
+    RETURNING 1) SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)``:
+    atomic, one round trip, no transaction. Elsewhere (see :func:`can_combine`)
+    the two statements are sent one after the other, the second only when the
+    first matched.
+
+    Args:
+        first: The statement that must match.
+        second: The statement applied only after ``first`` matched.
+
+    Returns:
+        The rows each matched: ``(0, 0)``, ``(1, 0)`` or ``(1, 1)``.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="both-mock", executor_type="mock", connection_string="mock://both")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> update_both(Update(ContainerJob, job.pk, {"status_message": "a"}, {"status": "running"}),
+        ...             Update(ContainerJob, job.pk, {"image": "alpine"}))
+        (0, 0)
+        >>> ContainerJob.objects.get(pk=job.pk).image
+        'busybox'
+    """
+    with cursor(first.using) as c:
+        if not can_combine(first.using):
+            c.execute(first.sql, first.params)
+            if c.rowcount != 1:
+                return c.rowcount, 0
+            c.execute(second.sql, second.params)
+            return 1, c.rowcount
+        c.execute(
+            f"WITH a AS ({first.sql} RETURNING 1), "
+            f"b AS ({second.sql} AND EXISTS (SELECT 1 FROM a) RETURNING 1) "
+            "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)",
+            [*first.params, *second.params],
+        )
+        matched_first, matched_second = c.fetchone()
+        return matched_first, matched_second
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[models.Field, ...]]:
+    meta = model._meta
+    qn = connections[alias].ops.quote_name
+    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    return (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(meta.pk.column)}",
+        fields,
+    )
+
+
+def insert_row(obj: models.Model, using: str = "default") -> None:
+    """Insert a new model instance with one ``INSERT ... RETURNING id`` and set its primary key.
+
+    The values are what ``save()`` would write (each field's ``pre_save`` and
+    ``get_db_prep_save``); no signals are sent. A database that cannot return
+    columns from an INSERT gets ``save(force_insert=True)``.
+
+    Args:
+        obj: An unsaved instance whose primary key is an auto field.
+        using: The database alias.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="ins-mock", executor_type="mock", connection_string="mock://ins")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> attempt = ContainerExecution(job=job, attempt=1, worker_id="w")
+        >>> insert_row(attempt)
+        >>> ContainerExecution.objects.get(pk=attempt.pk).worker_id
+        'w'
+    """
+    conn = connections[using]
+    if not conn.features.can_return_columns_from_insert:
+        obj.save(force_insert=True, using=using)
+        return
+    sql, fields = _insert_sql(type(obj), using)
+    params = [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
+    with cursor(using) as c:
+        c.execute(sql, params)
+        (obj.pk,) = c.fetchone()
+    obj._state.adding = False
+    obj._state.db = using
