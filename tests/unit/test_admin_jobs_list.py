@@ -83,6 +83,9 @@ def test_search_by_id_name_and_image(admin_client, jobs):
     assert ids(admin_client.get(URL, {"q": str(jobs["failed"].pk)})) == [jobs["failed"].pk]
     assert ids(admin_client.get(URL, {"q": "nightly"})) == [jobs["old"].pk]
     assert ids(admin_client.get(URL, {"q": "alpine"})) == [jobs["cancelled"].pk]
+    ContainerJob.objects.filter(pk=jobs["pending"].pk).update(command="python resize.py")
+    assert ids(admin_client.get(URL, {"q": "resize.py"})) == [jobs["pending"].pk]  # command
+    assert ids(admin_client.get(URL, {"q": "code 3"})) == [jobs["failed"].pk]  # status message
     response = admin_client.get(URL, {"q": "no-such-job"})  # not a number: no id lookup
     assert response.status_code == 200 and ids(response) == []
 
