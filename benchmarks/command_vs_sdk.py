@@ -1,0 +1,232 @@
+"""``process_container_jobs`` as a user starts it, against a tight docker-SDK loop (prints figures).
+
+The setup of issue 10's speed benchmark, on a real Docker engine started here
+(``tests/plugins/docker_engine.py``, as the tests do):
+
+* a Django project made by ``django-admin startproject`` with ``container_manager``
+  added to ``INSTALLED_APPS`` and nothing else changed: Django's default
+  settings, its file SQLite database ``db.sqlite3``, no ``CONTAINER_MANAGER``
+  settings (so ``WORKER_CONCURRENCY`` 8, ``POLL_INTERVAL`` 0.5 s);
+* one Docker host with the default ``executor_config`` and ``--jobs`` (80) jobs
+  ``echo hello``, created before the clock starts;
+* the clock starts when ``python manage.py process_container_jobs`` is spawned
+  (interpreter start-up, Django set-up and system checks included) and stops at
+  the last job's ``finished_at``; the worker is then stopped with SIGTERM;
+* the engine's own limit: the same number of containers through the docker SDK
+  (``APIClient``) in 8 threads, each doing the lifecycle the worker does:
+  create, start, wait, logs, remove;
+* the two alternate, ``--repeat`` (3) rounds, each side first in turn.
+
+Prints each round, the ratio SDK time / worker time per round and over all
+rounds (1.0x: the worker is as fast as the engine allows), and where the
+worker's time went (``--profile``, from the timestamps the worker records).
+
+Usage (as root, which dockerd needs)::
+
+    .nox/tests-3-13/bin/python benchmarks/command_vs_sdk.py [--jobs 80] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SDK_THREADS = 8
+COMMAND = "echo hello"
+
+
+def make_project(root: Path) -> Path:
+    """``django-admin startproject benchsite`` with container_manager installed; migrated."""
+    subprocess.run([sys.executable, "-m", "django", "startproject", "benchsite", str(root)],
+                   check=True)
+    settings = root / "benchsite" / "settings.py"
+    text = settings.read_text()
+    text, added = re.subn(r"(INSTALLED_APPS = \[\n)", r"\1    'container_manager',\n", text)
+    assert added == 1, "startproject's INSTALLED_APPS changed"
+    settings.write_text(text)
+    env = project_env(root)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=root, env=env,
+                   check=True)
+    return root
+
+
+def project_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "CM_TEST_")) and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(REPO)])
+    return env
+
+
+def setup_django(root: Path) -> None:
+    """This process uses the project's settings too (to create jobs and read the results)."""
+    sys.path.insert(0, str(root))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchsite.settings"
+    import django
+
+    django.setup()
+
+
+def worker_round(
+    root: Path, host, image: str, jobs: int, wrap: list[str]
+) -> tuple[float, dict[str, float]]:
+    """Create the jobs, start the command, wait for the last result; seconds and phases."""
+    from django.db import connection
+
+    from container_manager.models import ContainerExecution, ContainerJob
+
+    ContainerJob.objects.all().delete()
+    ContainerJob.objects.bulk_create(
+        [ContainerJob(image=image, command=COMMAND, docker_host=host)
+         for _ in range(jobs)])
+    connection.close()  # hold no SQLite lock or connection while the worker runs
+    env = project_env(root)
+    t0 = time.time()
+    proc = subprocess.Popen([*wrap, sys.executable, "manage.py", "process_container_jobs"],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=bool(wrap))
+    try:
+        while True:
+            time.sleep(0.25)
+            done = ContainerJob.objects.filter(status__in=["completed", "failed"]).count()
+            connection.close()
+            if done >= jobs:
+                break
+            if proc.poll() is not None:
+                raise SystemExit(f"the worker exited early:\n{proc.stdout.read()}\n"
+                                 f"{proc.stderr.read()}")
+    finally:
+        if wrap:  # a profiler (py-spy) writes its output on SIGINT, like the worker stops
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"the worker failed ({proc.returncode}):\n{out}\n{err}")
+    failed = ContainerJob.objects.exclude(status="completed").count()
+    if failed:
+        raise SystemExit(f"{failed} jobs did not complete:\n{out}\n{err}")
+    executions = list(ContainerExecution.objects.select_related("job"))
+    assert len(executions) == jobs and all(e.stdout == "hello\n" for e in executions)
+    end = max(e.job.finished_at for e in executions).timestamp()
+    first = min(e.created_at for e in executions).timestamp()
+    lifetimes = [(e.job.finished_at - e.created_at).total_seconds() for e in executions]
+    phases = {
+        "CPU, user + sys (s)": usage.ru_utime + usage.ru_stime,
+        "start-up: spawn to the first attempt (s)": first - t0,
+        "per job: create + start (ms)": 1000 * statistics.mean(
+            (e.started_at - e.created_at).total_seconds() for e in executions),
+        "per job: wait + logs + remove (ms)": 1000 * statistics.mean(
+            (e.job.finished_at - e.started_at).total_seconds() for e in executions),
+        "threads busy with a job (%)": 100 * sum(lifetimes) / (SDK_THREADS * (end - first)),
+    }
+    connection.close()
+    return end - t0, phases
+
+
+def sdk_job(client, image: str) -> tuple[str, float, float, float]:
+    t0 = time.time()
+    cid = client.create_container(
+        image, COMMAND.split(), host_config=client.create_host_config(init=True))["Id"]
+    client.start(cid)
+    t1 = time.time()
+    client.wait(cid)
+    out = client.logs(cid, stdout=True, stderr=True)
+    client.remove_container(cid, force=True)
+    return out.decode(), t0, t1, time.time()
+
+
+def sdk_round(engine, jobs: int) -> tuple[float, dict[str, float]]:
+    import docker
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.time()
+    client = docker.APIClient(base_url=engine.unix_url, version="auto", max_pool_size=32)
+    with concurrent.futures.ThreadPoolExecutor(SDK_THREADS) as pool:
+        outs = list(pool.map(lambda _: sdk_job(client, engine.image), range(jobs)))
+    elapsed = time.time() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    client.close()
+    assert all(o[0] == "hello\n" for o in outs)
+    first = min(o[1] for o in outs)
+    phases = {
+        "CPU, user + sys (s)": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+        "start-up: spawn to the first attempt (s)": first - t0,
+        "per job: create + start (ms)": 1000 * statistics.mean(o[2] - o[1] for o in outs),
+        "per job: wait + logs + remove (ms)": 1000 * statistics.mean(o[3] - o[2] for o in outs),
+        "threads busy with a job (%)": 100 * sum(o[3] - o[1] for o in outs)
+        / (SDK_THREADS * (max(o[3] for o in outs) - first)),
+    }
+    return elapsed, phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=80)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="Also print where the time went in each round, side by side.")
+    parser.add_argument("--dir", default=None,
+                        help="Where the project and its db.sqlite3 go (default: a temporary "
+                        "directory in $TMPDIR).")
+    parser.add_argument("--wrap", default="",
+                        help="Start the worker under this command, e.g. 'py-spy record -o "
+                        "out.txt -f raw --' (it gets SIGINT at the end, as with Ctrl-C).")
+    args = parser.parse_args()
+
+    from tests.plugins.docker_engine import start_engine
+
+    workdir = Path(tempfile.mkdtemp(prefix="cm-cmd-bench-", dir=args.dir))
+    engine = start_engine()
+    try:
+        root = make_project(workdir / "site")
+        setup_django(root)
+        from container_manager.models import ExecutorHost
+
+        host = ExecutorHost.objects.create(
+            name="bench-docker", executor_type="docker", connection_string=engine.unix_url)
+        print(f"dockerd: {host.health_check() and host.last_health_check_detail}; "
+              f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}")
+        print(f"{args.jobs} jobs ({COMMAND}): `manage.py process_container_jobs` in a "
+              f"startproject site (default settings, file SQLite), start-up included, vs a "
+              f"docker-SDK loop in {SDK_THREADS} threads; {args.repeat} rounds, interleaved")
+        cm_total = sdk_total = 0.0
+        for i in range(args.repeat):
+            if i % 2:
+                sdk, sdk_phases = sdk_round(engine, args.jobs)
+                cm, phases = worker_round(root, host, engine.image, args.jobs, args.wrap.split())
+            else:
+                cm, phases = worker_round(root, host, engine.image, args.jobs, args.wrap.split())
+                sdk, sdk_phases = sdk_round(engine, args.jobs)
+            cm_total += cm
+            sdk_total += sdk
+            print(f"  round {i + 1}: worker {cm:6.2f} s ({args.jobs / cm:5.1f} jobs/s)   "
+                  f"SDK loop {sdk:6.2f} s ({args.jobs / sdk:5.1f} jobs/s)   "
+                  f"ratio {sdk / cm:.2f}x   (load {os.getloadavg()[0]:.1f})")
+            if args.profile:
+                print(f"      {'':42s} {'worker':>8s} {'SDK loop':>9s}")
+                for name, value in phases.items():
+                    print(f"      {name:42s} {value:8.2f} {sdk_phases[name]:9.2f}")
+        print(f"  ratio SDK loop / worker over all rounds: {sdk_total / cm_total:.2f}x")
+    finally:
+        engine.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
