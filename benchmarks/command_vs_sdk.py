@@ -45,8 +45,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import record  # noqa: E402
+
 SDK_THREADS = 8
 COMMAND = "echo hello"
+#: Figure keys of the recorded result -> the phase names printed with --profile.
+PHASE_KEYS = {
+    "cpu": "CPU, user + sys (s)",
+    "startup": "start-up: spawn to the first attempt (s)",
+    "create_start": "per job: create + start (ms)",
+    "wait_logs_remove": "per job: wait + logs + remove (ms)",
+    "busy": "threads busy with a job (%)",
+}
+PHASE_UNITS = {"cpu": ("s", ".2f"), "startup": ("s", ".2f"), "create_start": ("ms", ".0f"),
+               "wait_logs_remove": ("ms", ".0f"), "busy": ("%", ".0f")}
 
 
 def make_project(root: Path) -> Path:
@@ -206,6 +218,7 @@ def main() -> None:
               f"startproject site (default settings, file SQLite), start-up included, vs a "
               f"docker-SDK loop in {SDK_THREADS} threads; {args.repeat} rounds, interleaved")
         cm_total = sdk_total = 0.0
+        figures: dict[str, tuple[float, str, str]] = {}
         for i in range(args.repeat):
             if i % 2:
                 sdk, sdk_phases = sdk_round(engine, args.jobs)
@@ -218,11 +231,24 @@ def main() -> None:
             print(f"  round {i + 1}: worker {cm:6.2f} s ({args.jobs / cm:5.1f} jobs/s)   "
                   f"SDK loop {sdk:6.2f} s ({args.jobs / sdk:5.1f} jobs/s)   "
                   f"ratio {sdk / cm:.2f}x   (load {os.getloadavg()[0]:.1f})")
+            figures[f"round{i + 1}_worker"] = (cm, "s", ".2f")
+            figures[f"round{i + 1}_sdk"] = (sdk, "s", ".2f")
+            figures[f"round{i + 1}_ratio"] = (sdk / cm, "x", ".2f")
+            for key, name in PHASE_KEYS.items():
+                figures[f"round{i + 1}_worker_{key}"] = (phases[name], *PHASE_UNITS[key])
+                figures[f"round{i + 1}_sdk_{key}"] = (sdk_phases[name], *PHASE_UNITS[key])
             if args.profile:
                 print(f"      {'':42s} {'worker':>8s} {'SDK loop':>9s}")
                 for name, value in phases.items():
                     print(f"      {name:42s} {value:8.2f} {sdk_phases[name]:9.2f}")
         print(f"  ratio SDK loop / worker over all rounds: {sdk_total / cm_total:.2f}x")
+        figures["ratio"] = (sdk_total / cm_total, "x", ".2f")
+        figures["worker_jobs_per_s"] = (args.jobs * args.repeat / cm_total, "jobs/s", ".1f")
+        figures["sdk_jobs_per_s"] = (args.jobs * args.repeat / sdk_total, "jobs/s", ".1f")
+        record("command_vs_sdk", figures,
+               parameters={"jobs": args.jobs, "repeat": args.repeat,
+                           "sdk_threads": SDK_THREADS, "command": COMMAND,
+                           "docker": host.last_health_check_detail, "wrap": args.wrap})
     finally:
         engine.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
