@@ -213,6 +213,7 @@ def call_with_backoff(
     *args: Any,
     throttle_seconds: float,
     sleep: Callable[[float], Any] = time.sleep,
+    before: Callable[[], Any] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Call ``func``; on a 429 wait and call it again, for up to ``throttle_seconds`` in all.
@@ -228,6 +229,8 @@ def call_with_backoff(
         *args: Its positional arguments.
         throttle_seconds: Most seconds to spend waiting on 429s for this call.
         sleep: How to wait (``time.sleep``).
+        before: Called before each try, such as a quota limiter's ``acquire``
+            (:mod:`~container_manager.executors.cloudrun.quota`).
         **kwargs: Its keyword arguments.
 
     Returns:
@@ -251,6 +254,8 @@ def call_with_backoff(
     waited = 0.0
     delay = THROTTLE_FIRST_DELAY_SECONDS
     while True:
+        if before is not None:
+            before()
         try:
             return func(*args, **kwargs)
         except gexc.TooManyRequests as exc:
@@ -271,6 +276,7 @@ def call(
     timeout: float,
     none_if: tuple[str, ...] = (),
     throttle_seconds: float = 0,
+    before: Callable[[], Any] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Call a Google client method with ``timeout`` and no client-side retry; translate errors.
@@ -285,6 +291,7 @@ def call(
             returned for them instead of an error.
         throttle_seconds: Most seconds to wait on 429s, calling again
             (:func:`call_with_backoff`); 0 raises the first 429.
+        before: Called before each try (a quota limiter's ``acquire``).
         **kwargs: Its keyword arguments.
 
     Returns:
@@ -301,7 +308,13 @@ def call(
     """
     try:
         return call_with_backoff(
-            func, *args, retry=None, timeout=timeout, throttle_seconds=throttle_seconds, **kwargs
+            func,
+            *args,
+            retry=None,
+            timeout=timeout,
+            throttle_seconds=throttle_seconds,
+            before=before,
+            **kwargs,
         )
     except Exception as exc:  # noqa: BLE001 - every failure becomes an ExecutorError
         if none_if:

@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from container_manager.executors.base import (
@@ -55,6 +55,8 @@ from container_manager.executors.cloudrun.logs import (
     memory_exceeded,
     read_stream,
 )
+from container_manager.executors.cloudrun.quota import BUCKETS, limiter, quota_problems
+from container_manager.executors.cloudrun.statusboard import board
 from container_manager.executors.errors import (
     ContainerNotFoundError,
     ExecutorConfigurationError,
@@ -77,6 +79,9 @@ LOG_SETTLE_SECONDS = NumberRule(minimum=0, maximum=300)
 
 #: Seconds after completion an execution may take to report its task's result.
 RESULT_WAIT_SECONDS = NumberRule(minimum=0, maximum=3600)
+
+#: Executions asked for per page when listing a location's executions.
+LIST_PAGE_SIZE = 500
 
 #: Seconds one API call may spend waiting on 429 (throttled) answers.
 THROTTLE_WAIT_SECONDS = NumberRule(minimum=0, maximum=600)
@@ -198,6 +203,20 @@ class CloudRunExecutor(BaseExecutor):
             "0 to 600). Throttling never spends an attempt within this time.",
             number=THROTTLE_WAIT_SECONDS,
         ),
+        "quota_per_minute": ConfigKey(
+            (dict,),
+            "Most calls per minute this process makes in each of Google's quota buckets, "
+            "shared by all the jobs it drives on this project and region: "
+            + "; ".join(f"'{k}': {v}" for k, v in BUCKETS.items())
+            + " (default: no client-side limit; set your project's quotas). A call beyond "
+            "waits for a slot.",
+        ),
+        "batch_status_reads": ConfigKey(
+            (bool,),
+            "Read the status of every execution with one list call per poll_seconds for "
+            "the whole location (jobs/-), shared by all the jobs the process drives, "
+            "instead of one get per job (default true).",
+        ),
     }
 
     # ------------------------------------------------------------------ config
@@ -252,6 +271,8 @@ class CloudRunExecutor(BaseExecutor):
                         "Cloud Run label value (lower-case letters, digits, '_' and '-', at "
                         "most 63 characters)."
                     )
+        if "quota_per_minute" in config and isinstance(config["quota_per_minute"], dict):
+            problems.extend(quota_problems(config["quota_per_minute"]))
         if config.get("anonymous_credentials") and config.get("service_account_file"):
             problems.append(
                 "executor_config: anonymous_credentials and service_account_file exclude "
@@ -337,6 +358,24 @@ class CloudRunExecutor(BaseExecutor):
         """
         prefix = self.config.get("job_prefix", "cm-exec")
         return f"{self.parent}/jobs/{prefix}-{int(execution_id)}"
+
+    @property
+    def _scope(self) -> str:
+        """What Cloud Run's quotas are counted for: the API endpoint and the location."""
+        return f"{self.config.get('api_endpoint') or 'run.googleapis.com'} {self.parent}"
+
+    def _before(self, bucket: str) -> Any:
+        """The ``acquire`` of this host's limiter for ``bucket``, or None when unlimited."""
+        limits = self.config.get("quota_per_minute") or {}
+        if bucket == "logging":
+            scope = (
+                f"{self.config.get('logging_api_endpoint') or 'logging.googleapis.com'} "
+                f"projects/{self.location[0]}"
+            )
+        else:
+            scope = self._scope
+        found = limiter(scope, bucket, limits.get(bucket))
+        return found.acquire if found is not None else None
 
     @property
     def _api_timeout(self) -> float:
@@ -429,9 +468,18 @@ class CloudRunExecutor(BaseExecutor):
         return client
 
     def _call(
-        self, what: str, func: Any, *args: Any, none_if: tuple[str, ...] = (), **kwargs: Any
+        self,
+        what: str,
+        func: Any,
+        *args: Any,
+        none_if: tuple[str, ...] = (),
+        bucket: str = "read",
+        **kwargs: Any,
     ) -> Any:
-        """:func:`~container_manager.executors.cloudrun.errors.call` with the host's API timeout."""
+        """:func:`~container_manager.executors.cloudrun.errors.call` with this host's settings.
+
+        Its API timeout, throttle wait and ``bucket``'s quota limiter.
+        """
         return call(
             what,
             func,
@@ -439,8 +487,31 @@ class CloudRunExecutor(BaseExecutor):
             timeout=self._api_timeout,
             none_if=none_if,
             throttle_seconds=self._throttle_seconds,
+            before=self._before(bucket),
             **kwargs,
         )
+
+    def _pages(self, what: str, pager: Any, bucket: str = "read") -> Iterator[Any]:
+        """The pages of a list call's pager, each further one limited and translated.
+
+        The first page came with the call; each further one is a call of its own,
+        limited by ``bucket``'s quota and with its errors translated.
+        """
+        pages = iter(pager.pages)
+        page = next(pages)
+        while True:
+            yield page
+            if not page.next_page_token:
+                return
+            before = self._before(bucket)
+            if before is not None:
+                before()
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001
+                raise_translated(exc, what)
 
     # ------------------------------------------------------------------ launch
     def build_job(self, spec: LaunchSpec) -> Any:
@@ -615,6 +686,7 @@ class CloudRunExecutor(BaseExecutor):
                 self._client("jobs").delete_job,
                 name=name,
                 none_if=("NotFound",),
+                bucket="write",
             )
         except ExecutorError as failure:
             logger.warning("Could not delete never-run Cloud Run job %s: %s", name, failure)
@@ -686,6 +758,7 @@ class CloudRunExecutor(BaseExecutor):
                 retry=None,
                 timeout=self._api_timeout,
                 throttle_seconds=self._throttle_seconds,
+                before=self._before("write"),
             )
             operation.result(timeout=self._api_timeout * 4)
         except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
@@ -702,7 +775,9 @@ class CloudRunExecutor(BaseExecutor):
         except Exception as exc:  # noqa: BLE001
             raise_translated(exc, f"create Cloud Run job {name}")
         try:
-            operation = self._call(f"run Cloud Run job {name}", jobs.run_job, name=name)
+            operation = self._call(
+                f"run Cloud Run job {name}", jobs.run_job, name=name, bucket="run"
+            )
         except ExecutorError as exc:
             existing = self._after_failed_run(name, exc)  # deletes the never-run job
             if existing:  # the run reached Google after all
@@ -748,13 +823,37 @@ class CloudRunExecutor(BaseExecutor):
         return match
 
     def _get_execution(self, container_id: str) -> Any:
-        """The execution, or None when Google says it does not exist."""
-        return self._call(
-            f"get Cloud Run execution {container_id}",
-            self._client("executions").get_execution,
-            name=container_id,
-            none_if=("NotFound",),
-        )
+        """The execution, or None when Google says it does not exist.
+
+        With ``batch_status_reads`` (the default) it comes from the location's
+        :class:`~container_manager.executors.cloudrun.statusboard.StatusBoard`:
+        one list of every job's executions per ``poll_seconds`` for the whole
+        process, and a ``get`` only for an execution the last list did not hold.
+        """
+
+        def get_one(name: str) -> Any:
+            return self._call(
+                f"get Cloud Run execution {name}",
+                self._client("executions").get_execution,
+                name=name,
+                none_if=("NotFound",),
+            )
+
+        if not self.config.get("batch_status_reads", True):
+            return get_one(container_id)
+
+        def list_all() -> Iterator[Any]:
+            what = f"list Cloud Run executions of {self.parent}/jobs/-"
+            pager = self._call(
+                what,
+                self._client("executions").list_executions,
+                request={"parent": f"{self.parent}/jobs/-", "page_size": LIST_PAGE_SIZE},
+            )
+            for page in self._pages(what, pager):
+                yield from page.executions
+
+        max_age = float(self.config.get("poll_seconds", 2))
+        return board(self._scope).read(container_id, max_age, list_all, get_one)
 
     def status(self, container_id: str) -> ContainerStatus:
         """Read the execution's state from Cloud Run: counters, conditions and its task.
@@ -782,7 +881,7 @@ class CloudRunExecutor(BaseExecutor):
             >>> ex.status("projects/my-project/locations/europe-west1/jobs/cm-exec-7/executions/cm-exec-7-x2k9q")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
-            container_manager.executors.errors.HostUnavailableError: get Cloud Run execution projects/my-project/.../executions/cm-exec-7-x2k9q: ConnectionError: ...
+            container_manager.executors.errors.HostUnavailableError: list Cloud Run executions of projects/my-project/locations/europe-west1/jobs/-: ConnectionError: ...
         """
         if not _EXECUTION_NAME.match(container_id or ""):
             return ContainerStatus("missing", error=f"not a Cloud Run execution: {container_id!r}")
@@ -878,7 +977,9 @@ class CloudRunExecutor(BaseExecutor):
             "system",
         )
         try:
-            line = memory_exceeded(self._logging_client(), match["project"], filter_)
+            line = memory_exceeded(
+                self._logging_client(), match["project"], filter_, self._before("logging")
+            )
         except ExecutorError as exc:
             logger.warning(
                 "Cannot read Cloud Run's system log of %s to tell an out-of-memory kill: %s",
@@ -946,7 +1047,7 @@ class CloudRunExecutor(BaseExecutor):
             ... # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
-            container_manager.executors.errors.HostUnavailableError: get Cloud Run execution ...: ConnectionError: ...
+            container_manager.executors.errors.HostUnavailableError: list Cloud Run executions of projects/my-project/locations/europe-west1/jobs/-: ConnectionError: ...
         """
         interval = float(self.config.get("poll_seconds", 2))
         return self._poll_status(container_id, timeout, itertools.repeat(interval))
@@ -1061,8 +1162,10 @@ class CloudRunExecutor(BaseExecutor):
                 since_text,
                 stream,
             )
-            out[stream] = cap_log(read_stream(client, match["project"], filter_, max_bytes),
-                                  max_bytes)
+            text = read_stream(
+                client, match["project"], filter_, max_bytes, self._before("logging")
+            )
+            out[stream] = cap_log(text, max_bytes)
         return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])
 
     # ---------------------------------------------------------- stop / cleanup
@@ -1087,7 +1190,7 @@ class CloudRunExecutor(BaseExecutor):
             ... # doctest: +ELLIPSIS
             Traceback (most recent call last):
               ...
-            container_manager.executors.errors.HostUnavailableError: get Cloud Run execution ...: ConnectionError: ...
+            container_manager.executors.errors.HostUnavailableError: list Cloud Run executions of projects/my-project/locations/europe-west1/jobs/-: ConnectionError: ...
         """
         if not _EXECUTION_NAME.match(container_id or ""):
             return
@@ -1097,6 +1200,7 @@ class CloudRunExecutor(BaseExecutor):
         operation = self._call(
             f"cancel Cloud Run execution {container_id}",
             self._client("executions").cancel_execution,
+            bucket="write",
             name=container_id,
             none_if=("NotFound", "BadRequest"),  # gone, or already finished (400)
         )
@@ -1133,7 +1237,9 @@ class CloudRunExecutor(BaseExecutor):
             self._client("jobs").delete_job,
             name=job_name,
             none_if=("NotFound",),
+            bucket="write",
         )
+        board(self._scope).forget(container_id)
 
     def health_check(self) -> HealthResult:
         """List one job of the location: a cheap authenticated call; never raises.

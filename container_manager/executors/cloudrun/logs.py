@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from container_manager.executors.cloudrun.errors import raise_translated
@@ -75,7 +75,13 @@ def execution_filter(
     )
 
 
-def read_stream(client: Any, project: str, filter_: str, limit: int | None) -> str:
+def read_stream(
+    client: Any,
+    project: str,
+    filter_: str,
+    limit: int | None,
+    before: Callable[[], Any] | None = None,
+) -> str:
     """Read one stream newest first until ``limit`` bytes; return it oldest line first.
 
     Reading stops at the first entry after ``limit`` bytes, so the text may
@@ -91,6 +97,9 @@ def read_stream(client: Any, project: str, filter_: str, limit: int | None) -> s
         project: The project whose logs are read.
         filter_: The entries to read (see :func:`execution_filter`).
         limit: Most bytes to read; None reads up to :data:`MAX_LOG_ENTRIES` entries.
+        before: Called before the call and before each further :data:`LOG_PAGE_SIZE`
+            entries (a quota limiter's ``acquire``; the client hides its pages, so
+            a server that answers shorter pages makes more calls than this counts).
 
     Returns:
         The stream's text, one line per entry.
@@ -115,6 +124,8 @@ def read_stream(client: Any, project: str, filter_: str, limit: int | None) -> s
     lines: list[str] = []
     size = 0
     more = False
+    if before is not None:
+        before()
     try:
         entries: Iterator[Any] = iter(
             client.list_entries(
@@ -124,10 +135,12 @@ def read_stream(client: Any, project: str, filter_: str, limit: int | None) -> s
                 page_size=LOG_PAGE_SIZE,
             )
         )
-        for entry in entries:
+        for number, entry in enumerate(entries):
             if (limit is not None and size >= limit) or len(lines) >= MAX_LOG_ENTRIES:
                 more = True
                 break
+            if before is not None and number and number % LOG_PAGE_SIZE == 0:
+                before()
             line = entry_text(entry.payload)
             lines.append(line)
             size += len(line.encode("utf-8", errors="replace"))
@@ -168,7 +181,9 @@ def entry_text(payload: Any) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def memory_exceeded(client: Any, project: str, filter_: str) -> str | None:
+def memory_exceeded(
+    client: Any, project: str, filter_: str, before: Callable[[], Any] | None = None
+) -> str | None:
     """Cloud Run's system-log line saying the execution exceeded its memory limit, or None.
 
     One ``entries.list`` call (a page of 10 entries) for the lines of the
@@ -180,6 +195,7 @@ def memory_exceeded(client: Any, project: str, filter_: str) -> str | None:
         client: A ``google.cloud.logging_v2.Client``.
         project: The project whose logs are read.
         filter_: The execution's system log (:func:`execution_filter` with ``"system"``).
+        before: Called before the call (a quota limiter's ``acquire``).
 
     Returns:
         The line, or None when the system log has none.
@@ -194,6 +210,8 @@ def memory_exceeded(client: Any, project: str, filter_: str) -> str | None:
         >>> memory_exceeded(Logging(), "p", 'logName="x"')
         'Memory limit of 512 MiB exceeded with 530 MiB used'
     """
+    if before is not None:
+        before()
     try:
         pager = client.list_entries(
             resource_names=[f"projects/{project}"],
