@@ -356,10 +356,12 @@ def _proof_page_stamps(app: Sphinx, paths: list[str]) -> dict[str, str | None]:
         old = json.loads(stamp_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = {}
-    context = "\0".join([app.builder.name, str(getattr(app.builder, "config_hash", "")),
-                         str(getattr(app.builder, "tags_hash", "")), *paths])
+    from cm_incremental import build_key  # builder, configuration, templates, navigation
+
+    context = "\0".join([build_key(app), *paths])
     fresh = (isinstance(old, dict) and old.get("context") == context
-             and getattr(app, "_cm_tocs_unchanged", False))
+             and getattr(app, "_cm_tocs_unchanged", False)
+             and not getattr(app, "_cm_write_all", False))
     pages = old.get("pages", {}) if fresh else {}
     new: dict[str, str] = {}
     result: dict[str, str | None] = {}

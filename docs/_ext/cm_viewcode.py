@@ -25,17 +25,40 @@ from sphinx.environment import BuildEnvironment
 OUR_PACKAGE = "container_manager"
 
 
-def documented_prefix(env: BuildEnvironment, used: dict[str, str]) -> str | None:
-    """The module path under which the objects of ``used`` (name -> page) are documented."""
-    objects = env.domains.python_domain.objects
+def documented_prefix(
+    env: BuildEnvironment,
+    used: dict[str, str],
+    by_suffix: dict[tuple[str, str], list[str]] | None = None,
+) -> str | None:
+    """The module path under which the objects of ``used`` (name -> page) are documented.
+
+    ``by_suffix`` is :func:`suffix_index` of the Python domain, built once per call of
+    :func:`on_env_updated` rather than searched again for every object.
+    """
+    if by_suffix is None:
+        by_suffix = suffix_index(env)
     prefixes: dict[str, int] = {}
     for fullname, docname in used.items():
-        suffix = "." + fullname
-        for name, entry in objects.items():
-            if name.endswith(suffix) and entry.docname == docname:
-                prefix = name.removesuffix(suffix)
-                prefixes[prefix] = prefixes.get(prefix, 0) + 1
+        for prefix in by_suffix.get((fullname, docname), ()):
+            prefixes[prefix] = prefixes.get(prefix, 0) + 1
     return max(prefixes, key=lambda p: (prefixes[p], p)) if prefixes else None
+
+
+def suffix_index(env: BuildEnvironment) -> dict[tuple[str, str], list[str]]:
+    """(dotted suffix of a documented name, its page) -> the prefixes it follows.
+
+    ``container_manager.models.ContainerJob.launch`` on ``reference/models`` gives
+    ``("ContainerJob.launch", "reference/models") -> ["container_manager.models"]``,
+    ``("launch", "reference/models") -> ["container_manager.models.ContainerJob"]`` and
+    so on: every way to split the name into a non-empty prefix and suffix.
+    """
+    index: dict[tuple[str, str], list[str]] = {}
+    for name, entry in env.domains.python_domain.objects.items():
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            index.setdefault((".".join(parts[i:]), entry.docname), []).append(
+                ".".join(parts[:i]))
+    return index
 
 
 def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
@@ -43,6 +66,7 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
     modules = getattr(env, "_viewcode_modules", None)
     if not modules:
         return []
+    by_suffix = suffix_index(env)
     for modname, entry in list(modules.items()):
         if not entry:
             continue
@@ -51,7 +75,7 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
             if modname.split(".")[0] != OUR_PACKAGE:
                 del modules[modname]
             continue
-        prefix = documented_prefix(env, used)
+        prefix = documented_prefix(env, used, by_suffix)
         if prefix and prefix != refname:
             modules[modname] = (code, tags, used, prefix)
     return []
