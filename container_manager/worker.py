@@ -62,6 +62,9 @@ DB_RETRY_MAX_DELAY = 1.0
 #: Jobs claimed at most per claim query by :meth:`Worker.run_once`.
 ONCE_BATCH = 1000
 
+#: Longest interval between two adoption scans of a busy worker (else a third of the lease).
+ADOPT_EVERY_MAX_SECONDS = 5.0
+
 
 @dataclasses.dataclass
 class WorkerStats:
@@ -563,7 +566,7 @@ class Worker:
             >>> w.run().launched
             0
         """
-        adopt_every = min(5.0, self.lease_seconds / 3)
+        adopt_every = min(ADOPT_EVERY_MAX_SECONDS, self.lease_seconds / 3)
         last_adopt = float("-inf")
         idle = True
         self._start()

@@ -53,6 +53,7 @@ extensions = [
     "cm_viewcode",
     "cm_proofs",
     "cm_bench",
+    "cm_values",
     "cm_incremental",
 ]
 
