@@ -562,7 +562,8 @@ def result_from_job(
         (TaskResultStatus.SUCCESSFUL, 9, 1)
     """
     if executions is None:
-        executions = list(job.containerexecution_set.order_by("attempt"))
+        # The logs are not needed (the result is in task_result) and may be large.
+        executions = list(job.containerexecution_set.defer("stdout", "stderr").order_by("attempt"))
     data = job.task or {}
     status = STATUS_MAP[job.status]
     started = [e.started_at for e in executions if e.started_at is not None]

@@ -1,0 +1,284 @@
+"""The task backend's overhead: a ``@task`` run against the same job launched as a plain ContainerJob.
+
+Prints figures; it is not a test and asserts nothing about time.
+
+Both sides run the same container: the task job's command
+(``python -m django run_container_task PAYLOAD``, task
+``tests.tasks.sample_tasks.add``) on the same host. The task side goes through
+the backend (``enqueue()``: validation, the job created on commit,
+``task_enqueued``; the worker's harvest reads the result envelope and sends
+``task_started``/``task_finished``; ``get_result()`` builds the ``TaskResult``);
+the plain side creates a ``ContainerJob`` with that command and reads the job
+back. The difference is what the backend costs.
+
+(a) Latency, enqueue to result, one task at a time (``--runs``): enqueue or
+    create, claim, launch, wait, harvest (``Worker.drive``), read the result.
+(b) Throughput, ``--tasks`` (default 100) enqueued or created, a ``Worker`` with
+    ``--concurrency`` threads until all are final, then every result read.
+
+Both on the mock executor (the task runs in-process) and, unless ``--skip-docker``,
+on a real dockerd started here with the task image of
+``tests/plugins/task_image.py`` (this machine's Python and the project, built
+locally). Rounds alternate which side goes first; the figures are medians over
+the rounds. The database is a file SQLite (WAL) in a temporary directory.
+
+Usage (as root for dockerd)::
+
+    python benchmarks/tasks_overhead.py [--tasks 100] [--runs 20] [--rounds 3]
+        [--concurrency 4] [--skip-docker] [--receivers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+IMAGE_MOCK = "myapp:latest"
+
+
+def setup_django(db_path: Path) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY="bench",
+        USE_TZ=True,
+        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "container_manager"],
+        DATABASES={"default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(db_path),
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                        "transaction_mode": "IMMEDIATE", "timeout": 30},
+        }},
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        CONTAINER_MANAGER={"POLL_INTERVAL": 0.01},
+        TASKS=tasks_setting("bench-mock", IMAGE_MOCK),
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def tasks_setting(host_name: str, image: str) -> dict:
+    """The TASKS setting that runs the tasks on a host, in an image."""
+    return {"default": {"BACKEND": "container_manager.tasks.ContainerTaskBackend",
+                        "QUEUES": ["default", "heavy"],  # the queues of tests/tasks/sample_tasks.py
+                        "OPTIONS": {"host": host_name, "image": image}}}
+
+
+def plain_job_fields(host, image: str, i: int) -> dict:
+    """The fields of the job enqueue() would create for add(i, 1), without the task marker."""
+    payload = json.dumps({"id": f"plain-{host.name}-{time.monotonic_ns()}-{i}",
+                          "path": "tests.tasks.sample_tasks.add", "args": [i, 1], "kwargs": {}},
+                         separators=(",", ":"))
+    return {"name": "task tests.tasks.sample_tasks.add", "image": image, "docker_host": host,
+            "command": json.dumps(["python", "-m", "django", "run_container_task", payload])}
+
+
+def task_round_trip(worker, i: int) -> float:
+    from container_manager import claiming
+    from tests.tasks.sample_tasks import add
+
+    t0 = time.perf_counter()
+    result = add.enqueue(i, 1)
+    [job] = claiming.claim_jobs(worker.worker_id, 1)
+    worker.drive(job, fresh=True)
+    final = add.get_result(result.id)
+    elapsed = time.perf_counter() - t0
+    assert final.return_value == i + 1, final.errors
+    return elapsed
+
+
+def plain_round_trip(worker, host, image: str, i: int) -> float:
+    from container_manager import claiming
+    from container_manager.models import ContainerJob
+
+    t0 = time.perf_counter()
+    created = ContainerJob.objects.create(**plain_job_fields(host, image, i))
+    [job] = claiming.claim_jobs(worker.worker_id, 1)
+    worker.drive(job, fresh=True)
+    final = ContainerJob.objects.get(pk=created.pk)
+    stdout = final.containerexecution_set.get().stdout
+    elapsed = time.perf_counter() - t0
+    assert final.status == "completed" and f'"return_value": {i + 1}' in stdout, final.status_message
+    return elapsed
+
+
+def run_worker_until(count_final, total: int, concurrency: int) -> None:
+    from container_manager.worker import Worker
+
+    worker = Worker(worker_id="bench-batch", concurrency=concurrency, poll_interval=0.01)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        while worker.stats.harvested < total:
+            if not thread.is_alive():
+                raise SystemExit("the worker stopped")
+            time.sleep(0.005)
+    finally:
+        worker.request_stop()
+        thread.join(30)
+    assert worker.stats.errors == 0, worker.stats
+    assert count_final() == total
+
+
+def task_batch(tasks: int, concurrency: int) -> float:
+    from django.db import connections
+
+    from container_manager.models import ContainerJob
+    from tests.tasks.sample_tasks import add
+
+    t0 = time.perf_counter()
+    results = [add.enqueue(i, 1) for i in range(tasks)]
+    run_worker_until(lambda: ContainerJob.objects.tasks().filter(status="completed").count(),
+                     tasks, concurrency)
+    values = [add.get_result(r.id).return_value for r in results]
+    elapsed = time.perf_counter() - t0
+    assert values == [i + 1 for i in range(tasks)]
+    connections.close_all()
+    return elapsed
+
+
+def plain_batch(host, image: str, tasks: int, concurrency: int) -> float:
+    from django.db import connections
+
+    from container_manager.models import ContainerJob
+
+    t0 = time.perf_counter()
+    pks = [ContainerJob.objects.create(**plain_job_fields(host, image, i)).pk
+           for i in range(tasks)]
+    run_worker_until(lambda: ContainerJob.objects.filter(task_id__isnull=True,
+                                                         status="completed").count(),
+                     tasks, concurrency)
+    outputs = []
+    for pk in pks:
+        job = ContainerJob.objects.get(pk=pk)
+        outputs.append((job.status, job.containerexecution_set.get().stdout))
+    elapsed = time.perf_counter() - t0
+    assert all(status == "completed" and '"return_value": ' in out for status, out in outputs)
+    connections.close_all()
+    return elapsed
+
+
+def overhead(task: float, plain: float) -> str:
+    return f"{(task - plain) / plain * 100:+6.1f} %"
+
+
+def measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
+    from django.test import override_settings
+
+    with override_settings(TASKS=tasks_setting(host.name, image)):
+        return _measure(label, host, image, args)
+
+
+def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
+    from container_manager.models import ContainerJob
+    from container_manager.worker import Worker
+
+    worker = Worker(worker_id=f"bench-{host.name}", concurrency=1)
+    for i in range(3):  # warm up both paths
+        task_round_trip(worker, i)
+        plain_round_trip(worker, host, image, i)
+    task_lat: list[float] = []
+    plain_lat: list[float] = []
+    for i in range(args.runs):
+        if i % 2:
+            plain_lat.append(plain_round_trip(worker, host, image, i))
+            task_lat.append(task_round_trip(worker, i))
+        else:
+            task_lat.append(task_round_trip(worker, i))
+            plain_lat.append(plain_round_trip(worker, host, image, i))
+    t_med, p_med = statistics.median(task_lat), statistics.median(plain_lat)
+    print(f"\n[{label}] (a) latency, enqueue to result, {args.runs} runs each")
+    print(f"    task  (enqueue, drive, get_result): median {t_med * 1000:8.2f} ms")
+    print(f"    plain (create, drive, read job):    median {p_med * 1000:8.2f} ms")
+    print(f"    overhead per task: {(t_med - p_med) * 1000:+.2f} ms = {overhead(t_med, p_med)}")
+    task_times: list[float] = []
+    plain_times: list[float] = []
+    for r in range(args.rounds):
+        ContainerJob.objects.all().delete()
+        if r % 2:
+            plain_times.append(plain_batch(host, image, args.tasks, args.concurrency))
+            task_times.append(task_batch(args.tasks, args.concurrency))
+        else:
+            task_times.append(task_batch(args.tasks, args.concurrency))
+            plain_times.append(plain_batch(host, image, args.tasks, args.concurrency))
+        print(f"    round {r + 1}: task {task_times[-1]:6.2f} s   plain {plain_times[-1]:6.2f} s")
+    t_batch, p_batch = statistics.median(task_times), statistics.median(plain_times)
+    print(f"[{label}] (b) throughput, {args.tasks} tasks, concurrency {args.concurrency}, "
+          f"{args.rounds} rounds (medians)")
+    print(f"    task:  {t_batch:6.2f} s  {args.tasks / t_batch:7.1f} tasks/s")
+    print(f"    plain: {p_batch:6.2f} s  {args.tasks / p_batch:7.1f} jobs/s")
+    print(f"    overhead: {overhead(t_batch, p_batch)}")
+    ContainerJob.objects.all().delete()
+    return {"latency_ms": {"task": t_med * 1000, "plain": p_med * 1000},
+            "batch_s": {"task": t_batch, "plain": p_batch}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100, help="Tasks per throughput round.")
+    parser.add_argument("--runs", type=int, default=20, help="Latency round trips per side.")
+    parser.add_argument("--rounds", type=int, default=3, help="Throughput rounds per side.")
+    parser.add_argument("--docker-tasks", type=int, default=None,
+                        help="Tasks per throughput round on dockerd (default: --tasks).")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--skip-docker", action="store_true", help="Only the mock executor.")
+    parser.add_argument("--receivers", action="store_true",
+                        help="Connect a receiver to the three task signals (their cost included).")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="cm-tasks-bench-"))
+    engine = None
+    try:
+        setup_django(workdir / "bench.sqlite3")
+        from django.tasks.signals import task_enqueued, task_finished, task_started
+
+        from container_manager.models import ExecutorHost
+
+        if args.receivers:
+            seen: list[str] = []
+            for signal in (task_enqueued, task_started, task_finished):
+                signal.connect(lambda sender, task_result, **kw: seen.append(task_result.id),
+                               weak=False)
+        print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
+              f"signal receivers: {'one per signal' if args.receivers else 'none'}")
+        mock = ExecutorHost.objects.create(name="bench-mock", executor_type="mock",
+                                           connection_string="mock://bench")
+        measure("mock", mock, IMAGE_MOCK, args)
+        if not args.skip_docker:
+            from tests.plugins.docker_engine import start_engine
+            from tests.plugins.task_image import import_task_image
+
+            engine = start_engine(build_image=False)
+            built = import_task_image(engine.client(), workdir / "image")
+            print(f"\ntask image: {built['size_mb']:.0f} MB, tar built in {built['build_s']:.1f} s,"
+                  f" imported in {built['import_s']:.1f} s")
+            docker = ExecutorHost.objects.create(
+                name="bench-docker", executor_type="docker", connection_string=engine.unix_url,
+                executor_config={"pull_policy": "never"})
+            from tests.plugins.task_image import TASK_IMAGE
+
+            if args.docker_tasks is not None:
+                args.tasks = args.docker_tasks
+            measure("docker", docker, TASK_IMAGE, args)
+    finally:
+        if engine is not None:
+            engine.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
