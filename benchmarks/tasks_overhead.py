@@ -22,6 +22,9 @@ on a real dockerd started here with the task image of
 locally). Rounds alternate which side goes first; the figures are medians over
 the rounds. The database is a file SQLite (WAL) in a temporary directory.
 
+Each executor's figures are recorded (``benchmarks/record.py``) as
+``tasks_overhead_mock`` and ``tasks_overhead_docker``.
+
 Usage (as root for dockerd)::
 
     python benchmarks/tasks_overhead.py [--tasks 100] [--runs 20] [--rounds 3]
@@ -223,6 +226,18 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
     print(f"    plain: {p_batch:6.2f} s  {args.tasks / p_batch:7.1f} jobs/s")
     print(f"    overhead: {overhead(t_batch, p_batch)}")
     ContainerJob.objects.all().delete()
+    from benchmarks.record import record
+
+    record(f"tasks_overhead_{label}", {
+        "latency_task": (t_med * 1000, "ms", ".1f"),
+        "latency_plain": (p_med * 1000, "ms", ".1f"),
+        "latency_overhead": ((t_med - p_med) * 1000, "ms", ".1f"),
+        "latency_overhead_pct": ((t_med - p_med) / p_med * 100, "%", ".1f"),
+        "throughput_task": (args.tasks / t_batch, "tasks/s", ".1f"),
+        "throughput_plain": (args.tasks / p_batch, "jobs/s", ".1f"),
+        "throughput_overhead_pct": ((t_batch - p_batch) / p_batch * 100, "%", ".1f"),
+    }, parameters={"tasks": args.tasks, "runs": args.runs, "rounds": args.rounds,
+                   "concurrency": args.concurrency, "receivers": args.receivers})
     return {"latency_ms": {"task": t_med * 1000, "plain": p_med * 1000},
             "batch_s": {"task": t_batch, "plain": p_batch}}
 
