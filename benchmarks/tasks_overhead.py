@@ -16,6 +16,11 @@ back. The difference is what the backend costs.
 (b) Throughput, ``--tasks`` (default 100) enqueued or created, a ``Worker`` with
     ``--concurrency`` threads until all are final, then every result read.
 
+Besides wall time, each side's CPU time of this process (the enqueuer, the
+worker's threads and the result reads: ``time.process_time``) is printed; on a
+shared machine it is steadier than wall time, and dockerd's own work, the same
+for both sides, is not in it.
+
 Both on the mock executor (the task runs in-process) and, unless ``--skip-docker``,
 on a real dockerd started here with the task image of
 ``tests/plugins/task_image.py`` (this machine's Python and the project, built
@@ -90,31 +95,31 @@ def plain_job_fields(host, image: str, i: int) -> dict:
             "command": json.dumps(["python", "-m", "django", "run_container_task", payload])}
 
 
-def task_round_trip(worker, i: int) -> float:
+def task_round_trip(worker, i: int) -> tuple[float, float]:
     from container_manager import claiming
     from tests.tasks.sample_tasks import add
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = add.enqueue(i, 1)
     [job] = claiming.claim_jobs(worker.worker_id, 1)
     worker.drive(job, fresh=True)
     final = add.get_result(result.id)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0, time.process_time() - c0
     assert final.return_value == i + 1, final.errors
     return elapsed
 
 
-def plain_round_trip(worker, host, image: str, i: int) -> float:
+def plain_round_trip(worker, host, image: str, i: int) -> tuple[float, float]:
     from container_manager import claiming
     from container_manager.models import ContainerJob
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     created = ContainerJob.objects.create(**plain_job_fields(host, image, i))
     [job] = claiming.claim_jobs(worker.worker_id, 1)
     worker.drive(job, fresh=True)
     final = ContainerJob.objects.get(pk=created.pk)
     stdout = final.containerexecution_set.get().stdout
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0, time.process_time() - c0
     assert final.status == "completed" and f'"return_value": {i + 1}' in stdout, final.status_message
     return elapsed
 
@@ -137,29 +142,29 @@ def run_worker_until(count_final, total: int, concurrency: int) -> None:
     assert count_final() == total
 
 
-def task_batch(tasks: int, concurrency: int) -> float:
+def task_batch(tasks: int, concurrency: int) -> tuple[float, float]:
     from django.db import connections
 
     from container_manager.models import ContainerJob
     from tests.tasks.sample_tasks import add
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     results = [add.enqueue(i, 1) for i in range(tasks)]
     run_worker_until(lambda: ContainerJob.objects.tasks().filter(status="completed").count(),
                      tasks, concurrency)
     values = [add.get_result(r.id).return_value for r in results]
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0, time.process_time() - c0
     assert values == [i + 1 for i in range(tasks)]
     connections.close_all()
     return elapsed
 
 
-def plain_batch(host, image: str, tasks: int, concurrency: int) -> float:
+def plain_batch(host, image: str, tasks: int, concurrency: int) -> tuple[float, float]:
     from django.db import connections
 
     from container_manager.models import ContainerJob
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pks = [ContainerJob.objects.create(**plain_job_fields(host, image, i)).pk
            for i in range(tasks)]
     run_worker_until(lambda: ContainerJob.objects.filter(task_id__isnull=True,
@@ -169,7 +174,7 @@ def plain_batch(host, image: str, tasks: int, concurrency: int) -> float:
     for pk in pks:
         job = ContainerJob.objects.get(pk=pk)
         outputs.append((job.status, job.containerexecution_set.get().stdout))
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0, time.process_time() - c0
     assert all(status == "completed" and '"return_value": ' in out for status, out in outputs)
     connections.close_all()
     return elapsed
@@ -194,8 +199,8 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
     for i in range(3):  # warm up both paths
         task_round_trip(worker, i)
         plain_round_trip(worker, host, image, i)
-    task_lat: list[float] = []
-    plain_lat: list[float] = []
+    task_lat: list[tuple[float, float]] = []
+    plain_lat: list[tuple[float, float]] = []
     for i in range(args.runs):
         if i % 2:
             plain_lat.append(plain_round_trip(worker, host, image, i))
@@ -203,13 +208,19 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
         else:
             task_lat.append(task_round_trip(worker, i))
             plain_lat.append(plain_round_trip(worker, host, image, i))
-    t_med, p_med = statistics.median(task_lat), statistics.median(plain_lat)
-    print(f"\n[{label}] (a) latency, enqueue to result, {args.runs} runs each")
-    print(f"    task  (enqueue, drive, get_result): median {t_med * 1000:8.2f} ms")
-    print(f"    plain (create, drive, read job):    median {p_med * 1000:8.2f} ms")
-    print(f"    overhead per task: {(t_med - p_med) * 1000:+.2f} ms = {overhead(t_med, p_med)}")
-    task_times: list[float] = []
-    plain_times: list[float] = []
+    t_med, p_med = (statistics.median(w for w, _ in task_lat),
+                    statistics.median(w for w, _ in plain_lat))
+    t_cpu, p_cpu = (statistics.median(c for _, c in task_lat),
+                    statistics.median(c for _, c in plain_lat))
+    print(f"\n[{label}] (a) latency, enqueue to result, {args.runs} runs each (medians)")
+    print(f"    task  (enqueue, drive, get_result): {t_med * 1000:8.2f} ms,"
+          f" CPU of this process {t_cpu * 1000:7.2f} ms")
+    print(f"    plain (create, drive, read job):    {p_med * 1000:8.2f} ms,"
+          f" CPU of this process {p_cpu * 1000:7.2f} ms")
+    print(f"    overhead per task: {(t_med - p_med) * 1000:+.2f} ms = {overhead(t_med, p_med)}"
+          f"; CPU {(t_cpu - p_cpu) * 1000:+.2f} ms")
+    task_times: list[tuple[float, float]] = []
+    plain_times: list[tuple[float, float]] = []
     for r in range(args.rounds):
         ContainerJob.objects.all().delete()
         if r % 2:
@@ -218,13 +229,19 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
         else:
             task_times.append(task_batch(args.tasks, args.concurrency))
             plain_times.append(plain_batch(host, image, args.tasks, args.concurrency))
-        print(f"    round {r + 1}: task {task_times[-1]:6.2f} s   plain {plain_times[-1]:6.2f} s")
-    t_batch, p_batch = statistics.median(task_times), statistics.median(plain_times)
+        print(f"    round {r + 1}: task {task_times[-1][0]:6.2f} s (CPU {task_times[-1][1]:5.2f} s)"
+              f"   plain {plain_times[-1][0]:6.2f} s (CPU {plain_times[-1][1]:5.2f} s)")
+    t_batch, p_batch = (statistics.median(w for w, _ in task_times),
+                        statistics.median(w for w, _ in plain_times))
+    t_bcpu, p_bcpu = (statistics.median(c for _, c in task_times),
+                      statistics.median(c for _, c in plain_times))
     print(f"[{label}] (b) throughput, {args.tasks} tasks, concurrency {args.concurrency}, "
           f"{args.rounds} rounds (medians)")
-    print(f"    task:  {t_batch:6.2f} s  {args.tasks / t_batch:7.1f} tasks/s")
-    print(f"    plain: {p_batch:6.2f} s  {args.tasks / p_batch:7.1f} jobs/s")
-    print(f"    overhead: {overhead(t_batch, p_batch)}")
+    print(f"    task:  {t_batch:6.2f} s  {args.tasks / t_batch:7.1f} tasks/s"
+          f"  CPU of this process {t_bcpu / args.tasks * 1000:6.2f} ms per task")
+    print(f"    plain: {p_batch:6.2f} s  {args.tasks / p_batch:7.1f} jobs/s"
+          f"  CPU of this process {p_bcpu / args.tasks * 1000:6.2f} ms per job")
+    print(f"    overhead: {overhead(t_batch, p_batch)}; CPU {overhead(t_bcpu, p_bcpu)}")
     ContainerJob.objects.all().delete()
     from benchmarks.record import record
 
@@ -236,6 +253,11 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
         "throughput_task": (args.tasks / t_batch, "tasks/s", ".1f"),
         "throughput_plain": (args.tasks / p_batch, "jobs/s", ".1f"),
         "throughput_overhead_pct": ((t_batch - p_batch) / p_batch * 100, "%", ".1f"),
+        "latency_cpu_task": (t_cpu * 1000, "ms", ".2f"),
+        "latency_cpu_plain": (p_cpu * 1000, "ms", ".2f"),
+        "batch_cpu_per_task": (t_bcpu / args.tasks * 1000, "ms", ".2f"),
+        "batch_cpu_per_plain_job": (p_bcpu / args.tasks * 1000, "ms", ".2f"),
+        "batch_cpu_overhead_pct": ((t_bcpu - p_bcpu) / p_bcpu * 100, "%", ".1f"),
     }, parameters={"tasks": args.tasks, "runs": args.runs, "rounds": args.rounds,
                    "concurrency": args.concurrency, "receivers": args.receivers})
     return {"latency_ms": {"task": t_med * 1000, "plain": p_med * 1000},
