@@ -23,6 +23,13 @@ the machine's other load falls on both alike), on a fresh database:
   processes) are read and ``pg_stat_statements`` is reset; when the last job has
   finished they are read again.
 
+With ``--history N`` each database first gets N finished jobs and is analysed,
+so that the burst meets statistics describing finished jobs only (the stale
+statistics that once made a claim take every pending job). With
+``--prepare-threshold N`` our database settings let psycopg prepare a statement
+from its Nth use (``OPTIONS["prepare_threshold"]``; Django's default never does;
+procrastinate's psycopg pool does from the 5th).
+
 Printed per run and summarised (min-max over the rounds): jobs per second
 (N / (last finish - T0), or from the first job's start when that came after T0,
 i.e. a worker was still starting up), worker CPU seconds per 1000 jobs, PostgreSQL CPU seconds
@@ -116,6 +123,9 @@ class System:
     def worker_cmd(self, i: int) -> list[str]:
         raise NotImplementedError
 
+    #: Inserts ``%s`` finished jobs (the history of --history).
+    history_sql = ""
+
     done_sql = ""
     end_sql = ""
     start_sql = ""
@@ -132,6 +142,13 @@ class Ours(System):
               "AND (SELECT count(*) FROM container_manager_containerexecution e "
               "WHERE e.job_id = j.id) = 1")
     tables = ("container_manager_containerjob", "container_manager_containerexecution")
+    history_sql = (
+        "INSERT INTO container_manager_containerjob (name, image, command, status, "
+        "status_message, docker_host_id, environment_overrides, priority, max_retries, "
+        "attempts, claimed_by, created_at, updated_at, finished_at, exit_code) "
+        "SELECT '', 'busybox', 'true', 'completed', 'exited with code 0', "
+        "(SELECT min(id) FROM container_manager_executorhost), '', 0, 0, 1, '', now(), now(), "
+        "now(), 0 FROM generate_series(1, %s)")
 
     #: ``OPTIONS["prepare_threshold"]`` of our database settings (None: Django's default).
     prepare_threshold: int | None = None
@@ -159,6 +176,8 @@ class Procrastinate(System):
     start_sql = "SELECT min(at) FROM procrastinate_events WHERE type = 'started'"
     ok_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
     tables = ("procrastinate_jobs", "procrastinate_events")
+    history_sql = ("INSERT INTO procrastinate_jobs (queue_name, task_name, status, attempts) "
+                   "SELECT 'default', 'noop', 'succeeded', 1 FROM generate_series(1, %s)")
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -179,13 +198,22 @@ class Procrastinate(System):
 
 
 def one_run(server, system_cls, workers: int, jobs: int, concurrency: int, lead: float,
-            label: str) -> dict[str, float]:
+            label: str, history: int = 0) -> dict[str, float]:
     import psycopg
 
     dbname = f"bench_{label}"
     dsn = server.create_database(dbname)
     system = system_cls(dsn, concurrency)
     system.prepare()
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        if history:
+            # Statistics that describe a table of finished jobs, then the burst.
+            system.create(0, datetime.datetime.now(datetime.UTC))  # our host
+            setup.execute(system.history_sql, [history])
+            for table in system.tables:
+                setup.execute(f"ANALYZE {table}")
+        done0 = setup.execute(system.done_sql).fetchone()[0]
+        ok0 = setup.execute(system.ok_sql).fetchone()[0]
     due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=lead)
     system.create(jobs, due)
     env = system.env()
@@ -209,7 +237,7 @@ def one_run(server, system_cls, workers: int, jobs: int, concurrency: int, lead:
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         pg0 = server_cpu(postmaster)
         deadline = time.monotonic() + 600
-        while conn.execute(f"{TAG} {system.done_sql}").fetchone()[0] < jobs:
+        while conn.execute(f"{TAG} {system.done_sql}").fetchone()[0] < done0 + jobs:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{system.name}: jobs did not finish in 600 s")
             time.sleep(0.05)
@@ -217,7 +245,7 @@ def one_run(server, system_cls, workers: int, jobs: int, concurrency: int, lead:
         pg1 = server_cpu(postmaster)
         end = conn.execute(f"{TAG} {system.end_sql}").fetchone()[0]
         first = conn.execute(f"{TAG} {system.start_sql}").fetchone()[0]
-        ok = conn.execute(f"{TAG} {system.ok_sql}").fetchone()[0]
+        ok = conn.execute(f"{TAG} {system.ok_sql}").fetchone()[0] - ok0
         breakdown = admin.execute(
             f"{TAG} SELECT calls, query FROM pg_stat_statements WHERE dbid = "
             "(SELECT oid FROM pg_database WHERE datname = %s) AND toplevel "
@@ -271,8 +299,8 @@ def inner(argv: list[str]) -> None:
         django.setup()
         from container_manager.models import ContainerJob, ExecutorHost
 
-        host = ExecutorHost.objects.create(name="bench", executor_type="mock",
-                                           connection_string="mock://bench")
+        host, _ = ExecutorHost.objects.get_or_create(
+            name="bench", defaults={"executor_type": "mock", "connection_string": "mock://bench"})
         ContainerJob.objects.bulk_create(
             [ContainerJob(image="busybox", command="true", docker_host=host, not_before=due)
              for _ in range(jobs)], batch_size=1000)
@@ -312,6 +340,9 @@ def main() -> None:
     parser.add_argument("--prepare-threshold", type=int, default=None,
                         help="our database OPTIONS['prepare_threshold'] (psycopg prepares a "
                         "statement from this use on; default: Django's, never)")
+    parser.add_argument("--history", type=int, default=0,
+                        help="finished jobs in each table, analysed, before the burst "
+                        "(stale statistics)")
     parser.add_argument("--inner", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     Ours.prepare_threshold = args.prepare_threshold
@@ -335,7 +366,7 @@ def main() -> None:
             for workers in args.workers:
                 for name in args.systems:
                     r = one_run(server, classes[name], workers, args.jobs, concurrency[name],
-                                args.lead, f"{name}_{workers}_{rnd}")
+                                args.lead, f"{name}_{workers}_{rnd}", args.history)
                     results.setdefault((name, workers), []).append(r)
                     print(f"round {rnd}, {name:>13}, {workers} worker(s): {r['rate']:7.1f} jobs/s, "
                           f"worker CPU {r['worker_cpu']:.2f} s/1000 jobs, PostgreSQL CPU "
@@ -372,7 +403,8 @@ def main() -> None:
         f"{name}_{workers}w_{key}": (statistics.median(r[key] for r in rs), *unit)
         for (name, workers), rs in results.items() for key, unit in units.items()
     }, parameters={"jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
-                   "procrastinate_concurrency": args.procrastinate_concurrency})
+                   "procrastinate_concurrency": args.procrastinate_concurrency,
+                   "prepare_threshold": args.prepare_threshold, "history": args.history})
 
 
 if __name__ == "__main__":

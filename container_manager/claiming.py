@@ -31,8 +31,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
+import functools
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -86,7 +86,8 @@ class HostSnapshot:
     A busy worker claims many times a second; reading the hosts (and checking
     that each can be launched on) for every claim cost one query in three per
     job. With a snapshot the claim statement itself still checks that the host
-    is active and has no capacity limit, so deactivating a host or giving it a
+    is active and has no capacity limit (a capacity-limited host's limit is read
+    with its lock, at every claim), so deactivating a host or giving it a
     ``max_concurrent_jobs`` stops claims at once; other changes to a host (its
     connection string, its configuration, a new host) reach the worker within
     :data:`HOST_SNAPSHOT_SECONDS`.
@@ -186,9 +187,8 @@ def claim_jobs(
         The claimed jobs, with their host loaded, in claim order. Every one is
         fresh: no execution exists for its new attempt yet (the worker drives
         them with ``fresh=True`` and looks none up). The template is
-        loaded too on SQLite and for capacity-limited hosts; on the single-statement
-        PostgreSQL path it is read when the job is launched, and only when the job
-        has one (one more query).
+        loaded too on SQLite; on PostgreSQL it is read when the job is launched, and
+        only when the job has one (one more query).
 
     Example:
         >>> host = ExecutorHost.objects.create(
@@ -205,24 +205,29 @@ def claim_jobs(
         return []
     now = timezone.now()
     locking = _locking()
-    if snapshot is not None and locking:
-        cached = snapshot.hosts(hosts)
-        if cached and all(h.max_concurrent_jobs is None for h in cached.values()):
-            return _claim_in_one_statement(worker_id, limit, cached, now, lease_seconds)
-    host_objs = _launchable_hosts(hosts)
+    host_objs = snapshot.hosts(hosts) if snapshot is not None and locking else None
+    if not host_objs:
+        host_objs = _launchable_hosts(hosts)
     if not host_objs:
         return []
     caps = {pk: host.max_concurrent_jobs for pk, host in host_objs.items()}
     limited = sorted(pk for pk, cap in caps.items() if cap is not None)
     if locking and not limited:
         return _claim_in_one_statement(worker_id, limit, host_objs, now, lease_seconds)
-    with transaction.atomic() if locking else contextlib.nullcontext():
-        free = _free_slots(limited, caps, locking)
-        chosen = _choose_candidates(limit, list(caps), free, len(limited), now, locking)
-        if not chosen:
-            return []
-        expiry = _lease_expiry(lease_seconds)
-        updated = _mark_claimed(chosen, worker_id, expiry, now)
+    if locking:
+        # Lock the capacity-limited hosts (their limits read with the lock), then
+        # count and claim in one statement, in this short transaction.
+        with transaction.atomic():
+            locked = _lock_hosts(limited)
+            return _claim_in_one_statement(worker_id, limit, host_objs, now, lease_seconds,
+                                           locked_caps=locked)
+    # No row locks (SQLite): choose, then claim with a conditional UPDATE.
+    free = _free_slots(limited, caps)
+    chosen = _choose_candidates(limit, list(caps), free, len(limited), now)
+    if not chosen:
+        return []
+    expiry = _lease_expiry(lease_seconds)
+    updated = _mark_claimed(chosen, worker_id, expiry, now)
     if updated != len(chosen):
         chosen = _keep_ours(chosen, worker_id, expiry)
     for job in chosen:  # as the UPDATE left the rows
@@ -244,24 +249,30 @@ def _launchable_hosts(hosts: Sequence[str] | None) -> dict[int, ExecutorHost]:
     return {host.pk: host for host in _usable_hosts(list(host_rows))}
 
 
-def _free_slots(limited: list[int], caps: dict[int, int | None], locking: bool) -> dict[int, int]:
-    """Free capacity of each capacity-limited host (locked first on PostgreSQL).
+def _lock_hosts(limited: list[int]) -> dict[int, int | None]:
+    """Lock the capacity-limited hosts' rows (PostgreSQL, in a transaction); their limits.
 
-    Claims for capacity-limited hosts are serialised across workers by locking
-    the hosts' rows; the active jobs are counted after the lock, so they include
-    every claim committed before it.
+    Claims for capacity-limited hosts are serialised across workers by these
+    locks; the claim statement that follows counts the active jobs after the lock,
+    so the count includes every claim committed before it. An inactive host is
+    left out.
     """
-    from container_manager.models import ContainerJob, ExecutorHost
+    from container_manager.models import ExecutorHost
+
+    return dict(
+        ExecutorHost.objects.filter(pk__in=limited, is_active=True)
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", "max_concurrent_jobs")
+    )
+
+
+def _free_slots(limited: list[int], caps: dict[int, int | None]) -> dict[int, int]:
+    """Free capacity of each capacity-limited host (SQLite: no row locks, one process)."""
+    from container_manager.models import ContainerJob
 
     if not limited:
         return {}
-    if locking:
-        list(
-            ExecutorHost.objects.filter(pk__in=limited)
-            .order_by("pk")
-            .select_for_update()
-            .values_list("pk", flat=True)
-        )
     active = dict(
         ContainerJob.objects.filter(docker_host_id__in=limited, status__in=_ACTIVE)
         .order_by()
@@ -278,7 +289,6 @@ def _choose_candidates(
     free: dict[int, int],
     rounds: int,
     now: datetime.datetime,
-    locking: bool,
 ) -> list[ContainerJob]:
     """Pick up to ``limit`` pending jobs, best first, within each host's free capacity.
 
@@ -302,8 +312,6 @@ def _choose_candidates(
             .select_related("docker_host", "environment_template")
             .order_by("-priority", "created_at")
         )
-        if locking:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         rows = list(candidates[:want])
         if not rows:
             break
@@ -363,8 +371,9 @@ def _claim_in_one_statement(
     hosts: dict[int, ExecutorHost],
     now: datetime.datetime,
     lease_seconds: float | None,
+    locked_caps: dict[int, int | None] | None = None,
 ) -> list[ContainerJob]:
-    """Claim on PostgreSQL when no candidate host has a capacity limit: one statement.
+    """Claim on PostgreSQL in one statement; with ``locked_caps``, within the hosts' capacity.
 
     ``WITH candidates AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)
     UPDATE ... FROM candidates RETURNING ...`` is atomic by itself (no BEGIN/COMMIT
@@ -374,50 +383,29 @@ def _claim_in_one_statement(
     :class:`HostSnapshot`); the statement itself re-checks that each is active
     and has no capacity limit. The template is loaded when the job is launched,
     and only for a job that has one.
+
+    ``locked_caps`` are the capacity-limited hosts the caller has locked in this
+    transaction (host id to its ``max_concurrent_jobs``, read with the lock). The
+    statement then counts their active jobs itself, after the lock (its snapshot
+    is taken when it starts), and takes at most each one's free slots (a
+    ``LATERAL`` sub-select per host, best first), besides the jobs of the hosts
+    without a limit; one statement instead of a count, the candidates and the
+    UPDATE.
     """
-    from container_manager.models import ContainerJob, ExecutorHost
+    from container_manager.models import ContainerJob
 
-    meta = ContainerJob._meta
-    qn = connection.ops.quote_name
-    table = qn(meta.db_table)
-
-    def col(name: str) -> str:
-        return qn(meta.get_field(name).column)
-
-    hmeta = ExecutorHost._meta
-    htable, hpk = qn(hmeta.db_table), qn(hmeta.pk.column)
-    fields = list(meta.concrete_fields)
+    sql, fields = _claim_sql(locked_caps is not None)
     expiry = _lease_expiry(lease_seconds)
-    pk, status = qn(meta.pk.column), col("status")
-    # The candidates are a MATERIALIZED CTE: evaluated exactly once, so the UPDATE
-    # touches at most ``limit`` rows whatever plan PostgreSQL picks. With
-    # ``WHERE id IN (SELECT ... LIMIT n)`` the planner may re-run the sub-select
-    # for every row (it does when the statistics describe a table of finished
-    # jobs), and each run adds ``n`` more rows: a LIMIT 8 claim took 1,000 jobs.
-    # 'pending' is a literal so that the planner matches the partial index
-    # cm_job_pending_idx also with server-side parameter binding (generic plans).
-    # The UPDATE needs no status check of its own: FOR UPDATE re-checks the WHERE
-    # on the row's latest version when it locks it, and the lock holds until the
-    # statement ends (a second check made PostgreSQL hash-join every pending row).
-    sql = (
-        f"WITH candidates AS MATERIALIZED ("
-        f"SELECT {pk} FROM {table} WHERE {status} = '{JobStatus.PENDING.value}' "
-        f"AND {col('docker_host')} IN (SELECT {hpk} FROM {htable} WHERE {hpk} = ANY(%s) "
-        f"AND {qn(hmeta.get_field('is_active').column)} "
-        f"AND {qn(hmeta.get_field('max_concurrent_jobs').column)} IS NULL) "
-        f"AND ({col('not_before')} IS NULL OR {col('not_before')} <= %s) "
-        f"ORDER BY {col('priority')} DESC, {col('created_at')} LIMIT %s "
-        f"FOR UPDATE SKIP LOCKED) "
-        f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
-        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
-        f"{col('updated_at')} = %s "
-        f"FROM candidates WHERE {table}.{pk} = candidates.{pk} "
-        f"RETURNING {', '.join(f'{table}.{qn(f.column)}' for f in fields)}"
-    )
-    params = [
-        sorted(hosts), now, limit,
-        JobStatus.STARTING.value, worker_id, expiry, now,
-    ]
+    update = [JobStatus.STARTING.value, worker_id, expiry, now]
+    if locked_caps is None:
+        params = [sorted(hosts), now, limit, *update]
+    else:
+        capped = sorted(locked_caps)
+        params = [
+            capped, [locked_caps[pk] if locked_caps[pk] is not None else limit for pk in capped],
+            limit, sorted(pk for pk in hosts if pk not in locked_caps),
+            now, limit, limit, *update,
+        ]
     with statements.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -434,6 +422,74 @@ def _claim_in_one_statement(
         chosen.append(job)
     chosen.sort(key=lambda job: (-job.priority, job.created_at, job.pk))
     return chosen
+
+
+@functools.cache
+def _claim_sql(within_capacity: bool) -> tuple[str, list]:
+    """The claim statement's text (and the job fields it returns), built once."""
+    from container_manager.models import ContainerJob, ExecutorHost
+
+    meta = ContainerJob._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+
+    def col(name: str) -> str:
+        return qn(meta.get_field(name).column)
+
+    hmeta = ExecutorHost._meta
+    htable, hpk = qn(hmeta.db_table), qn(hmeta.pk.column)
+    is_active = qn(hmeta.get_field("is_active").column)
+    uncapped = f"{qn(hmeta.get_field('max_concurrent_jobs').column)} IS NULL"
+    fields = list(meta.concrete_fields)
+    pk, status, host = qn(meta.pk.column), col("status"), col("docker_host")
+    due = f"({col('not_before')} IS NULL OR {col('not_before')} <= %s)"
+    order = f"{col('priority')} DESC, {col('created_at')}"
+    # The candidates are a MATERIALIZED CTE: evaluated exactly once, so the UPDATE
+    # touches at most ``limit`` rows whatever plan PostgreSQL picks. With
+    # ``WHERE id IN (SELECT ... LIMIT n)`` the planner may re-run the sub-select
+    # for every row (it does when the statistics describe a table of finished
+    # jobs), and each run adds ``n`` more rows: a LIMIT 8 claim took 1,000 jobs.
+    # 'pending' (and the active statuses) are literals so that the planner matches
+    # the partial indexes also with server-side parameter binding (generic plans).
+    # The UPDATE needs no status check of its own: FOR UPDATE re-checks the WHERE
+    # on the row's latest version when it locks it, and the lock holds until the
+    # statement ends (a second check made PostgreSQL hash-join every pending row).
+    pending = f"{status} = '{JobStatus.PENDING.value}'"
+    if not within_capacity:
+        candidates = (
+            f"SELECT {pk} FROM {table} WHERE {pending} "
+            f"AND {host} IN (SELECT {hpk} FROM {htable} WHERE {hpk} = ANY(%s) "
+            f"AND {is_active} AND {uncapped}) AND {due} "
+            f"ORDER BY {order} LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+    else:
+        active = ", ".join(f"'{s}'" for s in _ACTIVE)
+        # Each locked host's free slots (counted now, after the lock), then every
+        # other host's (no limit, re-checked here); per host its best pending jobs
+        # up to its slots, locked; of those the best ``limit``.
+        candidates = (
+            f"WITH slots AS ("
+            f"SELECT l.id, l.cap - (SELECT count(*) FROM {table} a WHERE a.{host} = l.id "
+            f"AND a.{status} IN ({active})) AS n "
+            f"FROM unnest(%s::bigint[], %s::bigint[]) AS l(id, cap) "
+            f"UNION ALL SELECT {hpk}, %s FROM {htable} WHERE {hpk} = ANY(%s::bigint[]) "
+            f"AND {is_active} AND {uncapped}) "
+            f"SELECT c.{pk} FROM slots CROSS JOIN LATERAL ("
+            f"SELECT {pk}, {col('priority')}, {col('created_at')} FROM {table} "
+            f"WHERE {pending} AND {host} = slots.id AND {due} "
+            f"ORDER BY {order} LIMIT LEAST(GREATEST(slots.n, 0), %s) "
+            f"FOR UPDATE SKIP LOCKED) c "
+            f"ORDER BY c.{col('priority')} DESC, c.{col('created_at')} LIMIT %s"
+        )
+    sql = (
+        f"WITH candidates AS MATERIALIZED ({candidates}) "
+        f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
+        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
+        f"{col('updated_at')} = %s "
+        f"FROM candidates WHERE {table}.{pk} = candidates.{pk} "
+        f"RETURNING {', '.join(f'{table}.{qn(f.column)}' for f in fields)}"
+    )
+    return sql, fields
 
 
 def adopt_jobs(

@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle.add_argument("--max-concurrent", type=int, default=None)
     sub.add_parser(
         "races", help="run the lifecycle's races in this process; print what each left")
+    sub.add_parser(
+        "capacity-claims", help="claims across capped and uncapped hosts; print what each took")
     args = parser.parse_args(argv)
+    if args.cmd == "capacity-claims":
+        return _capacity_claims()
     if args.cmd == "races":
         return _races()
     if args.cmd == "lifecycle":
@@ -129,6 +133,42 @@ def _lifecycle(host_name: str, max_concurrent: int | None) -> int:
         binding = type(cursor.cursor).__name__
     json.dump({"status": job.status, "sql": [q["sql"] for q in ctx.captured_queries],
                "cursor": binding}, sys.stdout)
+    return 0
+
+
+def _capacity_claims() -> int:
+    """Claims across capped, full and uncapped hosts; print (host, priority) of each claim's jobs.
+
+    Host a has room for one more job, b has no limit, c is full; priorities decide
+    the order across hosts.
+    """
+    from container_manager import claiming
+    from container_manager.models import ContainerJob, ExecutorHost
+
+    def host(name, cap):
+        return ExecutorHost.objects.create(name=name, executor_type="mock",
+                                           connection_string=f"mock://{name}",
+                                           max_concurrent_jobs=cap)
+
+    hosts = {"a": host("a", 2), "b": host("b", None), "c": host("c", 3)}
+    plan = {"a": ([5, 1, 1, 1], 1), "b": ([3, 3, 0, 0], 0), "c": ([9, 9], 3)}
+    for name, (priorities, running) in plan.items():
+        for priority in priorities:
+            ContainerJob.objects.create(image="busybox", docker_host=hosts[name],
+                                        priority=priority)
+        for _ in range(running):
+            ContainerJob.objects.create(image="busybox", docker_host=hosts[name],
+                                        status="running")
+    claims = []
+    for limit in (4, 10, 10):
+        claims.append([[job.docker_host.name, job.priority]
+                       for job in claiming.claim_jobs("cap-worker", limit)])
+    snapshot = claiming.HostSnapshot()
+    ContainerJob.objects.filter(status="running", docker_host=hosts["c"]).update(
+        status="completed")
+    claims.append([[job.docker_host.name, job.priority]
+                   for job in claiming.claim_jobs("cap-worker", 10, snapshot=snapshot)])
+    json.dump(claims, sys.stdout)
     return 0
 
 

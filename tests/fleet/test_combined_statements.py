@@ -65,3 +65,31 @@ def test_every_race_of_the_combined_statements_leaves_the_rows_of_the_two_statem
     assert on_postgres.pop("combined") is True and on_sqlite.pop("combined") is False
     assert on_postgres == EXPECTED
     assert on_sqlite == EXPECTED
+
+
+#: (host, priority) of each claim's jobs in fleetctl capacity-claims: a (room for
+#: one more), b (no limit), c (full, then emptied) in one claim each time.
+CAPACITY_CLAIMS = [
+    [["a", 5], ["b", 3], ["b", 3], ["b", 0]],
+    [["b", 0]],
+    [],
+    [["c", 9], ["c", 9]],
+]
+
+
+def test_a_claim_across_capped_and_uncapped_hosts_takes_the_best_jobs_within_each_capacity(
+    postgres_database, tmp_path
+):
+    """On PostgreSQL one statement counts and claims (after the host lock); SQLite chooses in rounds."""
+    args = [sys.executable, "-m", "tests.fleet.fleetctl", "capacity-claims"]
+    on_postgres = subprocess.run(args, env=settings_env(postgres_database), cwd=REPO,
+                                 capture_output=True, text=True, timeout=120, check=True)
+    sqlite_env = settings_env(postgres_database)
+    del sqlite_env["CM_TEST_POSTGRES_DSN"]
+    sqlite_env["CM_TEST_SQLITE_PATH"] = str(tmp_path / "claims.sqlite3")
+    subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+                   env=sqlite_env, cwd=REPO, check=True, timeout=120)
+    on_sqlite = subprocess.run(args, env=sqlite_env, cwd=REPO, capture_output=True,
+                               text=True, timeout=120, check=True)
+    assert json.loads(on_postgres.stdout) == CAPACITY_CLAIMS
+    assert json.loads(on_sqlite.stdout) == CAPACITY_CLAIMS
