@@ -33,6 +33,7 @@ from container_manager.executors.base import (
     HealthResult,
     LaunchResult,
     LaunchSpec,
+    LogChunk,
 )
 from container_manager.executors.errors import (
     ContainerNotFoundError,
@@ -62,6 +63,7 @@ __all__ = [
     "LaunchError",
     "LaunchResult",
     "LaunchSpec",
+    "LogChunk",
     "executor_choices",
     "executor_classes",
     "executor_paths",

@@ -7,6 +7,8 @@ transaction. The interface is deliberately small:
 * :meth:`BaseExecutor.launch` starts a container from a :class:`LaunchSpec`;
 * :meth:`BaseExecutor.status` reports a :class:`ContainerStatus`;
 * :meth:`BaseExecutor.logs` returns :class:`ContainerLogs` (stdout and stderr apart);
+* :meth:`BaseExecutor.follow_logs` yields :class:`LogChunk` objects while the
+  container runs (each executor declares how it follows, :attr:`BaseExecutor.follow_method`);
 * :meth:`BaseExecutor.stop` stops a running container (grace period, then kill);
 * :meth:`BaseExecutor.cleanup` removes what the executor created;
 * :meth:`BaseExecutor.health_check` returns a :class:`HealthResult`, never raises;
@@ -181,6 +183,28 @@ class ContainerLogs:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogChunk:
+    r"""A piece of a container's output, as :meth:`BaseExecutor.follow_logs` yields it.
+
+    Attributes:
+        stream: ``"stdout"`` or ``"stderr"``.
+        text: The text, in the order the container wrote it (whole lines where
+            the backend delivers lines).
+        attempt: The job's attempt number the output belongs to (0 when the
+            executor yields it; :func:`container_manager.logfollow.follow_job_logs`
+            fills it in).
+
+    Example:
+        >>> LogChunk("stderr", "oops\n")
+        LogChunk(stream='stderr', text='oops\n', attempt=0)
+    """
+
+    stream: Literal["stdout", "stderr"]
+    text: str
+    attempt: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class HealthResult:
     """The outcome of a health check.
 
@@ -260,6 +284,10 @@ class BaseExecutor(abc.ABC):
             :meth:`check_available`).
         extra: The ``django-container-manager`` extra that installs
             :attr:`requires` (empty for executors of other packages).
+        follow_method: How :meth:`follow_logs` gets the output while the container
+            runs, in one sentence (shown in the Observability guide).
+        follow_poll_seconds: Seconds between two reads of the default
+            :meth:`follow_logs` (executors that poll).
         host: The host this executor talks to.
 
     Example:
@@ -275,6 +303,10 @@ class BaseExecutor(abc.ABC):
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {}
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
+    follow_method: ClassVar[str] = (
+        "polls logs() and status() every follow_poll_seconds (1 s) and yields what is new"
+    )
+    follow_poll_seconds: ClassVar[float] = 1.0
 
     def __init__(self, host: ExecutorHost) -> None:
         """Bind the executor to ``host``.
@@ -506,6 +538,52 @@ class BaseExecutor(abc.ABC):
             >>> ex.logs(cid)
             ContainerLogs(stdout='hi\n', stderr='')
         """
+
+    def follow_logs(self, container_id: str) -> Iterator[LogChunk]:
+        r"""Yield the container's output as it is produced, from its start, until it ends.
+
+        What was written before the call comes first (a follower that connects
+        late misses nothing the backend still has), then each new piece as it
+        arrives; the iterator ends once the container has finished and its last
+        output was yielded. The default polls :meth:`status` and :meth:`logs`
+        every :attr:`follow_poll_seconds` and yields the new end of each stream;
+        executors with a streaming API override it (see :attr:`follow_method`).
+        Following changes nothing: no job, no container.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Yields:
+            The output, in pieces, each stream's pieces in order.
+
+        Raises:
+            HostUnavailableError: The backend cannot be reached.
+            ContainerNotFoundError: The container no longer exists.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock",
+            ...                                executor_config={"logs": "a\nb\n", "stderr": "c\n"}))
+            >>> cid = ex.launch(LaunchSpec(job_id=1, execution_id=22, image="busybox", command=[])).container_id
+            >>> list(ex.follow_logs(cid))
+            [LogChunk(stream='stdout', text='a\nb\n', attempt=0), LogChunk(stream='stderr', text='c\n', attempt=0)]
+        """
+        sent = {"stdout": 0, "stderr": 0}
+        while True:
+            state = self.status(container_id)  # before the logs: a finished read is complete
+            if state.state == "missing":
+                from container_manager.executors.errors import ContainerNotFoundError
+
+                raise ContainerNotFoundError(state.error or f"no container {container_id!r}")
+            logs = self.logs(container_id)
+            for stream, text in (("stdout", logs.stdout), ("stderr", logs.stderr)):
+                if len(text) > sent[stream]:
+                    yield LogChunk(stream, text[sent[stream]:])
+                    sent[stream] = len(text)
+            if state.finished:
+                return
+            time.sleep(self.follow_poll_seconds)
 
     @abc.abstractmethod
     def stop(self, container_id: str, grace_seconds: int) -> None:

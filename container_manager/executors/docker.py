@@ -57,6 +57,7 @@ from container_manager.executors.base import (
     HealthResult,
     LaunchResult,
     LaunchSpec,
+    LogChunk,
     ManagedContainer,
 )
 from container_manager.executors.errors import (
@@ -175,6 +176,12 @@ class DockerExecutor(BaseExecutor):
     """
 
     executor_type = "docker"
+    follow_method = (
+        "one streaming request per follower (Docker's logs API with follow=1: stdout and "
+        "stderr apart), made again from the last line's timestamp after 60 s without output"
+    )
+    #: Seconds without output after which a following request is made again.
+    follow_idle_seconds: float = 60.0
     label = "Docker engine"
     connection_format = "unix:///path/to/docker.sock or tcp://host:port"
     requires = ("docker",)
@@ -900,6 +907,101 @@ class DockerExecutor(BaseExecutor):
                 response.close()
         return ContainerLogs(stdout=streams[_STDOUT].text(), stderr=streams[_STDERR].text())
 
+    def follow_logs(self, container_id: str) -> Iterator[LogChunk]:
+        r"""Stream the container's output from its start until it exits (Docker's logs API).
+
+        One streaming request (``GET /containers/ID/logs?follow=1&timestamps=1``)
+        per follower; each frame of Docker's multiplexed stream says whether it is
+        stdout or stderr. The engine ends the stream when the container exits.
+        When no output comes for :attr:`follow_idle_seconds` the request is
+        closed and made again from the last frame's timestamp (frames already
+        yielded are skipped), so a quiet container or a dropped connection never
+        ends the following early, and no request stays open without an answer.
+
+        Args:
+            container_id: The id :meth:`launch` returned.
+
+        Yields:
+            One :class:`~container_manager.executors.base.LogChunk` per frame (a line,
+            or a part of a line longer than 16 KiB).
+
+        Raises:
+            HostUnavailableError: The daemon cannot be reached.
+            ContainerNotFoundError: The container no longer exists.
+
+        Example:
+            With the daemon reachable, ``echo hi; echo oops >&2`` yields
+            ``LogChunk(stream='stdout', text='hi\\n')`` then
+            ``LogChunk(stream='stderr', text='oops\\n')``. Unreachable:
+
+            >>> host = unreachable_docker  # doctest setup: no daemon listens on its socket
+            >>> next(DockerExecutor(host).follow_logs("cm-exec-5"))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
+        """  # noqa: DOC502, DOC503
+        last_stamp = ""  # the timestamp of the last frame yielded
+        at_last = 0  # frames yielded with that timestamp
+        while True:
+            skip = at_last
+            ended = True
+            for stamp, stream, text in self._log_frames(container_id, last_stamp):
+                if stamp is None:  # no output within follow_idle_seconds: ask again
+                    ended = False
+                    break
+                if stamp == last_stamp and skip > 0:
+                    skip -= 1  # yielded before the reconnection
+                    continue
+                if stamp == last_stamp:
+                    at_last += 1
+                else:
+                    last_stamp, at_last = stamp, 1
+                yield LogChunk(stream, text)
+            if ended:
+                return
+
+    def _log_frames(
+        self, container_id: str, since_stamp: str
+    ) -> Iterator[tuple[str | None, str, str]]:
+        """Yield ``(timestamp, stream, text)`` per frame of one following request.
+
+        A ``(None, "", "")`` item means no frame came for :attr:`follow_idle_seconds`
+        (the request is closed).
+        """
+        import urllib3
+
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1,
+                                  "tail": "all"}
+        if since_stamp:
+            params["since"] = _unix_stamp(since_stamp)
+        client = self.client
+        with self._calling("follow logs"):
+            response = client.get(
+                client._url("/containers/{0}/logs", container_id),
+                params=params,
+                stream=True,
+                timeout=(self.timeout, self.follow_idle_seconds),
+            )
+            client._raise_for_status(response)
+        try:
+            while True:
+                try:
+                    header = _read_exact(response.raw, 8)
+                    if len(header) < 8:
+                        return  # the container exited: the engine ended the stream
+                    size = int.from_bytes(header[4:8], "big")
+                    payload = _read_exact(response.raw, size)
+                except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                    yield None, "", ""
+                    return
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise HostUnavailableError(self._unreachable(exc)) from None
+                stamp, _, body = payload.partition(b" ")
+                stream = "stderr" if header[0] == _STDERR else "stdout"
+                yield stamp.decode("ascii", "replace"), stream, body.decode("utf-8", "replace")
+        finally:
+            response.close()
+
     # -- stop and remove --------------------------------------------------------------
     def stop(self, container_id: str, grace_seconds: int) -> None:
         """Send SIGTERM, then SIGKILL after ``grace_seconds`` (``docker stop -t``).
@@ -1094,3 +1196,32 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _read_exact(raw: Any, size: int) -> bytes:
+    """Read ``size`` bytes from a response body, fewer only at its end."""
+    data = bytearray()
+    while len(data) < size:
+        piece = raw.read(size - len(data))
+        if not piece:
+            break
+        data += piece
+    return bytes(data)
+
+
+def _unix_stamp(stamp: str) -> str:
+    """Docker's RFC 3339 timestamp (nanoseconds) as the ``since`` parameter, ``SECONDS.NANOS``.
+
+    Args:
+        stamp: A log line's timestamp, e.g. ``2026-01-01T00:00:01.5Z``.
+
+    Returns:
+        Seconds since the epoch, with nine decimals.
+
+    Example:
+        >>> _unix_stamp("2026-01-01T00:00:01.5Z")
+        '1767225601.500000000'
+    """
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+    return f"{int(moment.timestamp())}.{(fraction + '0' * 9)[:9]}"

@@ -21,9 +21,12 @@ from container_manager.numbers import NumberRule, field_errors, non_finite_error
 from container_manager.validators import validate_command, validate_image_reference
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     # Only for type checkers: django-types declares the reverse managers' type here.
     from django.db.models.manager import RelatedManager
 
+    from container_manager.executors.base import LogChunk
     from container_manager.models.execution import ContainerExecution
 
 #: Largest ``cpu_limit`` accepted, in cores.
@@ -628,6 +631,38 @@ class ContainerJob(models.Model):
             ('cancelled', False)
         """
         return operations.cancel(self)
+
+    def follow_logs(self, *, follow: bool = True) -> Iterator[LogChunk]:
+        r"""Yield the current attempt's output while it runs, stdout and stderr apart, until the job ends.
+
+        The host's executor follows the container (Docker streams its logs API;
+        Cloud Run and the mock poll; see the Observability guide). What was
+        written before the call comes first. It reads the job and never changes
+        it, opens no transaction and refuses to wait for a running job inside
+        one (``RuntimeError``); a retried job's
+        next attempt is followed too (each chunk says its ``attempt``). ``manage.py
+        container_logs JOB_ID --follow`` prints it. See
+        :func:`container_manager.logfollow.follow_job_logs`.
+
+        Args:
+            follow: False: yield what is there now, then stop.
+
+        Returns:
+            An iterator of :class:`~container_manager.executors.base.LogChunk`.
+
+        Example:
+            >>> host = mock_host("fl-mock", logs="hello\n", stderr="warning\n")  # doctest setup
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> job.launch() and job.harvest()
+            True
+            >>> for chunk in job.follow_logs():
+            ...     print(chunk.attempt, chunk.stream, chunk.text, end="")
+            1 stdout hello
+            1 stderr warning
+        """
+        from container_manager.logfollow import follow_job_logs
+
+        return follow_job_logs(self, follow=follow)
 
     def get_logs(self) -> str:
         r"""Return the logs of all attempts, the latest last.

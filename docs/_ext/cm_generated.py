@@ -12,6 +12,8 @@
 * ``cm-connection-formats``: the executor types and their connection strings (from the
   executor registry).
 * ``cm-command-options``: the options of ``process_container_jobs``.
+* ``cm-follow-methods``: how each executor follows a container's output
+  (``BaseExecutor.follow_method`` of every registered executor class).
 * ``cm-task-options-table``: the ``OPTIONS`` keys of the task backend
   (``container_manager.tasks.OPTION_KEYS``).
 * ``cm-task-status-table``: job status -> ``TaskResult`` status
@@ -223,6 +225,17 @@ class CommandOptions(_Generated):
         return _table(["Option", "Meaning"], rows, "30 70")
 
 
+class FollowMethods(_Generated):
+    """How each registered executor follows a running container's output."""
+
+    def generate(self) -> list[str]:
+        from container_manager.executors import executor_classes
+
+        rows = [[f"``{name}``", cls.follow_method]
+                for name, cls in sorted(executor_classes().items())]
+        return _table(["executor_type", "How follow_logs() gets the output"], rows, "20 80")
+
+
 def _without_django_tasks() -> bool:
     import django
 
@@ -341,6 +354,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("cm-mock-config-table", MockConfigTable)
     app.add_directive("cm-connection-formats", ConnectionFormats)
     app.add_directive("cm-command-options", CommandOptions)
+    app.add_directive("cm-follow-methods", FollowMethods)
     app.add_directive("cm-optional-automodule", OptionalAutomodule)
     app.add_directive("cm-task-options-table", TaskOptionsTable)
     app.add_directive("cm-task-status-table", TaskStatusTable)

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("Policies", "pure decisions: what is valid, what is retried",
      ["validators", "retry"]),
     ("Lifecycle", "the one owner of a job's lifecycle; reaches models through instances",
-     ["operations"]),
+     ["operations", "logfollow"]),
     ("Models", "the four models, their managers and conditional UPDATEs",
      ["models"]),
     ("Queue", "claims and leases, orphan detection, the admin",

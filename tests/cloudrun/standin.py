@@ -1006,7 +1006,8 @@ class CloudRunStandIn:
         return 200, op
 
     # -------------------------------------------------------------------- logs
-    def _entry(self, record: dict, stream: str, payload: Any, when: datetime.datetime) -> dict:
+    def _entry(self, record: dict, stream: str, payload: Any, when: datetime.datetime,
+               key: str = "") -> dict:
         entry: dict[str, Any] = {
             "logName": f"projects/{self.project}/logs/run.googleapis.com%2F{stream}",
             "resource": {
@@ -1019,7 +1020,10 @@ class CloudRunStandIn:
             },
             "timestamp": rfc3339(when),
             "receiveTimestamp": rfc3339(when),
-            "insertId": f"id{next(self._ids)}",
+            # Stable, as Cloud Logging's are: the same entry read twice has the same id
+            # (``key``: the entry's place among its execution's lines).
+            "insertId": f"id-{record['name'].rsplit('/', 1)[1]}-{key}" if key
+            else f"id{next(self._ids)}",
             "severity": "DEFAULT",
             "labels": {
                 "run.googleapis.com/execution_name": record["name"].rsplit("/", 1)[1],
@@ -1042,14 +1046,17 @@ class CloudRunStandIn:
         for record in list(self.executions.values()) + list(getattr(self, "_gone", [])):
             stop = record["cancelled_at"] or record["end"]
             outcome = record["outcome"]
-            for stream, lines in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-                for offset, text in lines:
+            for rank, stream, lines in ((0, "stdout", outcome.stdout),
+                                        (1, "stderr", outcome.stderr)):
+                for index, (offset, text) in enumerate(lines):
                     when = record["start"] + _delta(offset)
                     if when <= min(now, stop):
-                        entries.append(self._entry(record, stream, text, when))
-            for payload in outcome.json_stdout:
+                        entries.append(self._entry(record, stream, text, when,
+                                                   key=f"{rank}{index:06d}"))
+            for index, payload in enumerate(outcome.json_stdout):
                 if stop <= now:
-                    entries.append(self._entry(record, "stdout", payload, record["start"]))
+                    entries.append(self._entry(record, "stdout", payload, record["start"],
+                                               key=f"2{index:06d}"))
             if stop <= now and outcome.memory_exceeded_mib:  # Cloud Run's own line
                 limit, used = outcome.memory_exceeded_mib
                 entry = self._entry(

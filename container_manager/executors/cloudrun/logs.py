@@ -7,7 +7,8 @@ Cloud Run writes each line a container prints as one log entry, in the log
 log costs a bounded number of pages. Cloud Run reports a container killed at
 its memory limit in the execution's system log (``run.googleapis.com/varlog/system``),
 with a line such as ``Memory limit of 512 MiB exceeded with 530 MiB used.``;
-:func:`memory_exceeded` looks for it.
+:func:`memory_exceeded` looks for it. :func:`read_since` reads a stream oldest first
+from a timestamp on, for following an execution while it runs.
 
 Example:
     >>> print(execution_filter("p", "europe-west1", "cm-exec-7", "cm-exec-7-x2k9q",
@@ -22,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -227,3 +229,56 @@ def memory_exceeded(
     except Exception as exc:  # noqa: BLE001
         raise_translated(exc, "read Cloud Run's system log")
     return None
+
+
+def read_since(
+    client: Any, project: str, filter_: str, seen: set[str]
+) -> list[tuple[datetime.datetime, str, str]]:
+    r"""Read one stream's entries oldest first, leaving out those whose insert id is in ``seen``.
+
+    The follower's poll: ``filter_`` starts at the last timestamp seen (its
+    ``timestamp>=`` clause), so the entries at that very timestamp come again and
+    ``seen`` (the insert ids already yielded there) drops them.
+    A failing call raises an
+    :class:`~container_manager.executors.errors.ExecutorError`.
+
+    Args:
+        client: A ``google.cloud.logging_v2.Client``.
+        project: The project whose logs are read.
+        filter_: The entries to read (see :func:`execution_filter`).
+        seen: Insert ids to leave out.
+
+    Returns:
+        ``(timestamp, insert id, line)`` per new entry, oldest first (at most
+        :data:`MAX_LOG_ENTRIES`).
+
+    Example:
+        >>> import datetime
+        >>> from types import SimpleNamespace
+        >>> t = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        >>> class Logging:
+        ...     def list_entries(self, **request):
+        ...         return [SimpleNamespace(payload=text, timestamp=t, insert_id=text)
+        ...                 for text in ("one", "two")]
+        >>> [line for _, _, line in read_since(Logging(), "p", 'logName="x"', seen={"one"})]
+        ['two\n']
+    """
+    from google.cloud import logging_v2
+
+    found: list[tuple[datetime.datetime, str, str]] = []
+    try:
+        for entry in client.list_entries(
+            resource_names=[f"projects/{project}"],
+            filter_=filter_,
+            order_by=logging_v2.ASCENDING,
+            page_size=LOG_PAGE_SIZE,
+        ):
+            insert_id = entry.insert_id or ""
+            if insert_id and insert_id in seen:
+                continue
+            found.append((entry.timestamp, insert_id, entry_text(entry.payload)))
+            if len(found) >= MAX_LOG_ENTRIES:
+                break
+    except Exception as exc:  # noqa: BLE001
+        raise_translated(exc, "read Cloud Logging entries")
+    return found
