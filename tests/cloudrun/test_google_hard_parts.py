@@ -193,3 +193,17 @@ def test_a_kill_without_that_line_is_not_out_of_memory_and_success_reads_no_syst
     harvest_until_done(fine)
     assert ContainerJob.objects.get(pk=fine.pk).status == "completed"
     assert len(system_log_reads(standin)) == 1  # a success costs no system-log read
+
+
+def test_a_throttled_log_read_is_waited_out_and_the_logs_kept(cloudrun_host, standin):
+    from tests.cloudrun.standin import error_info
+
+    standin.fail("POST", r"entries:list", 429, "RESOURCE_EXHAUSTED",
+                 "Quota exceeded for quota metric 'Read requests'.",
+                 details=[error_info("RATE_LIMIT_EXCEEDED", "googleapis.com")], times=1)
+    job = make_job(cloudrun_host, "echo kept; echo also >&2")
+    assert job.launch()
+    harvest_until_done(job)
+    run = execution(job)
+    assert (run.stdout, run.stderr) == ("kept\n", "also\n")
+    assert len(standin.calls("POST", "entries:list")) == 3  # one refused, read again

@@ -129,10 +129,12 @@ def test_api_calls_per_execution_by_bucket(cloudrun_host, standin, command, expe
     from container_manager.models import ContainerJob
     from tests.cloudrun.conftest import harvest_until_done
 
+    cloudrun_host.executor_config["poll_seconds"] = 1  # the harvest's reads share one list
+    cloudrun_host.save()
     job = ContainerJob.objects.create(image="busybox", command=command, docker_host=cloudrun_host)
     assert job.launch()
     time.sleep(0.05)
     harvest_until_done(job)
-    assert standin.bucket_counts() == expected
+    assert standin.bucket_counts() == expected, "\n".join(f"{m} {p[-40:]}" for m, p in standin.calls())
     status_reads = [p for m, p in standin.calls("GET") if "/executions" in p and "/tasks" not in p]
     assert len(status_reads) == 1  # the one status read: the rest is the table's figures

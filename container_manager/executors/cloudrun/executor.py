@@ -985,7 +985,11 @@ class CloudRunExecutor(BaseExecutor):
         )
         try:
             line = memory_exceeded(
-                self._logging_client(), match["project"], filter_, self._before("logging")
+                self._logging_client(),
+                match["project"],
+                filter_,
+                self._before("logging"),
+                self._throttle_seconds,
             )
         except ExecutorError as exc:
             logger.warning(
@@ -1170,7 +1174,12 @@ class CloudRunExecutor(BaseExecutor):
                 stream,
             )
             text = read_stream(
-                client, match["project"], filter_, max_bytes, self._before("logging")
+                client,
+                match["project"],
+                filter_,
+                max_bytes,
+                self._before("logging"),
+                self._throttle_seconds,
             )
             out[stream] = cap_log(text, max_bytes)
         return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])

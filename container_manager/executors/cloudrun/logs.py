@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from container_manager.executors.cloudrun.errors import raise_translated
+from container_manager.executors.cloudrun.errors import call_with_backoff, raise_translated
 
 #: The log names (URL-encoded) Cloud Run writes a job's streams, and its own messages, to.
 LOG_IDS = {
@@ -83,6 +83,7 @@ def read_stream(
     filter_: str,
     limit: int | None,
     before: Callable[[], Any] | None = None,
+    throttle_seconds: float = 0,
 ) -> str:
     """Read one stream newest first until ``limit`` bytes; return it oldest line first.
 
@@ -102,6 +103,9 @@ def read_stream(
         before: Called before the call and before each further :data:`LOG_PAGE_SIZE`
             entries (a quota limiter's ``acquire``; the client hides its pages, so
             a server that answers shorter pages makes more calls than this counts).
+        throttle_seconds: Most seconds to wait on 429s (each read again from the
+            stream's end, see
+            :func:`~container_manager.executors.cloudrun.errors.call_with_backoff`).
 
     Returns:
         The stream's text, one line per entry.
@@ -123,12 +127,10 @@ def read_stream(
     """
     from google.cloud import logging_v2
 
-    lines: list[str] = []
-    size = 0
-    more = False
-    if before is not None:
-        before()
-    try:
+    def attempt() -> tuple[list[str], int, bool]:
+        """Read the stream once: its lines newest first, their size, whether more remain."""
+        lines: list[str] = []
+        size = 0
         entries: Iterator[Any] = iter(
             client.list_entries(
                 resource_names=[f"projects/{project}"],
@@ -139,13 +141,19 @@ def read_stream(
         )
         for number, entry in enumerate(entries):
             if (limit is not None and size >= limit) or len(lines) >= MAX_LOG_ENTRIES:
-                more = True
-                break
+                return lines, size, True
             if before is not None and number and number % LOG_PAGE_SIZE == 0:
                 before()
             line = entry_text(entry.payload)
             lines.append(line)
             size += len(line.encode("utf-8", errors="replace"))
+        return lines, size, False
+
+    try:
+        # A 429 (on any page) is waited out and the stream read again from its end.
+        lines, size, more = call_with_backoff(
+            attempt, throttle_seconds=throttle_seconds, before=before
+        )
     except Exception as exc:  # noqa: BLE001
         raise_translated(exc, "read Cloud Logging entries")
     lines.reverse()
@@ -184,7 +192,11 @@ def entry_text(payload: Any) -> str:
 
 
 def memory_exceeded(
-    client: Any, project: str, filter_: str, before: Callable[[], Any] | None = None
+    client: Any,
+    project: str,
+    filter_: str,
+    before: Callable[[], Any] | None = None,
+    throttle_seconds: float = 0,
 ) -> str | None:
     """Cloud Run's system-log line saying the execution exceeded its memory limit, or None.
 
@@ -198,6 +210,7 @@ def memory_exceeded(
         project: The project whose logs are read.
         filter_: The execution's system log (:func:`execution_filter` with ``"system"``).
         before: Called before the call (a quota limiter's ``acquire``).
+        throttle_seconds: Most seconds to wait on 429s, calling again.
 
     Returns:
         The line, or None when the system log has none.
@@ -212,9 +225,8 @@ def memory_exceeded(
         >>> memory_exceeded(Logging(), "p", 'logName="x"')
         'Memory limit of 512 MiB exceeded with 530 MiB used'
     """
-    if before is not None:
-        before()
-    try:
+    def attempt() -> str | None:
+        """Look once for the line in the first page of matching entries."""
         pager = client.list_entries(
             resource_names=[f"projects/{project}"],
             filter_=f'{filter_} AND textPayload:"Memory limit of"',
@@ -226,9 +238,12 @@ def memory_exceeded(
                 return match[0]
             if number >= 9:
                 break
+        return None
+
+    try:
+        return call_with_backoff(attempt, throttle_seconds=throttle_seconds, before=before)
     except Exception as exc:  # noqa: BLE001
         raise_translated(exc, "read Cloud Run's system log")
-    return None
 
 
 def read_since(
