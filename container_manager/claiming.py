@@ -12,7 +12,10 @@ short transaction in which the capacity-limited hosts are locked
 (``SELECT ... FOR UPDATE``) while their active jobs are counted, so that the
 limit holds across all workers. On backends without row locks (SQLite) the claim is a
 conditional ``UPDATE ... WHERE status = 'pending'``: no job is ever claimed
-twice, and capacity holds for one worker process.
+twice, and capacity holds for one worker process. On SQLite 3.35 or later, when
+no candidate host has a capacity limit, that is one statement too,
+``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING ...`` (SQLite runs one
+writer at a time, so the statement alone is atomic).
 
 A worker renews the leases of the jobs it drives (:func:`renew_leases`); a job
 whose lease lapsed (its worker died) is adopted by another worker with
@@ -36,7 +39,7 @@ import functools
 import logging
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
@@ -179,16 +182,18 @@ def claim_jobs(
         limit: Most jobs to claim.
         hosts: Only jobs on hosts with these names (all hosts when None).
         lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
-        snapshot: The worker's :class:`HostSnapshot`: on PostgreSQL, when none of
-            its hosts has a capacity limit, the claim is one statement and reads
-            no host (None: the hosts are read for this claim).
+        snapshot: The worker's :class:`HostSnapshot`, whose hosts are reused
+            instead of read: on PostgreSQL, and on SQLite 3.35+ when none of them
+            has a capacity limit (the claim is then one statement). None: the
+            hosts are read for this claim.
 
     Returns:
         The claimed jobs, with their host loaded, in claim order. Every one is
         fresh: no execution exists for its new attempt yet (the worker drives
         them with ``fresh=True`` and looks none up). The template is
-        loaded too on SQLite; on PostgreSQL it is read when the job is launched, and
-        only when the job has one (one more query).
+        loaded too on SQLite for capacity-limited hosts (and on SQLite older than
+        3.35); on the single-statement paths it is read when the job is launched,
+        and only when the job has one (one more query).
 
     Example:
         >>> host = ExecutorHost.objects.create(
@@ -205,7 +210,12 @@ def claim_jobs(
         return []
     now = timezone.now()
     locking = _locking()
-    host_objs = snapshot.hosts(hosts) if snapshot is not None and locking else None
+    returning = not locking and _sqlite_returning()
+    host_objs = None
+    if snapshot is not None and (locking or returning):
+        host_objs = snapshot.hosts(hosts)
+        if returning and any(h.max_concurrent_jobs is not None for h in host_objs.values()):
+            host_objs = None  # SQLite counts capacity against limits read now
     if not host_objs:
         host_objs = _launchable_hosts(hosts)
     if not host_objs:
@@ -221,6 +231,8 @@ def claim_jobs(
             locked = _lock_hosts(limited)
             return _claim_in_one_statement(worker_id, limit, host_objs, now, lease_seconds,
                                            locked_caps=locked)
+    if returning and not limited:
+        return _claim_in_one_sqlite_statement(worker_id, limit, host_objs, now, lease_seconds)
     # No row locks (SQLite): choose, then claim with a conditional UPDATE.
     free = _free_slots(limited, caps)
     chosen = _choose_candidates(limit, list(caps), free, len(limited), now)
@@ -236,6 +248,99 @@ def claim_jobs(
         job.lease_expires_at = expiry
         job.attempts += 1
         job.updated_at = now
+    return chosen
+
+
+def _sqlite_returning() -> bool:
+    """Whether the database is SQLite 3.35 or later (``UPDATE ... RETURNING``)."""
+    if connection.vendor != "sqlite":
+        return False
+    from django.db.backends.sqlite3.base import Database
+
+    return Database.sqlite_version_info >= (3, 35)
+
+
+def _claim_in_one_sqlite_statement(
+    worker_id: str,
+    limit: int,
+    hosts: dict[int, ExecutorHost],
+    now: datetime.datetime,
+    lease_seconds: float | None,
+) -> list[ContainerJob]:
+    """Claim on SQLite 3.35+ when no candidate host has a capacity limit: one statement.
+
+    ``UPDATE ... WHERE id IN (SELECT id ... ORDER BY ... LIMIT n) RETURNING ...``:
+    SQLite runs one writer at a time and a statement is atomic, so the jobs
+    chosen are still pending when they are claimed and no other process claims
+    them too. Like the PostgreSQL statement it re-checks that each host is active
+    and has no capacity limit, and loads no template (read at launch, only for a
+    job that has one).
+    """
+    from container_manager.models import ContainerJob, ExecutorHost
+
+    meta = ContainerJob._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+
+    def col(name: str) -> str:
+        return qn(meta.get_field(name).column)
+
+    def value(name: str, v: object) -> object:
+        return meta.get_field(name).get_db_prep_value(v, connection)
+
+    hmeta = ExecutorHost._meta
+    htable, hpk = qn(hmeta.db_table), qn(hmeta.pk.column)
+    fields = list(meta.concrete_fields)
+    expiry = _lease_expiry(lease_seconds)
+    host_ids = sorted(hosts)
+    marks = ", ".join(["%s"] * len(host_ids))
+    sql = (
+        f"UPDATE {table} SET {col('status')} = %s, {col('claimed_by')} = %s, "
+        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
+        f"{col('updated_at')} = %s "
+        f"WHERE {qn(meta.pk.column)} IN (SELECT {qn(meta.pk.column)} FROM {table} "
+        f"WHERE {col('status')} = '{JobStatus.PENDING.value}' "
+        f"AND {col('docker_host')} IN (SELECT {hpk} FROM {htable} WHERE {hpk} IN ({marks}) "
+        f"AND {qn(hmeta.get_field('is_active').column)} "
+        f"AND {qn(hmeta.get_field('max_concurrent_jobs').column)} IS NULL) "
+        f"AND ({col('not_before')} IS NULL OR {col('not_before')} <= %s) "
+        f"ORDER BY {col('priority')} DESC, {col('created_at')} LIMIT %s) "
+        f"RETURNING {', '.join(qn(f.column) for f in fields)}"
+    )
+    params = [
+        JobStatus.STARTING.value, worker_id, value("lease_expires_at", expiry),
+        value("updated_at", now), *host_ids, value("not_before", now), limit,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return _jobs_from_rows(rows, fields, hosts)
+
+
+def _jobs_from_rows(
+    rows: list[tuple[object, ...]], fields: list[Any], hosts: dict[int, ExecutorHost]
+) -> list[ContainerJob]:
+    """Jobs from the rows of a claim's ``RETURNING``, converted as the ORM converts them."""
+    from container_manager.models import ContainerJob
+
+    converters = []
+    for i, field in enumerate(fields):
+        expression = field.get_col(ContainerJob._meta.db_table)
+        funcs = (connection.ops.get_db_converters(expression)
+                 + expression.get_db_converters(connection))
+        if funcs:
+            converters.append((i, expression, funcs))
+    names = [f.attname for f in fields]
+    chosen = []
+    for row in rows:
+        values = list(row)
+        for i, expression, funcs in converters:
+            for func in funcs:
+                values[i] = func(values[i], expression, connection)
+        job = ContainerJob.from_db(connection.alias, names, values)
+        job.docker_host = hosts[job.docker_host_id]
+        chosen.append(job)
+    chosen.sort(key=lambda job: (-job.priority, job.created_at, job.pk))
     return chosen
 
 

@@ -142,3 +142,44 @@ def test_release_returns_unlaunched_claims_and_unclaims_the_rest():
     assert ids(claiming.adopt_jobs("next", 5)) == [a.pk]
     assert ids(claiming.claim_jobs("next", 5)) == [b.pk]
     assert {j.pk for j in jobs} == {a.pk, b.pk}
+
+
+def test_on_sqlite_a_claim_with_a_fresh_snapshot_is_one_update_returning_the_jobs():
+    """The worker's claim on SQLite 3.35+: one statement, jobs as the ORM would read them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    host = make_host()
+    jobs = [make_job(host, priority=p) for p in (0, 3, 0)]
+    snapshot = claiming.HostSnapshot(max_age=3600)
+    snapshot.hosts()  # read once, as a running worker already has
+    with CaptureQueriesContext(connection) as ctx:
+        claimed = claiming.claim_jobs("w", 2, lease_seconds=30, snapshot=snapshot)
+    [sql] = [q["sql"] for q in ctx.captured_queries]
+    assert sql.startswith("UPDATE") and " RETURNING " in sql
+    assert ids(claimed) == [jobs[1].pk, jobs[0].pk]
+    for job in claimed:
+        stored = ContainerJob.objects.get(pk=job.pk)
+        for field in ContainerJob._meta.concrete_fields:
+            assert getattr(job, field.attname) == getattr(stored, field.attname), field.name
+        assert (job.status, job.claimed_by, job.attempts) == ("starting", "w", 1)
+        assert timezone.is_aware(job.lease_expires_at) and job.docker_host is snapshot.hosts()[
+            host.pk]
+    assert ContainerJob.objects.get(pk=jobs[2].pk).status == "pending"
+
+
+def test_on_sqlite_a_stale_snapshot_never_claims_for_an_inactive_or_capped_host():
+    """The snapshot saves the host query; the claim statement still checks the host."""
+    from container_manager.models import ExecutorHost
+
+    host = make_host()
+    for _ in range(6):
+        make_job(host)
+    snapshot = claiming.HostSnapshot(max_age=3600)  # never re-read during the test
+    assert len(claiming.claim_jobs("w", 2, snapshot=snapshot)) == 2
+    ExecutorHost.objects.filter(pk=host.pk).update(is_active=False)
+    assert claiming.claim_jobs("w", 2, snapshot=snapshot) == []
+    ExecutorHost.objects.filter(pk=host.pk).update(is_active=True, max_concurrent_jobs=3)
+    assert claiming.claim_jobs("w", 2, snapshot=snapshot) == []
+    ExecutorHost.objects.filter(pk=host.pk).update(max_concurrent_jobs=None)
+    assert len(claiming.claim_jobs("w", 3, snapshot=snapshot)) == 3

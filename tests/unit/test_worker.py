@@ -25,7 +25,7 @@ from tests.unit.factories import make_host, make_job
 REPO = Path(__file__).resolve().parents[2]
 
 #: SQL statements of one job, claim to harvest, on SQLite (the workers guide quotes it).
-SQLITE_STATEMENTS_PER_JOB = 8
+SQLITE_STATEMENTS_PER_JOB = 7
 
 
 def statuses(job):
@@ -320,7 +320,7 @@ def test_one_job_lifecycle_statement_count_on_sqlite():
     job.refresh_from_db()
     assert job.status == "completed"
     statements = [q["sql"] for q in ctx.captured_queries]
-    # SELECT hosts, SELECT candidates, UPDATE (claim); INSERT execution, UPDATE job,
+    # SELECT hosts, UPDATE ... RETURNING (claim); INSERT execution, UPDATE job,
     # UPDATE execution (launch); UPDATE execution, UPDATE job (harvest): no transaction.
     assert len(statements) == SQLITE_STATEMENTS_PER_JOB, statements
     assert not [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")]
