@@ -17,26 +17,26 @@ written.
 The environment is pickled before ``write-started``; the change made here is
 in memory for one write phase only and undone when the build finishes.
 
-The same rule spares viewcode's index of source pages (``_modules/index``),
-which viewcode writes on every build: it is written again only when its list of
-modules changed, when a page's toc changed, or when it is missing.
-
-The HTML builder also writes the general index (``genindex``) and the domain
-indices (``py-modindex``) on every build; both grow with the site. Each is
-written again only when what it shows could differ from the file on disk: its
-entries (the page's own context), the site's navigation (every page's title
-and toc, and the toctrees), the builder's configuration and tags, or the
-templates changed; when the file is missing or not the one last written (its
-size and modification time are recorded); or when the build writes everything
-(``-a``). The records are kept in the doctree directory, so ``-E`` or a fresh
-directory writes every index again.
+The HTML builder writes some pages on every build, and they grow with the site:
+the general index (``genindex``), the domain indices (``py-modindex``), the
+search page, the 404 page and viewcode's index of source pages
+(``_modules/index``). Each such generated page is written again only when
+what it is drawn from changed: its template and context, the site's navigation
+(every page's title and toc, and the toctrees), the builder's configuration and
+tags, or the templates; or when the file is missing or not the one last written
+(its size and modification time are recorded); or when the build writes
+everything (``-a``). viewcode's source page of a module is judged the same way,
+by the code, the "[docs]" back-links and the parent modules it shows, instead
+of viewcode's own comparison of file times (which misses back-links that moved).
+The records are kept in the doctree directory, so ``-E`` or a fresh directory
+writes every page again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.builders import Builder
 from sphinx.builders.html import StandaloneHTMLBuilder
-from sphinx.environment import BuildEnvironment
+from sphinx.environment import CONFIG_OK, BuildEnvironment
 
 
 def _toc_text(env: BuildEnvironment, docname: str) -> str | None:
@@ -72,10 +72,15 @@ def on_outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set,
                 removed: set) -> list[str]:
     """Note removed pages, and read again the pages whose toctrees listed them.
 
+    A new environment, or one read again for a changed configuration, writes
+    every generated page too (:class:`PageStamps`).
+
     The navigation then changed: reading a parent again makes
     :func:`on_write_started` write every page.
     """
     app._cm_removed = set(removed)  # type: ignore[attr-defined]
+    if env.config_status != CONFIG_OK:  # new, or a changed configuration or extensions
+        app._cm_write_all = True  # type: ignore[attr-defined]
     return sorted(parent for parent, children in env.toctree_includes.items()
                   if parent not in removed and set(children) & removed)
 
@@ -132,38 +137,7 @@ def on_write_started(app: Sphinx, builder: Builder) -> None:
     app._cm_tocs_unchanged = unchanged  # type: ignore[attr-defined]
 
 
-MODULE_INDEX = "_modules/index"
-
-
-def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """viewcode's pages, without ``_modules/index`` when it would be written unchanged."""
-    from sphinx.ext import viewcode
-
-    stamp = Path(app.doctreedir) / "cm_module_index.sha256"
-    for pagename, context, template in viewcode.collect_pages(app):
-        if pagename == MODULE_INDEX:
-            digest = hashlib.sha256(str(context.get("body", "")).encode()).hexdigest()
-            target = Path(app.outdir) / (MODULE_INDEX + app.builder.out_suffix)
-            old = stamp.read_text() if stamp.exists() else ""
-            key = hashlib.sha256(build_key(app).encode()).hexdigest()
-            if (
-                getattr(app, "_cm_tocs_unchanged", False)
-                and not getattr(app, "_cm_write_all", False)
-                and target.exists()
-                and old == f"{digest} {key}"
-            ):
-                continue
-            stamp.write_text(f"{digest} {key}")
-        yield pagename, context, template
-
-
-INDEX_STAMPS = "cm_index_pages.json"
-
-
-def _is_index(builder: StandaloneHTMLBuilder, pagename: str) -> bool:
-    if pagename == "genindex" or pagename.startswith("genindex-"):
-        return True
-    return any(pagename == name for name, *_rest in builder.domain_indices)
+PAGE_STAMPS = "cm_page_stamps.json"
 
 
 def _file_state(path: Path) -> list[int]:
@@ -203,51 +177,146 @@ def build_key(app: Sphinx) -> str:
     return key
 
 
-def gate_index_pages(app: Sphinx, builder: StandaloneHTMLBuilder) -> Callable[..., None]:
-    """Wrap ``builder.handle_page``: an index page is written only when it would change.
+def plain_text(*values: Any) -> str | None:
+    """``values`` as JSON, the same text in every process, or None when they are not plain.
+
+    Plain: strings, numbers, booleans, None, and lists, tuples (named ones too) and
+    dicts of them. Not sets (their order follows the hash seed) nor other objects,
+    whose text would not show all of what a page is drawn from.
+    """
+    try:
+        return json.dumps(values, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):
+        return None
+
+
+class PageStamps:
+    """Which generated pages on disk are what this build would write.
+
+    For each page written, the digest of what it was written from (the build key
+    and the page's own inputs) and the file's size and modification time, kept in
+    the doctree directory. A page is current when its digest is the same and the
+    file is still the one written then; ``-a`` writes every page again.
+    """
+
+    def __init__(self, app: Sphinx) -> None:
+        """Read the stamps of the previous build (none after ``-E`` or in a new folder)."""
+        self.app = app
+        self.file = Path(app.doctreedir) / PAGE_STAMPS
+        try:
+            old = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        self.old: dict[str, list] = old if isinstance(old, dict) else {}
+        self.new: dict[str, list] = {}
+        self.pending: dict[str, str] = {}
+
+    def _target(self, pagename: str) -> Path:
+        return Path(self.app.builder.get_outfilename(pagename))  # type: ignore[attr-defined]
+
+    def current(self, pagename: str, inputs: str) -> bool:
+        """Whether the page on disk was written from ``inputs``; if not, expect it written."""
+        digest = hashlib.sha256((build_key(self.app) + "\0" + inputs).encode()).hexdigest()
+        state = _file_state(self._target(pagename))
+        if (not getattr(self.app, "_cm_write_all", False) and state
+                and self.old.get(pagename) == [digest, *state]):
+            self.new[pagename] = self.old[pagename]
+            return True
+        self.pending[pagename] = digest
+        return False
+
+    def written(self, pagename: str) -> None:
+        """Record a page just written, if :meth:`current` was asked about it."""
+        digest = self.pending.pop(pagename, None)
+        if digest is not None:
+            self.new[pagename] = [digest, *_file_state(self._target(pagename))]
+
+    def save(self) -> None:
+        """Keep the stamps of the pages written or found current in this build."""
+        self.file.write_text(json.dumps(self.new, sort_keys=True), encoding="utf-8")
+
+
+def _gated(pagename: str) -> bool:
+    """Generated pages judged by their context; module and proof pages judge themselves."""
+    if pagename.startswith(PROOF_PAGES):
+        return False
+    return not pagename.startswith(MODULE_PAGES) or pagename == MODULE_INDEX
+
+
+MODULE_PAGES = "_modules/"
+MODULE_INDEX = "_modules/index"
+PROOF_PAGES = "_proofs/"
+
+
+def gate_generated_pages(app: Sphinx, builder: StandaloneHTMLBuilder) -> PageStamps:
+    """Wrap ``builder.handle_page``: a generated page is written only when it would change.
+
+    Generated pages are those that are not a source document: the general and
+    domain indices, the search page, the 404 page, viewcode's index. Each is
+    judged by its template and context (when :func:`plain_text` can show it;
+    otherwise it is written) and the build key.
 
     Args:
         app: The Sphinx application.
         builder: An HTML builder.
 
     Returns:
-        The wrapper, which is also installed as the builder's ``handle_page``.
+        The stamps, also kept as ``app._cm_page_stamps``.
     """
     original = builder.handle_page
-    stamp_file = Path(app.doctreedir) / INDEX_STAMPS
-    try:
-        old = json.loads(stamp_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        old = {}
-    if not isinstance(old, dict):
-        old = {}
-    new: dict[str, list] = {}
-    app._cm_index_stamps = (stamp_file, new)  # type: ignore[attr-defined]
+    stamps = PageStamps(app)
+    app._cm_page_stamps = stamps  # type: ignore[attr-defined]
 
     def handle_page(pagename: str, addctx: dict[str, Any], templatename: str = "page.html",
                     **kwargs: Any) -> None:
-        if kwargs.get("outfilename") is not None or not _is_index(builder, pagename):
-            original(pagename, addctx, templatename, **kwargs)
-            return
-        content = repr((templatename, sorted(addctx.items())))
-        digest = hashlib.sha256(
-            (build_key(app) + "\0" + content).encode()).hexdigest()
-        target = Path(builder.get_outfilename(pagename))
-        entry = old.get(pagename)
-        state = _file_state(target)
-        if (not getattr(app, "_cm_write_all", False) and state
-                and entry == [digest, *state]):
-            new[pagename] = entry  # the file on disk is what this build would write
+        generated = (kwargs.get("event_arg") is None and kwargs.get("outfilename") is None
+                     and pagename not in app.env.all_docs and _gated(pagename))
+        inputs = plain_text(templatename, addctx) if generated else None
+        if inputs is not None and stamps.current(pagename, inputs):
             return
         original(pagename, addctx, templatename, **kwargs)
-        new[pagename] = [digest, *_file_state(target)]
+        stamps.written(pagename)
 
     builder.handle_page = handle_page  # type: ignore[method-assign]
-    return handle_page
+    return stamps
+
+
+def module_page_needed(app: Sphinx, modname: str) -> bool:
+    """viewcode's question, answered from what the page shows rather than file times.
+
+    A module's source page shows the code and tags that viewcode recorded when it
+    read the documentation, the "[docs]" back-links (object, page, module path) and
+    links to the parent modules that have pages. Sphinx alone compares the
+    module's file time with the page's and so misses back-links that moved.
+    """
+    modules = app.env._viewcode_modules  # type: ignore[attr-defined]
+    entry = modules.get(modname)
+    stamps = getattr(app, "_cm_page_stamps", None)
+    if not entry or stamps is None:
+        return True
+    code, tags, used, refname = entry
+    parents = sorted(m for m in modules if modname.startswith(m + "."))
+    from cm_viewcode import other_paths  # back-links corrected in the page
+
+    inputs = plain_text(hashlib.sha256(code.encode()).hexdigest(), tags, used, refname, parents,
+                        other_paths(app, modname))
+    return inputs is None or not stamps.current(MODULE_PAGES + modname.replace(".", "/"), inputs)
+
+
+def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """viewcode's pages, each module's written only when :func:`module_page_needed`."""
+    from sphinx.ext import viewcode
+
+    decide = viewcode.should_generate_module_page
+    viewcode.should_generate_module_page = module_page_needed
+    try:
+        yield from viewcode.collect_pages(app)
+    finally:
+        viewcode.should_generate_module_page = decide
 
 
 def on_builder_inited(app: Sphinx) -> None:
-    """Put :func:`collect_pages` in viewcode's place; gate the HTML builders' indices."""
+    """Put :func:`collect_pages` in viewcode's place; gate the HTML builders' generated pages."""
     from sphinx.ext import viewcode
 
     for listener in list(app.events.listeners.get("html-collect-pages", [])):
@@ -256,7 +325,7 @@ def on_builder_inited(app: Sphinx) -> None:
             app.connect("html-collect-pages", collect_pages, priority=listener.priority)
     builder = app.builder
     if isinstance(builder, StandaloneHTMLBuilder):
-        gate_index_pages(app, builder)
+        gate_generated_pages(app, builder)
         build_all = builder.build_all
 
         def build_all_pages() -> None:
@@ -273,15 +342,15 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
 
 
 def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:
-    """Put the parents back (the pickled environment never lost them); save index stamps."""
+    """Put the parents back (the pickled environment never lost them); save page stamps."""
     for docname, parents in getattr(app, "_cm_saved_parents", {}).items():
         if parents is not None:
             app.env.files_to_rebuild[docname] = parents
         else:
             app.env.files_to_rebuild.pop(docname, None)
-    stamps = getattr(app, "_cm_index_stamps", None)
+    stamps = getattr(app, "_cm_page_stamps", None)
     if stamps is not None:
-        stamps[0].write_text(json.dumps(stamps[1], sort_keys=True), encoding="utf-8")
+        stamps.save()
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
