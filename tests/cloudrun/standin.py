@@ -274,6 +274,9 @@ class Fault:
     message: str
     details: list[dict] = dataclasses.field(default_factory=list)
     times: int = 1
+    # The request takes effect first, then the error is answered (a timeout or
+    # a 5xx after Google acted: the client cannot tell that it did).
+    after: bool = False
 
 
 class CloudRunStandIn:
@@ -381,11 +384,13 @@ class CloudRunStandIn:
         message: str,
         details: Any = (),
         times: int = 1,
+        after: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests matching ``method`` and ``path_pattern``
         (a regular expression searched in the path) with Google's error body
-        ``{"error": {"code", "message", "status", "details"}}``."""
-        fault = Fault(method, path_pattern, code, status, message, list(details), times)
+        ``{"error": {"code", "message", "status", "details"}}``; with ``after``,
+        each request takes effect before the error is answered."""
+        fault = Fault(method, path_pattern, code, status, message, list(details), times, after)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -456,8 +461,10 @@ class CloudRunStandIn:
             if raw and body is None:
                 raise _Error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
             with self.lock:
-                self._injected_fault(method, path)
+                late = self._injected_fault(method, path)
                 status, payload = self._route(method, path, query, body)
+                if late is not None:
+                    raise late
             if numeric:
                 payload = _numeric_enums(payload)
         except _Error as exc:
@@ -474,11 +481,16 @@ class CloudRunStandIn:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def _injected_fault(self, method: str, path: str) -> None:
+    def _injected_fault(self, method: str, path: str) -> _Error | None:
+        """Raise a matching fault's error, or return it when it is answered after the request."""
         for fault in self.faults:
             if fault.times > 0 and fault.method == method and re.search(fault.path_pattern, path):
                 fault.times -= 1
-                raise _Error(fault.code, fault.status, fault.message, fault.details)
+                error = _Error(fault.code, fault.status, fault.message, fault.details)
+                if fault.after:
+                    return error
+                raise error
+        return None
 
     def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
         loc = rf"/v2/projects/(?P<project>{_NAME})/locations/(?P<region>{_REGION})"

@@ -207,3 +207,34 @@ def test_a_throttled_log_read_is_waited_out_and_the_logs_kept(cloudrun_host, sta
     run = execution(job)
     assert (run.stdout, run.stderr) == ("kept\n", "also\n")
     assert len(standin.calls("POST", "entries:list")) == 3  # one refused, read again
+
+
+# ------------------------------------------------- a run that failed, or did it?
+def test_a_run_answered_503_after_google_ran_it_is_adopted_not_deleted(cloudrun_host, standin):
+    """The run reached Google (its execution exists) although the answer was an error."""
+    standin.fail("POST", r":run$", 503, "UNAVAILABLE", "The service is currently unavailable.",
+                 after=True)
+    job = make_job(cloudrun_host, "echo ran once")
+    assert job.launch() is True  # the execution that exists is recorded, not run again
+    run = execution(job)
+    assert run.container_id.startswith(f"projects/test-project/locations/europe-west1/jobs/"
+                                       f"cm-exec-{run.pk}/executions/")
+    assert standin.deleted_jobs == []  # never deleted under its execution
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, execution(job).stdout) == ("completed", 1, "ran once\n")
+    assert len([p for m, p in standin.calls("POST") if p.endswith(":run")]) == 1
+    assert len(standin.executions) <= 1
+
+
+def test_a_failed_run_whose_executions_cannot_be_listed_leaves_the_job(cloudrun_host, standin):
+    """Google cannot say whether the run happened: the job is left, never deleted blind."""
+    standin.fail("POST", r":run$", 503, "UNAVAILABLE", "The service is currently unavailable.",
+                 after=True)
+    standin.fail("GET", r"/jobs/cm-exec-[0-9]+$", 503, "UNAVAILABLE", "Unavailable.", times=1)
+    ex = get_executor(cloudrun_host)
+    with pytest.raises(HostUnavailableError):
+        ex.launch(LaunchSpec(job_id=1, execution_id=990, image="busybox", command=["true"]))
+    assert standin.deleted_jobs == []
+    assert list(standin.jobs) == ["projects/test-project/locations/europe-west1/jobs/cm-exec-990"]
+    assert ex.find(990)  # a later look (the worker's recovery) finds the execution
