@@ -54,6 +54,7 @@ extensions = [
     "cm_proofs",
     "cm_bench",
     "cm_values",
+    "cm_guarantees",
     "cm_incremental",
 ]
 

@@ -223,6 +223,30 @@ def test_tls_connection(docker_tls_engine):
     docker_tls_engine.remove_all_containers()
 
 
+def test_tls_uses_the_hosts_ca_whatever_the_environment_says(docker_tls_engine, monkeypatch,
+                                                             tmp_path):
+    """REQUESTS_CA_BUNDLE and proxy variables do not apply: tls_ca_cert is always the CA."""
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_text("not a certificate\n")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, str(other_ca))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    tls = docker_tls_engine.tls_dir
+    host = ExecutorHost.objects.create(
+        name="tls-env", executor_type="docker", connection_string=docker_tls_engine.tcp_url,
+        tls_enabled=True, tls_verify=True,
+        executor_config={"tls_ca_cert": str(tls / "ca.pem"), "tls_client_cert": str(tls / "cert.pem"),
+                         "tls_client_key": str(tls / "key.pem"), "pull_policy": "never"},
+    )
+    assert host.health_check() is True, host.last_health_check_detail
+    job = run_job(make_job(host, "echo env ignored"))
+    assert (job.status, execution(job).stdout) == ("completed", "env ignored\n")
+    docker_tls_engine.remove_all_containers()
+
+
 def test_tls_without_client_certificate_is_refused(docker_tls_engine):
     host = ExecutorHost.objects.create(
         name="tls-nocert", executor_type="docker", connection_string=docker_tls_engine.tcp_url,

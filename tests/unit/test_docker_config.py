@@ -159,3 +159,28 @@ def test_job_beyond_ceiling_named_by_validate_spec():
         "memory_limit: 1024 MB is more than host 'd' allows "
         "(executor_config['max_memory_limit']: 512 MB)."
     ]
+
+
+HOST_ACCESS = ("privileged", "binds", "mounts", "volumes_from", "pid_mode", "ipc_mode",
+               "devices", "device_requests", "userns_mode", "cgroupns", "uts_mode")
+
+
+def test_no_config_starts_a_container_privileged_or_with_host_access():
+    """The most relaxed configuration still asks Docker for none of these; unknown keys fail."""
+    from container_manager.executors.docker_hardening import DOCKER_DEFAULT_CAPABILITIES
+
+    relaxed = {"read_only": True, "user": "0", "cap_add": sorted(DOCKER_DEFAULT_CAPABILITIES),
+               "pids_limit": 4_194_304, "network_mode": "host", "allow_host_network": True,
+               "log_driver": "json-file", "secret_files": {"token": "/etc/cm/token"},
+               "working_dir": "/tmp"}
+    docker_host(**relaxed).full_clean()  # a valid host
+    kwargs = kwargs_for(relaxed, memory_limit_mb=64, cpu_limit=0.5)
+    hc = kwargs["host_config"]
+    assert not set(HOST_ACCESS) & set(hc), hc
+    assert kwargs.get("volumes") == ["/run/secrets"]  # an anonymous volume, no host path
+    assert hc["security_opt"] == ["no-new-privileges"]  # seccomp and AppArmor left on
+    assert hc["cap_drop"] == ["ALL"]
+    for key in ("privileged", "binds", "volumes", "devices", "pid_mode", "security_opt"):
+        with pytest.raises(ValidationError) as info:
+            docker_host(**{key: True}).full_clean()
+        assert any(key in m for m in info.value.message_dict["executor_config"]), key
