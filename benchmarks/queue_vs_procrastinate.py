@@ -18,7 +18,8 @@ the machine's other load falls on both alike), on a fresh database:
   with ``schedule_at``;
 * the worker processes are started as users start them
   (``manage.py process_container_jobs --concurrency C`` and
-  ``procrastinate worker --concurrency C``), and wait for T0;
+  ``procrastinate worker --concurrency C``), before the jobs are created so that
+  they start up meanwhile, and wait for T0;
 * at T0 the CPU times of the workers and of the PostgreSQL server (all its
   processes) are read and ``pg_stat_statements`` is reset; when the last job has
   finished they are read again.
@@ -214,10 +215,10 @@ def one_run(server, system_cls, workers: int, jobs: int, concurrency: int, lead:
                 setup.execute(f"ANALYZE {table}")
         done0 = setup.execute(system.done_sql).fetchone()[0]
         ok0 = setup.execute(system.ok_sql).fetchone()[0]
-    due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=lead)
-    system.create(jobs, due)
     env = system.env()
     logs = [tempfile.TemporaryFile("w+") for _ in range(workers)]  # noqa: SIM115 - closed below
+    # The workers start first, and start up while the jobs are created (nothing is
+    # due before T0): a worker still starting at T0 would count its start-up CPU.
     procs = [subprocess.Popen(system.worker_cmd(i), env=env, cwd=REPO, stdout=log,
                               stderr=subprocess.STDOUT, text=True)
              for i, log in enumerate(logs)]
@@ -225,6 +226,8 @@ def one_run(server, system_cls, workers: int, jobs: int, concurrency: int, lead:
     admin = psycopg.connect(server.dsn(), autocommit=True)
     conn = psycopg.connect(dsn, autocommit=True)
     try:
+        due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=lead)
+        system.create(jobs, due)
         wait = (due - datetime.datetime.now(datetime.UTC)).total_seconds()
         if wait < 0.5:
             raise SystemExit(f"creating the jobs took longer than --lead {lead}: raise it")
