@@ -45,7 +45,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from container_manager import statements
+from container_manager import metrics, statements
 from container_manager.conf import get_settings
 from container_manager.executors import (
     ExecutorNotAvailableError,
@@ -657,13 +657,16 @@ def adopt_jobs(
     )
     if not won:
         return []
-    return list(
+    adopted = list(
         ContainerJob.objects.filter(
             pk__in=ids, claimed_by=worker_id, lease_expires_at=expiry, status__in=_ACTIVE
         )
         .select_related("docker_host", "environment_template")
         .order_by("pk")
     )
+    for job in adopted:
+        metrics.record_adoption(*metrics.host_labels(job))
+    return adopted
 
 
 def renew_leases(

@@ -170,6 +170,8 @@ def parse_number(text: str, rule: NumberRule, name: str) -> float:
 EXIT_CODE = NumberRule(minimum=0, maximum=255, integer=True)
 #: Jobs one worker drives at once (``WORKER_CONCURRENCY``, ``--concurrency``).
 CONCURRENCY = NumberRule(minimum=1, maximum=256, integer=True)
+#: A TCP port to listen on (the worker's ``--metrics-port``; 0: any free port).
+TCP_PORT = NumberRule(minimum=0, maximum=65535, integer=True)
 #: Seconds an idle worker sleeps (``POLL_INTERVAL``, ``--poll-interval``).
 POLL_INTERVAL = NumberRule(minimum=0.01, maximum=3600)
 #: Seconds between status calls to a paid API (Cloud Run ``poll_seconds``).

@@ -46,7 +46,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
-from container_manager import logcap, statements
+from container_manager import logcap, metrics, statements
 from container_manager.conf import get_settings
 from container_manager.executors import (
     BaseExecutor,
@@ -490,7 +490,15 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         except ExecutorError as exc:
             logger.warning("Could not clean up container %s: %s", result.container_id, exc)
         raise
+    metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, now))
     return execution
+
+
+def _queue_wait(job: ContainerJob, now: datetime.datetime) -> float | None:
+    """Seconds from the job's creation to ``now`` for a first attempt (no query), else None."""
+    if job.attempts != 1 or "created_at" in job.get_deferred_fields() or not job.created_at:
+        return None
+    return (now - job.created_at).total_seconds()
 
 
 def _launch_failed(job: ContainerJob, execution: ContainerExecution, exc: ExecutorError) -> None:
@@ -498,6 +506,10 @@ def _launch_failed(job: ContainerJob, execution: ContainerExecution, exc: Execut
     message = f"launch failed: {exc}"
     _record(execution, status=JobStatus.FAILED, error_message=message)
     decision = _decide(job, Outcome(launch_error=exc))
+    labels = metrics.host_labels(job)
+    metrics.record_launch_failure(*labels)
+    if decision.retry:
+        metrics.record_retry(*labels)
     if decision.retry and isinstance(exc, HostUnavailableError):
         # The host never got the container, so nothing ran: back to pending with
         # backoff (the policy allows it one attempt more than max_retries).
@@ -800,7 +812,7 @@ def harvest(
         except ExecutorError as exc:
             if timed_out(job, execution):
                 _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s "
-                        f"and the host is unreachable ({exc})", cleanup=False)
+                        f"and the host is unreachable ({exc})", cleanup=False, timeout=True)
                 return True
             logger.warning("Cannot read status of job %s: %s", job.pk, exc)
             return False
@@ -808,7 +820,8 @@ def harvest(
         if not timed_out(job, execution):
             return False
         _stop_quietly(executor, execution.container_id)
-        _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s")
+        _finish(job, execution, executor, None, f"timed out after {job.timeout_seconds} s",
+                timeout=True)
         return True
     if state.state == "missing":
         _finish(job, execution, executor, None,
@@ -837,6 +850,7 @@ def _finish(
     cleanup: bool = True,
     read_logs: bool = True,
     cancelled: bool = False,
+    timeout: bool = False,
 ) -> None:
     """Read logs, clean up, record the attempt, and move the job to its outcome."""
     stdout = stderr = raw_stdout = ""
@@ -890,10 +904,32 @@ def _finish(
     if not won:
         _lost_attempt(job, execution)
     record.apply()
+    _count_result(executor, execution, outcome.value, state, timeout, moved and move.new)
     if moved:
         move.apply()
     else:
         _settle_conflict(job, move, execution.attempt)
+
+
+def _count_result(
+    executor: BaseExecutor,
+    execution: ContainerExecution,
+    outcome: str,
+    state: ContainerStatus | None,
+    timeout: bool,
+    moved_to: str | bool,
+) -> None:
+    """Count the result this process recorded (metrics in memory: no query)."""
+    labels = (executor.executor_type, executor.host.name)
+    started = execution.started_at
+    duration = (timezone.now() - started).total_seconds() if started else None
+    metrics.record_harvest(*labels, outcome, duration)
+    if timeout:
+        metrics.record_timeout(*labels)
+    if state is not None and state.oom_killed:
+        metrics.record_oom_kill(*labels)
+    if moved_to == JobStatus.PENDING:
+        metrics.record_retry(*labels)
 
 
 def _settle(job: ContainerJob, execution: ContainerExecution) -> None:

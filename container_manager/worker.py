@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from container_manager import claiming, numbers, operations
+from container_manager import claiming, metrics, numbers, operations
 from container_manager.conf import get_settings
 from container_manager.executors import ExecutorError, get_executor, launch_problem
 from container_manager.lifecycle import ConcurrentTransitionError
@@ -405,6 +405,7 @@ class Worker:
             return
         self._next_renewal = time.monotonic() + self._renew_interval()
         self._renew()
+        self._report_alive()
 
     def _renew(self) -> None:
         with self._lock:
@@ -455,10 +456,17 @@ class Worker:
         finally:
             connections.close_all()
 
+    def _report_alive(self) -> None:
+        """Set this worker's liveness gauges (in memory; see :mod:`container_manager.metrics`)."""
+        with self._lock:
+            in_hand = len(self._driving)
+        metrics.record_worker_alive(self.worker_id, in_hand)
+
     def _heartbeat_main(self) -> None:
         try:
             while not self._heartbeat_done.wait(self._renew_interval()):
                 self._renew()
+                self._report_alive()
         finally:
             connections.close_all()
 
@@ -573,6 +581,7 @@ class Worker:
         try:
             while not self.stopping:
                 _check_connections()
+                self._report_alive()
                 free = self._free()
                 adopted: list[ContainerJob] = []
                 claimed: list[ContainerJob] = []

@@ -7,5 +7,6 @@ Integration plugins (a real Docker engine, a real PostgreSQL server) live in
 pytest_plugins: list[str] = [
     "tests.plugins.docker_engine",
     "tests.plugins.postgres_server",
+    "tests.plugins.prometheus_server",
     "tests.plugins.task_image",
 ]

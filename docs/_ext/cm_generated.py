@@ -12,6 +12,8 @@
 * ``cm-connection-formats``: the executor types and their connection strings (from the
   executor registry).
 * ``cm-command-options``: the options of ``process_container_jobs``.
+* ``cm-metrics-table``: every exported metric, its type, labels and source
+  (:data:`container_manager.metrics.METRICS`).
 * ``cm-follow-methods``: how each executor follows a container's output
   (``BaseExecutor.follow_method`` of every registered executor class).
 * ``cm-task-options-table``: the ``OPTIONS`` keys of the task backend
@@ -213,7 +215,8 @@ class CommandOptions(_Generated):
         from container_manager.management.commands.process_container_jobs import Command
 
         parser = Command().create_parser("manage.py", "process_container_jobs")
-        own = {"--once", "--concurrency", "--host", "--poll-interval", "--worker-id"}
+        own = {"--once", "--concurrency", "--host", "--poll-interval", "--worker-id",
+               "--metrics-port", "--metrics-address"}
         rows = []
         for action in parser._actions:
             flags = [f for f in action.option_strings if f in own]
@@ -234,6 +237,19 @@ class FollowMethods(_Generated):
         rows = [[f"``{name}``", cls.follow_method]
                 for name, cls in sorted(executor_classes().items())]
         return _table(["executor_type", "How follow_logs() gets the output"], rows, "20 80")
+
+
+class MetricsTable(_Generated):
+    """Every metric container_manager exports, from ``container_manager.metrics.METRICS``."""
+
+    def generate(self) -> list[str]:
+        from container_manager.metrics import METRICS
+
+        sources = {"lifecycle": "counted where it happened", "worker": "the worker process",
+                   "database": "one grouped query per scrape"}
+        rows = [[f"``{m.name}``", m.kind, ", ".join(f"``{label}``" for label in m.labels),
+                 sources[m.source], m.help] for m in METRICS.values()]
+        return _table(["Metric", "Type", "Labels", "Source", "Meaning"], rows, "30 9 18 13 30")
 
 
 def _without_django_tasks() -> bool:
@@ -355,6 +371,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("cm-connection-formats", ConnectionFormats)
     app.add_directive("cm-command-options", CommandOptions)
     app.add_directive("cm-follow-methods", FollowMethods)
+    app.add_directive("cm-metrics-table", MetricsTable)
     app.add_directive("cm-optional-automodule", OptionalAutomodule)
     app.add_directive("cm-task-options-table", TaskOptionsTable)
     app.add_directive("cm-task-status-table", TaskStatusTable)

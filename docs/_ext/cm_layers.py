@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("Foundations", "settings, statuses, text formats, SQL statement text: no Django models, "
      "no executors",
      ["conf", "config_keys", "lifecycle", "envfile", "logcap", "numbers", "jsonvalues",
-      "task_envelope", "task_signals", "statements"]),
+      "task_envelope", "task_signals", "statements", "metrics"]),
     ("Executors", "the backends behind one interface; each class declares its rules",
      ["executors"]),
     ("Policies", "pure decisions: what is valid, what is retried",
@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("Models", "the four models, their managers and conditional UPDATEs",
      ["models"]),
     ("Queue", "claims and leases, orphan detection, the admin",
-     ["claiming", "orphans", "admin"]),
+     ["claiming", "orphans", "admin", "metrics_export"]),
     ("Worker", "threads, claims, leases and waiting", ["worker"]),
     ("Tasks", "the django.tasks backend: task jobs, their results and signals", ["tasks"]),
     ("Entry points", "management commands, app config and system checks",

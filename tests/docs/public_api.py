@@ -32,6 +32,8 @@ PUBLIC_MODULES = [
     "container_manager.logcap",
     "container_manager.logfollow",
     "container_manager.management.commands.container_logs",
+    "container_manager.metrics",
+    "container_manager.metrics_export",
     "container_manager.management.commands.process_container_jobs",
     "container_manager.management.commands.cleanup_containers",
     "container_manager.numbers",

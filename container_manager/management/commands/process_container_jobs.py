@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from container_manager import numbers
+from container_manager import metrics, numbers
 from container_manager.worker import Worker
 
 
@@ -81,6 +81,55 @@ class Command(BaseCommand):
         parser.add_argument(
             "--worker-id", default=None, help="Unique worker id (default: host:pid:random)."
         )
+        parser.add_argument(
+            "--metrics-port", default=None, metavar="PORT",
+            help="Serve Prometheus metrics over HTTP on this port, 0 to 65535 (0: any free "
+            "port, printed at start; needs the metrics extra).",
+        )
+        parser.add_argument(
+            "--metrics-address", default="127.0.0.1", metavar="ADDRESS",
+            help="The address --metrics-port listens on (default 127.0.0.1; 0.0.0.0: every "
+            "interface).",
+        )
+
+    def _serve_metrics(self, port: int, address: str, verbosity: int) -> Any:
+        """Start the metrics server, or raise a CommandError naming the flag."""
+        from container_manager.metrics_export import start_metrics_server
+
+        try:
+            server = start_metrics_server(port, address)
+        except ImportError as exc:
+            raise CommandError(f"--metrics-port: {exc}") from None
+        except OSError as exc:
+            raise CommandError(
+                f"--metrics-port: cannot listen on {address}:{port} ({exc.strerror or exc})."
+            ) from None
+        if verbosity:
+            self.stdout.write(f"Metrics on http://{address}:{server.server_port}/metrics")
+        return server
+
+    def _run(self, worker: Worker, once: bool, verbosity: int) -> Any:
+        """Run the worker (one pass, or until a signal) and return its stats."""
+        if once:
+            stats = worker.run_once()
+        else:
+            def stop(signum: int, frame: object) -> None:
+                """Signal handler: finish the current pass, then stop."""
+                if verbosity:
+                    self.stderr.write(f"Signal {signum}: stopping after the current pass.")
+                worker.request_stop()
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                if verbosity:
+                    self.stdout.write(
+                        f"Worker {worker.worker_id} started (concurrency {worker.concurrency})."
+                    )
+                stats = worker.run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        return stats
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the worker with the given options.
@@ -122,25 +171,17 @@ class Command(BaseCommand):
             poll_interval=poll_interval,
         )
         verbosity = options["verbosity"]
-        if options["once"]:
-            stats = worker.run_once()
-        else:
-            def stop(signum: int, frame: object) -> None:
-                """Signal handler: finish the current pass, then stop."""
-                if verbosity:
-                    self.stderr.write(f"Signal {signum}: stopping after the current pass.")
-                worker.request_stop()
-
-            previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-            try:
-                if verbosity:
-                    self.stdout.write(
-                        f"Worker {worker.worker_id} started (concurrency {worker.concurrency})."
-                    )
-                stats = worker.run()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+        server = None
+        if options["metrics_port"] is not None:
+            port = _number(options["metrics_port"], numbers.TCP_PORT, "--metrics-port")
+            server = self._serve_metrics(int(port), options["metrics_address"], verbosity)
+        try:
+            stats = self._run(worker, options["once"], verbosity)
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+            metrics.process_exiting()
         summary = (
             f"Worker {worker.worker_id}: launched {stats.launched}, launch failures "
             f"{stats.launch_failures}, harvested {stats.harvested}, adopted {stats.adopted}, "
