@@ -244,6 +244,8 @@ def main() -> int:
            for side, d in (("empty", baseline), ("site", real))},
         **{f"{key}_ratio": (real[key] / baseline[key], "x", ".2f")
            for key in ("cold", "incremental", "doctest")},
+        **{f"{key}_cpu_ratio": (real[f"{key} cpu"] / baseline[f"{key} cpu"], "x", ".2f")
+           for key in ("cold", "incremental", "doctest")},
         **{f"{key}_cpu_{side}": (d[f"{key} cpu"], "s", ".2f")
            for key in ("cold", "incremental", "doctest")
            for side, d in (("empty", baseline), ("site", real))},
