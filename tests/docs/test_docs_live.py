@@ -65,6 +65,8 @@ def test_docs_live_serves_and_rebuilds_on_save(tmp_path):
     shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("_build"))
     shutil.copy(ROOT / "API.md", project / "API.md")
     (project / "container_manager").symlink_to(ROOT / "container_manager")
+    # The recorded benchmark results the {bench} role reads (and the preview watches).
+    (project / "benchmarks").symlink_to(ROOT / "benchmarks")
     args = live_args()
     assert args[args.index("--host") + 1] == "127.0.0.1"  # localhost only
     port = _free_port()
@@ -85,7 +87,8 @@ def test_docs_live_serves_and_rebuilds_on_save(tmp_path):
         html = _get(url) or ""
         assert "/websocket-reload" in html  # the page reloads itself after a rebuild
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
