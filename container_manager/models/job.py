@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from container_manager import operations
 from container_manager.envfile import parse_env_text
+from container_manager.executors.base import LogChunk  # at run time: for the docs on 3.11
 from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
 from container_manager.models.host import ExecutorHost
 from container_manager.models.managers import ContainerJobManager
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     # Only for type checkers: django-types declares the reverse managers' type here.
     from django.db.models.manager import RelatedManager
 
-    from container_manager.executors.base import LogChunk
     from container_manager.models.execution import ContainerExecution
 
 #: Largest ``cpu_limit`` accepted, in cores.
