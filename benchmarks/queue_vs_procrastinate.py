@@ -402,9 +402,13 @@ def main() -> None:
     print(json.dumps({f"{k[0]}:{k[1]}": v for k, v in results.items()}))
     units = {"rate": ("jobs/s", ".0f"), "worker_cpu": ("s/1000 jobs", ".2f"),
              "pg_cpu": ("s/1000 jobs", ".2f"), "statements": ("", ".2f"), "hot": ("%", ".0f")}
-    record("queue_vs_procrastinate", {  # medians over the rounds
-        f"{name}_{workers}w_{key}": (statistics.median(r[key] for r in rs), *unit)
-        for (name, workers), rs in results.items() for key, unit in units.items()
+    # One result per configuration: Django's default settings, with psycopg's
+    # prepared statements allowed (--prepare-threshold), with a history (--history).
+    name = "queue_vs_procrastinate" + ("_prepared" if args.prepare_threshold is not None else "") \
+        + ("_history" if args.history else "")
+    record(name, {  # medians over the rounds
+        f"{system}_{workers}w_{key}": (statistics.median(r[key] for r in rs), *unit)
+        for (system, workers), rs in results.items() for key, unit in units.items()
     }, parameters={"jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
                    "procrastinate_concurrency": args.procrastinate_concurrency,
                    "prepare_threshold": args.prepare_threshold, "history": args.history})
