@@ -59,6 +59,12 @@ DB_RETRIES = 6
 DB_RETRY_DELAY = 0.05
 DB_RETRY_MAX_DELAY = 1.0
 
+#: A driving thread whose job took at least this long claims the next jobs itself, at
+#: once, instead of waiting for the main loop: for such jobs the main loop's batching
+#: (:data:`BATCH_GATHER_SECONDS` and two thread wake-ups) costs more time than one
+#: claim statement more per batch costs. Shorter jobs are claimed in gathered batches.
+REFILL_AFTER_SECONDS = 0.1
+
 #: Jobs claimed at most per claim query by :meth:`Worker.run_once`.
 ONCE_BATCH = 1000
 
@@ -208,6 +214,8 @@ class Worker:
         self._heartbeat: threading.Thread | None = None
         self._next_renewal = 0.0
         self._renew_inline = False  # a pass runs without a heartbeat thread
+        self._claim_lock = threading.Lock()  # one claim at a time: free slots stay exact
+        self._refilling = False  # driving threads claim their next jobs (run(), threaded)
 
     # -- control -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -445,14 +453,21 @@ class Worker:
                 item = self._queue.get()
                 if item is None:
                     return
-                try:
-                    _check_connections()
-                    job, max_wait, fresh = item
-                    self.drive(job, max_wait, fresh=fresh)
-                finally:
-                    with self._changed:
-                        self._busy -= 1
-                        self._changed.notify_all()
+                while item is not None:
+                    started = time.monotonic()
+                    following = None
+                    try:
+                        _check_connections()
+                        job, max_wait, fresh = item
+                        self.drive(job, max_wait, fresh=fresh)
+                    finally:
+                        if time.monotonic() - started >= REFILL_AFTER_SECONDS:
+                            following = self._refill()
+                        if following is None:
+                            with self._changed:
+                                self._busy -= 1
+                                self._changed.notify_all()
+                    item = following
         finally:
             connections.close_all()
 
@@ -461,6 +476,37 @@ class Worker:
         with self._lock:
             in_hand = len(self._driving)
         metrics.record_worker_alive(self.worker_id, in_hand)
+
+    def _refill(self) -> tuple[ContainerJob, float | None, bool] | None:
+        """Claim the next jobs from a driving thread that just finished one (``run()`` only).
+
+        Claims for this thread's slot and every other free one, under the claim
+        lock, so that the jobs in hand never exceed ``concurrency``. The first job
+        stays with this thread (its slot is never released); the others are queued.
+
+        Returns:
+            The job this thread drives next, or None (its slot is then released).
+        """
+        if not self._refilling or self.stopping:
+            return None
+        try:
+            with self._claim_lock:
+                with self._changed:
+                    free = self.concurrency - self._busy + 1  # this thread's slot too
+                claimed = claiming.claim_jobs(self.worker_id, free, self.hosts,
+                                              self.lease_seconds, snapshot=self._host_snapshot)
+                if not claimed:
+                    return None
+                with self._changed:
+                    self._busy += len(claimed) - 1
+                    self._add_threads()
+                for job in claimed[1:]:
+                    self._queue.put((job, None, True))  # type: ignore[union-attr]
+        except Exception:  # the main loop claims again at its next pass
+            logger.exception("Worker %s could not claim jobs", self.worker_id)
+            self._count(errors=1)
+            return None
+        return claimed[0], None, True
 
     def _heartbeat_main(self) -> None:
         try:
@@ -558,7 +604,9 @@ class Worker:
         """Run until :meth:`request_stop` (SIGTERM/SIGINT in the command), then release claims.
 
         Keeps up to ``concurrency`` jobs in flight: claims as soon as a thread is
-        free, and sleeps ``poll_interval`` only when there is nothing to claim.
+        free (a thread whose job took at least :data:`REFILL_AFTER_SECONDS` claims
+        its next jobs itself), and sleeps ``poll_interval`` only when there is
+        nothing to claim.
         Looks for jobs to adopt at every poll while idle, and every third of the
         lease (at most every 5 s) while busy.
         After a stop request it claims nothing more, lets each thread reach a safe
@@ -578,42 +626,46 @@ class Worker:
         last_adopt = float("-inf")
         idle = True
         self._start()
+        self._refilling = self._queue is not None
         try:
             while not self.stopping:
                 _check_connections()
                 self._report_alive()
-                free = self._free()
                 adopted: list[ContainerJob] = []
                 claimed: list[ContainerJob] = []
                 # Busy: look for orphans every few seconds; idle: at every poll, so
                 # that jobs launched by hand are harvested promptly.
                 since = time.monotonic() - last_adopt
-                try:
-                    if free > 0 and (
-                        since >= adopt_every or (idle and since >= self.poll_interval)
-                    ):
-                        last_adopt = time.monotonic()
-                        with self._lock:
-                            driving = set(self._driving)
-                        adopted = claiming.adopt_jobs(
-                            self.worker_id, free, self.hosts, self.lease_seconds,
-                            exclude=driving,
-                        )
-                        self._count(adopted=len(adopted))
-                    if free - len(adopted) > 0 and not self.stopping:
-                        claimed = claiming.claim_jobs(
-                            self.worker_id, free - len(adopted), self.hosts, self.lease_seconds,
-                            snapshot=self._host_snapshot,
-                        )
-                except DatabaseError:
-                    # The database is briefly away or locked: keep the jobs in hand
-                    # (a claim transaction that failed claimed nothing) and retry.
-                    logger.exception("Worker %s could not claim jobs", self.worker_id)
-                    self._count(errors=1)
+                failed = False
+                with self._claim_lock:  # threads that refill themselves claim too
+                    free = self._free()
+                    try:
+                        if free > 0 and (
+                            since >= adopt_every or (idle and since >= self.poll_interval)
+                        ):
+                            last_adopt = time.monotonic()
+                            with self._lock:
+                                driving = set(self._driving)
+                            adopted = claiming.adopt_jobs(
+                                self.worker_id, free, self.hosts, self.lease_seconds,
+                                exclude=driving,
+                            )
+                            self._count(adopted=len(adopted))
+                        if free - len(adopted) > 0 and not self.stopping:
+                            claimed = claiming.claim_jobs(
+                                self.worker_id, free - len(adopted), self.hosts,
+                                self.lease_seconds, snapshot=self._host_snapshot,
+                            )
+                    except DatabaseError:
+                        # The database is briefly away or locked: keep the jobs in hand
+                        # (a claim transaction that failed claimed nothing) and retry.
+                        logger.exception("Worker %s could not claim jobs", self.worker_id)
+                        self._count(errors=1)
+                        failed = True
                     self._dispatch(adopted, claimed, None)
+                if failed:
                     self._stop.wait(self.poll_interval)
                     continue
-                self._dispatch(adopted, claimed, None)
                 taken = len(adopted) + len(claimed)
                 idle = taken < free
                 if self._queue is not None and self._free() <= 0:
@@ -621,5 +673,6 @@ class Worker:
                 elif taken < free:
                     self._stop.wait(self.poll_interval)  # nothing more to claim now
         finally:
+            self._refilling = False
             self._finish()
         return self.stats

@@ -39,3 +39,44 @@ def test_a_worker_has_one_thread_per_job_slot_above_1_plus_its_heartbeat(
     for _ in range(jobs):
         make_job(host)
     assert _threads_while_running(concurrency) == (driving, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_whose_job_ran_long_enough_claims_its_next_job_itself(monkeypatch):
+    """Issue 10: no hand-over to the main loop between two long jobs (the SDK loop has
+    none), and the jobs in hand never exceed the concurrency."""
+    from container_manager import claiming
+    from container_manager import worker as worker_module
+    from container_manager.models import ContainerJob
+
+    monkeypatch.setattr(worker_module, "shares_one_connection", lambda: False)
+    claims: list[tuple[str, int]] = []
+    real_claim = claiming.claim_jobs
+
+    def claim(*args, **kwargs):
+        jobs = real_claim(*args, **kwargs)
+        claims.append((threading.current_thread().name, len(jobs)))
+        return jobs
+
+    monkeypatch.setattr(claiming, "claim_jobs", claim)
+    run_seconds = worker_module.REFILL_AFTER_SECONDS * 2
+    host = make_host("refill", executor_config={"run_seconds": run_seconds})
+    jobs = [make_job(host) for _ in range(6)]
+    worker = Worker(worker_id="refill", concurrency=2, poll_interval=0.05)
+    peak = 0
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    try:  # no queries from this thread: the in-memory database locks whole tables
+        deadline = time.monotonic() + 20
+        while worker.stats.harvested < len(jobs):
+            assert time.monotonic() < deadline, claims
+            peak = max(peak, worker._busy)  # jobs in hand: driven or queued
+            time.sleep(0.005)
+    finally:
+        worker.request_stop()
+        runner.join(10)
+    by_threads = sum(n for name, n in claims if name.startswith("cm-worker-refill-"))
+    assert by_threads >= 3, claims  # the first two come from the main loop's claim
+    assert peak <= 2 and worker.stats.launched == len(jobs) and worker.stats.errors == 0
+    assert all(j.containerexecution_set.count() == 1 for j in jobs)
+    assert ContainerJob.objects.filter(status="completed").count() == len(jobs)
