@@ -176,7 +176,11 @@ def test_300_mb_of_output_keeps_the_engines_log_within_the_cap(docker_engine):
         peak = max(peak, sum(f.stat().st_size for f in logs.rglob("*log*") if f.is_file()))
         time.sleep(0.02)
     peak = max(peak, sum(f.stat().st_size for f in logs.rglob("*log*") if f.is_file()))
-    assert 0 < peak <= cap
+    # The engine rotates a file once it has passed max-size, so each file may end one
+    # log entry (here a 1,000-byte line and its framing) past it: 932 bytes over was
+    # seen in CI. The bound is the cap plus one entry per file, not 300 MB.
+    entry = 2 * len(line)
+    assert 0 < peak <= cap + LOG_FILES * entry
     started = time.perf_counter()
     run_job(job)
     harvest_seconds = time.perf_counter() - started
@@ -187,7 +191,7 @@ def test_300_mb_of_output_keeps_the_engines_log_within_the_cap(docker_engine):
     # The truncation marker counts what the harvest read and did not keep: that is
     # bounded by what the engine stores, not by the 300 MB the job printed.
     dropped = int(out.split()[1])
-    assert dropped + len(out.split("\n", 1)[1].encode()) <= cap
+    assert dropped + len(out.split("\n", 1)[1].encode()) <= cap + LOG_FILES * entry
     print(f"engine log peak {peak} bytes (cap {cap}); harvest {harvest_seconds:.2f} s")
 
 
