@@ -48,6 +48,9 @@ sys.path.insert(0, str(REPO))
 
 QUOTAS = {"read": 600, "write": 60, "run": 60, "logging": 60}
 TARGET_PER_MINUTE = 50  # 10x the 5 per minute the issue measured
+from container_manager.executors.cloudrun.limits import (  # noqa: E402
+    DEFAULT_POLL_SECONDS as POLL_SECONDS,  # scaled with the minute
+)
 
 
 def setup_django(path: Path) -> None:
@@ -76,7 +79,7 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
     quota.WINDOW_SECONDS = minute
     config = standin_config(
         standin.endpoint,
-        poll_seconds=max(0.05, 2 * scale),
+        poll_seconds=max(0.05, POLL_SECONDS * scale),
         log_settle_seconds=0,
         api_timeout_seconds=30,
         batch_status_reads=batched,
@@ -141,6 +144,36 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
     }
 
 
+def run_single(command: str) -> dict[str, int]:
+    """API calls by bucket of one execution that ended before its one status read.
+
+    The figures of the guide's cost table: launch, one status read (the execution
+    has ended), harvest; the status reads are left out (they depend on the job's
+    length and on batching), as in the table.
+    """
+    from container_manager.models import ContainerJob, ExecutorHost
+    from tests.cloudrun.conftest import harvest_until_done, standin_config
+    from tests.cloudrun.standin import CloudRunStandIn
+
+    standin = CloudRunStandIn("test-project", "europe-west1").start()
+    try:
+        host = ExecutorHost.objects.create(
+            name=f"bench-single-{len(command)}-{time.monotonic_ns()}", executor_type="cloudrun",
+            connection_string="projects/test-project/locations/europe-west1",
+            executor_config=standin_config(standin.endpoint, poll_seconds=1))
+        job = ContainerJob.objects.create(image="busybox", command=command, docker_host=host)
+        assert job.launch()
+        time.sleep(0.05)
+        harvest_until_done(job)
+        counts = standin.bucket_counts()
+        status_reads = [p for m, p in standin.calls("GET")
+                        if "/executions" in p and "/tasks" not in p]
+        counts["read"] = counts.get("read", 0) - len(status_reads)
+        return {b: counts.get(b, 0) for b in QUOTAS}
+    finally:
+        standin.stop()
+
+
 def show(result: dict) -> None:
     print(f"\n== {result['label']}")
     print(f"finished {result['done']} jobs ({result['completed']} completed) in "
@@ -172,6 +205,10 @@ def main() -> None:
 
         logging.getLogger("container_manager").setLevel(logging.ERROR)
         results = []
+        single = {"succeeded": run_single("echo ok"), "failed": run_single("exit 3")}
+        for outcome, counts in single.items():
+            print(f"one {outcome} execution, calls by bucket (status reads left out): "
+                  + ", ".join(f"{b} {n}" for b, n in counts.items()))
         if args.only in (None, "get"):
             results.append(run_config("get per job", args, batched=False, limits=False))
             show(results[-1])
@@ -188,9 +225,18 @@ def main() -> None:
         figures[f"{key}_extra_attempts"] = result["extra_attempts"]
         for bucket, value in result["per_execution"].items():
             figures[f"{key}_{bucket}_per_execution"] = (value, "", ".2f")
+        finite = {b: v for b, v in result["ceilings"].items() if v != float("inf")}
+        for bucket, value in finite.items():
+            figures[f"{key}_{bucket}_ceiling"] = (value, "/min", ".0f")
+        figures[f"{key}_ceiling"] = (min(finite.values()), "/min", ".0f")
+    for outcome, counts in single.items():
+        for bucket, calls in counts.items():
+            figures[f"single_{outcome}_{bucket}"] = calls
     record("cloudrun_quota", figures, parameters={
         "jobs": args.jobs, "minute_seconds": args.minute, "concurrency": args.concurrency,
-        "quotas_per_minute": QUOTAS})
+        "time_compression": f"{60 / args.minute:g}", "poll_seconds": POLL_SECONDS,
+        "target_per_minute": TARGET_PER_MINUTE, "quotas_per_minute": QUOTAS,
+        **{f"quota_{bucket}": limit for bucket, limit in QUOTAS.items()}})
 
 
 if __name__ == "__main__":

@@ -242,8 +242,8 @@ class DockerExecutor(BaseExecutor):
         "pids_limit": ConfigKey(
             (int,),
             "Most processes and threads in one container (default "
-            f"{hardening.DEFAULT_PIDS_LIMIT}; 1 to 4194304).",
-            number=NumberRule(minimum=1, maximum=4_194_304, integer=True),
+            f"{hardening.DEFAULT_PIDS_LIMIT}; 1 to {hardening.PIDS_LIMIT_MAX}).",
+            number=NumberRule(minimum=1, maximum=hardening.PIDS_LIMIT_MAX, integer=True),
         ),
         "tmp_size_mb": ConfigKey(
             (int,),

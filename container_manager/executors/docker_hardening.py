@@ -78,13 +78,21 @@ LOG_DRIVERS = ("local", "json-file")
 #: Log files the engine keeps per container (the current one and one rotated).
 LOG_FILES = 2
 
+#: One engine log file holds this many times ``LOG_MAX_BYTES`` ...
+LOG_FILE_FACTOR = 3
+
+#: ... and at least this many bytes (1 MiB).
+LOG_FILE_MIN_BYTES = 1024 * 1024
+
+#: Largest ``pids_limit`` a host may set (the kernel's ``pid_max`` limit).
+PIDS_LIMIT_MAX = 4_194_304
+
 #: Where ``secret_files`` appear inside the container.
 SECRETS_DIR = "/run/secrets"
 
 #: Largest secret file, in bytes.
 MAX_SECRET_BYTES = 1_048_576
 
-_MIB = 1024 * 1024
 _SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _NUMERIC_USER = re.compile(r"(?P<uid>[0-9]+)(?::(?P<gid>[0-9]+))?")
@@ -107,7 +115,7 @@ def log_file_size(log_max_bytes: int) -> int:
         >>> log_file_size(1_048_576), log_file_size(1000)
         (3145728, 1048576)
     """
-    return max(3 * int(log_max_bytes), _MIB)
+    return max(LOG_FILE_FACTOR * int(log_max_bytes), LOG_FILE_MIN_BYTES)
 
 
 def log_config(log_max_bytes: int, driver: str = "local") -> dict[str, Any]:
@@ -200,7 +208,7 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                     "one of them."
                 )
     for key, low, high in (
-        ("pids_limit", 1, 4_194_304),
+        ("pids_limit", 1, PIDS_LIMIT_MAX),
         ("tmp_size_mb", 1, 1_048_576),
         ("default_memory_limit", 1, 2**31 - 1),
         ("max_memory_limit", 1, 2**31 - 1),

@@ -37,7 +37,12 @@ from container_manager.executors.cloudrun.errors import (
     raise_translated,
 )
 from container_manager.executors.cloudrun.limits import (
+    DEFAULT_API_TIMEOUT_SECONDS,
+    DEFAULT_LOG_SETTLE_SECONDS,
+    DEFAULT_POLL_SECONDS,
+    DEFAULT_RESULT_WAIT_SECONDS,
     DEFAULT_TASK_TIMEOUT_SECONDS,
+    DEFAULT_THROTTLE_WAIT_SECONDS,
     JOB_PREFIX,
     LABEL_KEY,
     LABEL_VALUE,
@@ -181,32 +186,33 @@ class CloudRunExecutor(BaseExecutor):
         ),
         "api_timeout_seconds": ConfigKey(
             (int, float),
-            "Timeout of each API call in seconds (default 30; more than 0, at most 3600).",
+            f"Timeout of each API call in seconds (default {DEFAULT_API_TIMEOUT_SECONDS}; more than 0, "
+            "at most 3600).",
             number=API_TIMEOUT_SECONDS,
         ),
         "poll_seconds": ConfigKey(
             (int, float),
-            "Seconds between status calls while waiting for an execution (default 2; "
+            f"Seconds between status calls while waiting for an execution (default {DEFAULT_POLL_SECONDS}; "
             "0.05 to 3600: each call is a billed API request).",
             number=API_POLL_SECONDS,
         ),
         "log_settle_seconds": ConfigKey(
             (int, float),
             "Seconds after an execution completes before its logs are read, to let Cloud "
-            "Logging ingest the last lines (default 5; 0 to 300).",
+            f"Logging ingest the last lines (default {DEFAULT_LOG_SETTLE_SECONDS}; 0 to 300).",
             number=LOG_SETTLE_SECONDS,
         ),
         "result_wait_seconds": ConfigKey(
             (int, float),
             "Seconds after an execution completes during which status keeps polling "
             "while Cloud Run has not yet counted its task or reported a result, instead of "
-            "guessing an exit code (default 60; 0 to 3600).",
+            f"guessing an exit code (default {DEFAULT_RESULT_WAIT_SECONDS}; 0 to 3600).",
             number=RESULT_WAIT_SECONDS,
         ),
         "throttle_wait_seconds": ConfigKey(
             (int, float),
             "Most seconds one API call spends waiting, and calling again, after Google "
-            "answers 429 (too many requests), honouring its RetryInfo delay (default 30; "
+            f"answers 429 (too many requests), honouring its RetryInfo delay (default {DEFAULT_THROTTLE_WAIT_SECONDS}; "
             "0 to 600). Throttling never spends an attempt within this time.",
             number=THROTTLE_WAIT_SECONDS,
         ),
@@ -386,11 +392,11 @@ class CloudRunExecutor(BaseExecutor):
 
     @property
     def _api_timeout(self) -> float:
-        return float(self.config.get("api_timeout_seconds", 30))
+        return float(self.config.get("api_timeout_seconds", DEFAULT_API_TIMEOUT_SECONDS))
 
     @property
     def _throttle_seconds(self) -> float:
-        return float(self.config.get("throttle_wait_seconds", 30))
+        return float(self.config.get("throttle_wait_seconds", DEFAULT_THROTTLE_WAIT_SECONDS))
 
     def _credentials(self) -> Any:
         """Credentials for both clients: anonymous, a key file, or None (ADC)."""
@@ -859,7 +865,7 @@ class CloudRunExecutor(BaseExecutor):
             for page in self._pages(what, pager):
                 yield from page.executions
 
-        max_age = float(self.config.get("poll_seconds", 2))
+        max_age = float(self.config.get("poll_seconds", DEFAULT_POLL_SECONDS))
         return board(self._scope).read(container_id, max_age, list_all, get_one)
 
     def status(self, container_id: str) -> ContainerStatus:
@@ -943,7 +949,7 @@ class CloudRunExecutor(BaseExecutor):
         if exit_code is None:
             # Finished without a succeeded task or an exit code: never invent one.
             if not evidence:
-                wait = float(self.config.get("result_wait_seconds", 60))
+                wait = float(self.config.get("result_wait_seconds", DEFAULT_RESULT_WAIT_SECONDS))
                 detail = (
                     "Cloud Run execution finished without a succeeded task or an exit "
                     f"code (none reported {wait:g} s after completion)"
@@ -967,7 +973,7 @@ class CloudRunExecutor(BaseExecutor):
         if execution.name in cache:
             return cache[execution.name]
         match = self._parse(execution.name)
-        settle = float(self.config.get("log_settle_seconds", 5))
+        settle = float(self.config.get("log_settle_seconds", DEFAULT_LOG_SETTLE_SECONDS))
         if execution.completion_time and settle > 0:
             age = (datetime.datetime.now(datetime.UTC) - execution.completion_time).total_seconds()
             if 0 <= age < settle:
@@ -1009,7 +1015,7 @@ class CloudRunExecutor(BaseExecutor):
         if not when:
             return False
         age = (datetime.datetime.now(datetime.UTC) - when).total_seconds()
-        return age < float(self.config.get("result_wait_seconds", 60))
+        return age < float(self.config.get("result_wait_seconds", DEFAULT_RESULT_WAIT_SECONDS))
 
     def _task_result(self, execution_name: str) -> tuple[int | None, bool, str, bool]:
         """Exit code (None when none), out-of-memory flag, message and whether the task has a result."""
@@ -1060,7 +1066,7 @@ class CloudRunExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.HostUnavailableError: list Cloud Run executions of projects/my-project/locations/europe-west1/jobs/-: ConnectionError: ...
         """
-        interval = float(self.config.get("poll_seconds", 2))
+        interval = float(self.config.get("poll_seconds", DEFAULT_POLL_SECONDS))
         return self._poll_status(container_id, timeout, itertools.repeat(interval))
 
     def find(self, execution_id: int) -> str | None:
@@ -1154,7 +1160,7 @@ class CloudRunExecutor(BaseExecutor):
         if execution is not None:
             if execution.create_time:
                 since = execution.create_time - datetime.timedelta(minutes=5)
-            settle = float(self.config.get("log_settle_seconds", 5))
+            settle = float(self.config.get("log_settle_seconds", DEFAULT_LOG_SETTLE_SECONDS))
             if execution.completion_time and settle > 0:
                 age = (
                     datetime.datetime.now(datetime.UTC) - execution.completion_time
@@ -1215,8 +1221,8 @@ class CloudRunExecutor(BaseExecutor):
             container_manager.executors.errors.ContainerNotFoundError: 'cm-exec-7' is not a Cloud Run execution name (projects/P/locations/R/jobs/J/executions/E)
         """  # noqa: DOC502, DOC503
         match = self._parse(container_id)
-        interval = float(self.config.get("poll_seconds", 2))
-        settle = float(self.config.get("log_settle_seconds", 5))
+        interval = float(self.config.get("poll_seconds", DEFAULT_POLL_SECONDS))
+        settle = float(self.config.get("log_settle_seconds", DEFAULT_LOG_SETTLE_SECONDS))
         execution = self._get_execution(container_id)
         if execution is None:
             raise ContainerNotFoundError(f"Cloud Run execution {container_id} not found")

@@ -27,6 +27,16 @@ TASK_TIMEOUT_MAX_SECONDS = 168 * 3600
 DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
 #: Seconds added to a job's timeout_seconds for the Cloud Run task timeout (a backstop).
 TIMEOUT_MARGIN_SECONDS = 60
+#: Default ``poll_seconds``: seconds between status calls while a worker waits.
+DEFAULT_POLL_SECONDS = 2
+#: Default ``api_timeout_seconds``: the timeout of each API call.
+DEFAULT_API_TIMEOUT_SECONDS = 30
+#: Default ``throttle_wait_seconds``: most seconds one call waits out ``429`` answers.
+DEFAULT_THROTTLE_WAIT_SECONDS = 30
+#: Default ``result_wait_seconds``: how long after completion a missing result is awaited.
+DEFAULT_RESULT_WAIT_SECONDS = 60
+#: Default ``log_settle_seconds``: the pause after completion before the logs are read.
+DEFAULT_LOG_SETTLE_SECONDS = 5
 #: Environment variable names that Cloud Run sets itself in a job's tasks.
 RESERVED_ENV = frozenset(
     {
