@@ -55,6 +55,7 @@ extensions = [
     "cm_bench",
     "cm_values",
     "cm_guarantees",
+    "cm_numbers",
     "cm_incremental",
 ]
 

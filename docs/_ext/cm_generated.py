@@ -69,6 +69,9 @@ class _Generated(SphinxDirective):
             self.content_offset,
             container,
         )
+        for child in container.children:  # made from the code: cm_numbers skips it
+            if isinstance(child, nodes.Element):
+                child["classes"].append("cm-generated")
         return container.children
 
 
