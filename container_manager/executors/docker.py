@@ -176,12 +176,13 @@ class DockerExecutor(BaseExecutor):
     """
 
     executor_type = "docker"
-    follow_method = (
-        "one streaming request per follower (Docker's logs API with follow=1: stdout and "
-        "stderr apart), made again from the last line's timestamp after 60 s without output"
-    )
     #: Seconds without output after which a following request is made again.
     follow_idle_seconds: float = 60.0
+    follow_method = (
+        "one streaming request per follower (Docker's logs API with follow=1: stdout and "
+        f"stderr apart), made again from the last line's timestamp after {follow_idle_seconds:g} s "
+        "without output"
+    )
     label = "Docker engine"
     connection_format = "unix:///path/to/docker.sock or tcp://host:port"
     requires = ("docker",)

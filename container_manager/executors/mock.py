@@ -101,10 +101,11 @@ class MockExecutor(BaseExecutor):
         "fail_launch": ConfigKey((bool,), "Refuse every launch with a LaunchError."),
         "healthy": ConfigKey((bool,), "Health checks pass (default true); false refuses launches."),
     }
-    follow_method = (
-        "polls the configured output every 0.1 s and yields the lines the run has reached"
-    )
     follow_poll_seconds = 0.1
+    follow_method = (
+        f"polls the configured output every {follow_poll_seconds:g} s and yields the lines the "
+        "run has reached"
+    )
 
     def _run_seconds(self) -> float:
         return float(self.config.get("run_seconds", 0))

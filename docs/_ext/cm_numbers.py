@@ -13,14 +13,18 @@ What is flagged, in the text of paragraphs, titles and table cells outside
 those roles, code spans, blocks and comments (:data:`PATTERNS`):
 
 * a number with a unit of time, size, rate or ratio: ``4 ms``, ``30 seconds``,
-  ``2.5 s``, ``600/min``, ``12 jobs/s``, ``512 MiB``, ``83%``, ``10x``;
-* a count per something: ``2 calls per execution``, ``five statements a job``,
-  ``30 executions a minute``, digits or a spelled-out number from two up;
-* ``N calls``, ``N requests``, ``N statements`` ... ``in N s`` (counted work), digits.
+  ``2.5 s``, ``600/min``, ``12 jobs/s``, ``512 MiB``, ``83%``, ``10x``; also a
+  spelled-out number with a time unit or ``times`` (``ten times``);
+* a count per something, in digits or spelled out from two up:
+  ``2 calls per execution``, ``five statements a job``, ``30 executions a minute``;
+* counted work: ``5 lists``, ``3 statements``, ``12 API calls``, ``two requests``;
+* a default: ``(default 30)``, ``default of 1``, a code span followed by ``(8)``;
+* a range: ``1 to 256``;
+* a number alone in a table cell.
 
 The exceptions are explicit: ``docs/numbers-allowed.toml`` lists each one with
-its page, its text and the reason (Google's published quotas, cited; the limits
-Cloud Run documents; an example value in prose). An entry allows a flagged
+its page, its text and the reason (Google's published limits and defaults, cited
+on the page; an example value or advice in prose). An entry allows a flagged
 figure of its page that lies inside an occurrence of its text. A flagged
 figure that no entry allows is a warning with the page and line, and so is an
 entry whose text its page no longer holds, so the strict build (``-W``) fails
@@ -32,6 +36,7 @@ check on ``README.md`` (which is not part of the site), parsed by MyST.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -56,7 +61,8 @@ OBJECT = "\ufffc"  # stands for a role, a code span, anything not prose
 
 SPELLED = (r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
            r"thirty|forty|fifty|sixty|hundred|thousand")
-NUMBER = r"(?<![\w.,/-])\d+(?:,\d{3})*(?:\.\d+)?"
+DIGITS = r"\d+(?:,\d{3})*(?:\.\d+)?"
+NUMBER = r"(?<![\w.,/-])" + DIGITS  # not inside a word, a version, a path or a range
 UNIT = (r"(?:ms|µs|us|ns|s|sec|secs|seconds?|minutes?|mins?|hours?|h|days?|"
         r"/s|/min|/minute|/h|/hour|jobs/s|jobs/min|"
         r"[kKMGT]i?B|[kKMG]b|%|x|×|times)")
@@ -79,9 +85,9 @@ PATTERNS = [
         r"(?:calls|requests|statements|queries|round[- ]trips|refusals|lists|gets)\b",
         re.IGNORECASE)),
     ("a default", re.compile(
-        r"\bdefaults?(?:\s+(?:is|of|to))?:?\s+" + NUMBER.replace("(?<![\\w.,/-])", "")
+        r"\bdefaults?(?:\s+(?:is|of|to))?:?\s+" + DIGITS
         + r"(?!\w|\.\d)|" + OBJECT + r"\s+\(\s*" + NUMBER + r"\s*\)")),
-    ("a range", re.compile(NUMBER + r"\s+to\s+" + NUMBER + r"(?!\w|\.\d)")),
+    ("a range", re.compile(r"(?<![\w.,/])-?" + DIGITS + r"\s+to\s+-?" + DIGITS + r"(?!\w|\.\d)")),
     ("a number alone in a table cell", re.compile(r"^" + NUMBER + r"$")),
 ]
 
@@ -297,6 +303,28 @@ def _init_env(env: BuildEnvironment) -> None:
         env.cm_numbers = {}  # type: ignore[attr-defined]
 
 
+def _stamp(app: Sphinx) -> str:
+    """What the findings and their verdict depend on besides the pages: the list, the patterns."""
+    path = Path(app.srcdir) / ALLOW_LIST
+    listed = path.read_bytes() if path.exists() else b""
+    rules = repr([(k, p.pattern) for k, p in PATTERNS]).encode()
+    return hashlib.sha256(listed + b"\0" + rules).hexdigest()
+
+
+def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list:
+    """Read the checked pages again when the allow-list or the patterns changed.
+
+    Sphinx checks consistency only when it read a page, and the environment is
+    saved before that check: so the stamp is taken here, and the pages read again
+    make the check run.
+    """
+    stamp = _stamp(app)
+    if getattr(env, "cm_numbers_stamp", None) == stamp:
+        return []
+    env.cm_numbers_stamp = stamp  # type: ignore[attr-defined]
+    return [d for d in env.found_docs if checked(d) and d not in removed]
+
+
 def _check(app: Sphinx, env: BuildEnvironment) -> None:
     """Warn (fail the strict build) for each figure not allowed and each stale entry."""
     path = Path(app.srcdir) / ALLOW_LIST
@@ -330,6 +358,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", _read)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
+    app.connect("env-get-outdated", _outdated)
     app.connect("env-check-consistency", _check)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
             "env_version": 1}

@@ -23,7 +23,9 @@ from tests.plugins.postgres_server import REPO
 pytestmark = [pytest.mark.postgres]
 
 TABLE = "container_manager_containerjob"
-HISTORY, BURST, LIMIT = 5000, 1000, 8
+HISTORY = 5000  # finished jobs analysed (the workers guide quotes these three)
+BURST = 1000  # pending jobs that arrive after the analysis
+LIMIT = 8  # each claim's limit, and each worker's concurrency
 
 
 @pytest.fixture

@@ -130,9 +130,9 @@ class CloudRunExecutor(BaseExecutor):
 
     executor_type = "cloudrun"
     follow_method = (
-        "polls Cloud Logging every poll_seconds (2 s) from the last entry seen; a line shows "
-        "once Cloud Logging has it (seconds late), and polling goes on for log_settle_seconds "
-        "(5 s) after the execution ends"
+        f"polls Cloud Logging every poll_seconds ({DEFAULT_POLL_SECONDS} s) from the last entry "
+        "seen; a line shows once Cloud Logging has it (seconds late), and polling goes on for "
+        f"log_settle_seconds ({DEFAULT_LOG_SETTLE_SECONDS} s) after the execution ends"
     )
     label = "Google Cloud Run"
     connection_format = "projects/PROJECT_ID/locations/REGION"
