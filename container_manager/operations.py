@@ -476,12 +476,13 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         moved, recorded = statements.update_both(move.update, record.update)
         if not moved:
             raise move.conflict()
-        move.apply()
         if not recorded:
+            move.apply()  # the attempt's record is the canceller's: listeners read it
             raise ConcurrentTransitionError(
                 f"Job {job.pk} was cancelled while its container was launched."
             )
         record.apply()
+        move.apply(execution)  # recorded as in the database: task_started needs no read
     except ConcurrentTransitionError:
         # The container must not run unrecorded.
         _stop_quietly(executor, result.container_id)
@@ -906,7 +907,7 @@ def _finish(
     record.apply()
     _count_result(executor, execution, outcome.value, state, timeout, moved and move.new)
     if moved:
-        move.apply()
+        move.apply(execution)  # its record won and is applied: task_finished needs no read
     else:
         _settle_conflict(job, move, execution.attempt)
 

@@ -46,7 +46,8 @@ from django.db import connections, models
 from django.db.backends.utils import CursorWrapper
 
 __all__ = [
-    "Update", "can_combine", "cursor", "insert_row", "send", "update_both", "update_row",
+    "Update", "can_combine", "cursor", "insert_row", "pk_where", "send", "update_both",
+    "update_row",
 ]
 
 
@@ -306,3 +307,40 @@ def insert_row(obj: models.Model, using: str = "default") -> None:
         (obj.pk,) = c.fetchone()
     obj._state.adding = False
     obj._state.db = using
+
+
+@functools.cache
+def _pk_where_sql(model: type[models.Model], alias: str, name: str) -> tuple[str, models.Field]:
+    meta = model._meta
+    qn = connections[alias].ops.quote_name
+    field = meta.get_field(name)
+    return (f"SELECT {qn(meta.pk.column)} FROM {qn(meta.db_table)} "
+            f"WHERE {qn(field.column)} = %s", field)
+
+
+def pk_where(model: type[models.Model], name: str, value: Any, using: str = "default") -> Any:
+    """The primary key of the row whose unique field ``name`` is ``value`` (one ``SELECT``), or None.
+
+    The same query as ``model.objects.values_list("pk", flat=True).get(name=value)``,
+    its text written once per model and field.
+
+    Args:
+        model: The model.
+        name: A unique field's name.
+        value: The value to look for (converted by the field, as the ORM does).
+        using: The database alias.
+
+    Returns:
+        The primary key, or None when no row has that value.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="pkw-mock", executor_type="mock", connection_string="mock://pkw")
+        >>> pk_where(ExecutorHost, "name", "pkw-mock") == host.pk, pk_where(ExecutorHost, "name", "nope")
+        (True, None)
+    """
+    sql, field = _pk_where_sql(model, using, name)
+    with cursor(using) as c:
+        c.execute(sql, [field.get_db_prep_value(value, connections[using])])
+        row = c.fetchone()
+    return None if row is None else row[0]

@@ -74,7 +74,7 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from container_manager import task_envelope
+from container_manager import statements, task_envelope
 from container_manager.lifecycle import TERMINAL_STATUSES, JobStatus
 from container_manager.models.job import MAX_CPU_LIMIT
 from container_manager.validators import validate_image_reference
@@ -397,14 +397,13 @@ class ContainerTaskBackend(BaseTaskBackend):
         from container_manager.models import ContainerJob, EnvironmentVariableTemplate, ExecutorHost
 
         task = result.task
-        try:
-            host_id = ExecutorHost.objects.using(using).values_list("pk", flat=True).get(
-                name=options["host"])
-        except ObjectDoesNotExist:
+        # ExecutorHost.name is unique; one SELECT, its text written once (statements).
+        host_id = statements.pk_where(ExecutorHost, "name", options["host"], using)
+        if host_id is None:
             raise InvalidTaskBackend(
                 f"{_where(self.alias, 'host')}: there is no ExecutorHost with that name; "
                 "create it (admin or ExecutorHost.objects.create) or fix the setting."
-            ) from None
+            )
         template_id = None
         if options.get("environment_template"):
             try:
@@ -454,14 +453,27 @@ class ContainerTaskBackend(BaseTaskBackend):
             ...
             django.tasks.exceptions.TaskResultDoesNotExist: 0b6c2c1e-0000-4000-8000-000000000000
         """
-        from container_manager.models import ContainerJob
+        from container_manager.models import ContainerExecution, ContainerJob
 
         try:
             key = uuid.UUID(str(result_id))
-            job = ContainerJob.objects.get(task_id=key)
-        except (ValueError, ValidationError, ObjectDoesNotExist):
+        except ValueError:
             raise TaskResultDoesNotExist(result_id) from None
-        return result_from_job(job)
+        # One query for a job that has attempts: the attempts with their job, read together.
+        executions = list(
+            ContainerExecution.objects.using(router.db_for_read(ContainerJob))
+            .filter(job__task_id=key).select_related("job")
+            .defer("stdout", "stderr")  # the result is in task_result; the logs may be large
+            .order_by("attempt")
+        )
+        if executions:
+            return result_from_job(executions[0].job, executions)
+        try:
+            job = ContainerJob.objects.get(task_id=key)
+        except (ValidationError, ObjectDoesNotExist):
+            raise TaskResultDoesNotExist(result_id) from None
+        # No attempt yet when the job was read: none began (attempts only grow); else read them.
+        return result_from_job(job, [] if job.attempts == 0 else None)
 
 
 def _rebuild_task(job: ContainerJob) -> Task:
@@ -592,7 +604,9 @@ def result_from_job(
     return result
 
 
-def on_job_moved(job: ContainerJob, old: str, new: str) -> None:
+def on_job_moved(
+    job: ContainerJob, old: str, new: str, execution: ContainerExecution | None = None
+) -> None:
     """Send ``task_started`` or ``task_finished`` for a task job that has just moved.
 
     The app connects this to :func:`container_manager.task_signals.job_moved` at
@@ -602,22 +616,30 @@ def on_job_moved(job: ContainerJob, old: str, new: str) -> None:
         job: The task job, in its new status.
         old: The status it left.
         new: The status it reached.
+        execution: The job's current attempt as recorded, when the mover holds it.
 
     Example:
         >>> on_job_moved(ContainerJob(), "pending", "starting")  # no signal for a claim
     """
     if new == JobStatus.RUNNING:
-        send_job_signal(job, "started")
+        send_job_signal(job, "started", execution)
     elif new in TERMINAL_STATUSES:
-        send_job_signal(job, "finished")
+        send_job_signal(job, "finished", execution)
 
 
-def send_job_signal(job: ContainerJob, which: str) -> None:
+def send_job_signal(
+    job: ContainerJob, which: str, execution: ContainerExecution | None = None
+) -> None:
     """Send ``task_started`` or ``task_finished`` for a task job (see :mod:`container_manager.task_signals`).
+
+    The result is built as :meth:`ContainerTaskBackend.get_result` builds it. Its
+    attempts are read from the database, unless the job has had none or
+    ``execution``, its current attempt as recorded, is its first and so its only one.
 
     Args:
         job: The task job, in its new status.
         which: ``"started"`` or ``"finished"``.
+        execution: The job's current attempt as recorded, when the caller holds it.
 
     Example:
         >>> from django.tasks.signals import task_finished
@@ -639,7 +661,13 @@ def send_job_signal(job: ContainerJob, which: str) -> None:
     from django.tasks import task_backends
 
     signal = task_started if which == "started" else task_finished
-    result = result_from_job(job, [] if job.attempts == 0 else None)
+    if job.attempts == 0:
+        executions: list[ContainerExecution] | None = []
+    elif execution is not None and execution.attempt == job.attempts == 1:
+        executions = [execution]  # attempts are numbered from 1 per job: the only one
+    else:
+        executions = None
+    result = result_from_job(job, executions)
     try:
         sender: type = type(task_backends[result.backend])
     except InvalidTaskBackend:

@@ -18,7 +18,11 @@ from container_manager.lifecycle import (
 from container_manager.statements import Update, send
 
 if TYPE_CHECKING:
-    from container_manager.models import ContainerJob, ExecutorHost  # noqa: F401 (string generics)
+    from container_manager.models import (  # noqa: F401 (string generics)
+        ContainerExecution,
+        ContainerJob,
+        ExecutorHost,
+    )
 
 
 class ContainerJobQuerySet(models.QuerySet["ContainerJob"]):
@@ -152,8 +156,14 @@ class PreparedMove:
     fields: dict[str, Any]
     update: Update | None
 
-    def apply(self) -> None:
+    def apply(self, execution: ContainerExecution | None = None) -> None:
         """The UPDATE matched: update the instance and tell the task listeners.
+
+        Args:
+            execution: The job's current attempt as the caller holds it, already
+                as recorded in the database (its record applied), passed on to the
+                task listeners so that they need not read it again; None when the
+                caller holds none or its record may differ from the database's.
 
         Example:
             >>> job = ContainerJob(pk=3, status="running")
@@ -170,7 +180,7 @@ class PreparedMove:
             # A task job's move may be a django.tasks signal (container_manager.task_signals).
             from container_manager.task_signals import job_moved
 
-            job_moved(job, self.old, self.new)
+            job_moved(job, self.old, self.new, execution)
 
     def conflict(self) -> ConcurrentTransitionError:
         """The error to raise when the UPDATE matched no row.

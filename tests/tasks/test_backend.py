@@ -396,3 +396,102 @@ def test_task_jobs_are_ordinary_jobs_in_the_admin(host, admin_client):
         page.content.decode())
     detail = admin_client.get(f"/admin/container_manager/containerjob/{job.pk}/change/")
     assert detail.status_code == 200
+
+
+@pytest.fixture
+def sent_and_read():
+    """What task_started/task_finished sent, beside what get_result() reads at that moment."""
+    seen = []
+
+    def make(name):
+        def receiver(sender, task_result, **kwargs):
+            seen.append((name, task_result, default_task_backend.get_result(task_result.id)))
+        return receiver
+
+    receivers = [(task_started, make("started")), (task_finished, make("finished"))]
+    for signal, receiver in receivers:
+        signal.connect(receiver)
+    yield seen
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
+
+
+def _assert_sent_as_read(seen, names):
+    assert [name for name, *_ in seen] == names
+    for name, sent, read in seen:
+        assert sent == read, name  # every field, the return value and the errors included
+
+
+def test_signal_results_are_what_get_result_reads_for_a_value(host, sent_and_read):
+    sample_tasks.add.enqueue(2, 3)
+    run_worker("w7")
+    _assert_sent_as_read(sent_and_read, ["started", "finished"])
+    _, started, _ = sent_and_read[0]
+    assert started.status == TaskResultStatus.RUNNING and started.worker_ids == ["w7"]
+    assert started.started_at is not None
+    _, finished, _ = sent_and_read[1]
+    assert finished.return_value == 5 and finished.finished_at is not None
+
+
+def test_signal_results_are_what_get_result_reads_for_an_exception(host, sent_and_read):
+    sample_tasks.fail.enqueue("boom")
+    run_worker()
+    _assert_sent_as_read(sent_and_read, ["started", "finished"])
+    [error] = sent_and_read[1][1].errors
+    assert error.exception_class_path == "builtins.ValueError"
+
+
+@override_settings(CONTAINER_MANAGER={"RETRY_ON_EXIT_CODES": [1], "RETRY_BACKOFF_SECONDS": 0})
+def test_signal_results_are_what_get_result_reads_across_retries(host, sent_and_read):
+    with override_settings(TASKS={"default": {
+        "BACKEND": "container_manager.tasks.ContainerTaskBackend",
+        "OPTIONS": {"host": "tasks-mock", "image": "myapp:1", "max_retries": 1},
+    }}):
+        sample_tasks.fail.enqueue("again")
+        run_worker("w1")
+    _assert_sent_as_read(sent_and_read, ["started", "started", "finished"])
+    assert [len(sent.errors) for _, sent, _ in sent_and_read] == [0, 1, 2]
+    assert sent_and_read[2][1].worker_ids == ["w1", "w1"]
+
+
+def test_signal_results_are_what_get_result_reads_when_launched_by_hand(host, sent_and_read):
+    result = sample_tasks.add.enqueue(3, 4)
+    job = ContainerJob.objects.get(task_id=result.id)
+    assert job.launch() and job.harvest()
+    _assert_sent_as_read(sent_and_read, ["started", "finished"])
+    assert sent_and_read[1][1].return_value == 7
+
+
+def test_a_task_job_is_driven_with_as_many_statements_as_a_plain_job(host):
+    """task_started and task_finished read nothing: the mover passes the attempt it holds."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    worker = Worker(worker_id="wq", concurrency=1)
+    result = sample_tasks.add.enqueue(1, 2)
+    command = ContainerJob.objects.get(task_id=result.id).command
+    ContainerJob.objects.create(image="myapp:latest", command=command, docker_host=host,
+                                priority=-1)  # the same container, claimed second
+    counts = []
+    for _ in range(2):
+        [job] = claiming.claim_jobs("wq", 1)
+        with CaptureQueriesContext(connection) as queries:
+            worker.drive(job, fresh=True)
+        assert job.status == "completed", job.status_message
+        counts.append((job.task_id is not None, len(queries)))
+    assert counts[0][0] and not counts[1][0]
+    assert counts[0][1] == counts[1][1]
+
+
+def test_get_result_reads_a_finished_task_in_one_statement(host):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    result = sample_tasks.add.enqueue(1, 2)
+    with CaptureQueriesContext(connection) as queries:
+        assert default_task_backend.get_result(result.id).status == TaskResultStatus.READY
+    assert len(queries) == 2  # no attempt yet: the attempts (none), then the job
+    run_worker()
+    with CaptureQueriesContext(connection) as queries:
+        assert default_task_backend.get_result(result.id).return_value == 3
+    assert len(queries) == 1
