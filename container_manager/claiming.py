@@ -311,7 +311,7 @@ def _claim_in_one_sqlite_statement(
         JobStatus.STARTING.value, worker_id, value("lease_expires_at", expiry),
         value("updated_at", now), *host_ids, value("not_before", now), limit,
     ]
-    with connection.cursor() as cursor:
+    with statements.writing(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return _jobs_from_rows(rows, fields, hosts)
@@ -694,7 +694,8 @@ def renew_leases(
     if not ids:
         return set()
     mine = ContainerJob.objects.filter(pk__in=ids, claimed_by=worker_id, status__in=_ACTIVE)
-    updated = mine.update(lease_expires_at=_lease_expiry(lease_seconds))
+    with statements.writing():
+        updated = mine.update(lease_expires_at=_lease_expiry(lease_seconds))
     if updated == len(ids):
         return set(ids)
     return set(mine.values_list("pk", flat=True))

@@ -463,12 +463,13 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         _launch_failed(job, execution, ExecutorError(f"{type(exc).__name__}: {exc}"))
         return None
     now = timezone.now()
-    # Two conditional UPDATEs, no transaction: the job first (it fails if the job was
-    # cancelled while the executor launched), then the attempt, only if the job moved
-    # (it fails if a cancel recorded it meanwhile). On PostgreSQL both are one
-    # statement (statements.update_both). Elsewhere a worker that dies between the
-    # two leaves a running job whose attempt has no container id; the worker that
-    # adopts it asks the executor (see recover_unrecorded_launch).
+    # Two conditional UPDATEs: the job first (it fails if the job was cancelled while
+    # the executor launched), then the attempt, only if the job moved (it fails if a
+    # cancel recorded it meanwhile). On PostgreSQL both are one statement, elsewhere
+    # one short transaction with nothing else inside (statements.update_both). A
+    # worker that dies after the launch and before they commit leaves a starting
+    # job whose attempt has no container id; the worker that adopts it asks the
+    # executor (see recover_unrecorded_launch).
     try:
         move = type(job).objects.prepare_transition(
             job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
@@ -884,12 +885,13 @@ def _finish(
             executor.cleanup(execution.container_id)
         except ExecutorError as exc:
             logger.warning("Could not clean up container of job %s: %s", job.pk, exc)
-    # No transaction: the attempt first, conditionally, so that the first finisher
-    # (harvest, cancel, timeout) wins its record; then the job, from that record.
-    # A process that stops between the two leaves a finished attempt on an active
-    # job: whoever harvests the job next moves it from the record (see _settle).
-    # On PostgreSQL the two are one statement (statements.update_both): the job's
-    # move applies only when the attempt's record won.
+    # The attempt first, conditionally, so that the first finisher (harvest, cancel,
+    # timeout) wins its record; then the job, from that record, only when the
+    # attempt's record won. On PostgreSQL the two are one statement, elsewhere one
+    # short transaction with nothing else inside (statements.update_both). A
+    # finished attempt on an active job (left by a process that stopped between
+    # two separate writes, as a failed launch makes them) is moved from the record
+    # by whoever harvests the job next (see _settle).
     record = type(execution).objects.prepare_record(
         execution,
         only_unfinished=True,

@@ -19,7 +19,17 @@ settings allow it (``"OPTIONS": {"prepare_threshold": 5}``; Django's default,
 
 On PostgreSQL, :func:`update_both` sends two conditional UPDATEs as one
 statement (data-modifying CTEs): the second applies only when the first matched,
-and both counts come back. The manager methods that record the lifecycle's
+and both counts come back. Elsewhere the two are one short transaction (``BEGIN``,
+the two UPDATEs, ``COMMIT``; nothing else runs inside it): one commit instead of
+two, which on SQLite is what a write costs (its journal written and synced, the
+database's one write lock taken again).
+
+On SQLite the threads of one process write one at a time (:func:`writing`):
+SQLite runs one writer at a time anyway, and a thread that finds the database
+locked polls for it with growing sleeps (up to 100 ms), while a thread waiting
+for the process's lock is woken as soon as the writer before it commits.
+
+The manager methods that record the lifecycle's
 moves (:class:`~container_manager.models.ContainerJobManager`,
 :class:`~container_manager.models.ContainerExecutionManager`) call these functions; the lifecycle
 itself stays in :mod:`container_manager.operations`.
@@ -38,17 +48,60 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.backends.utils import CursorWrapper
 
 __all__ = [
     "Update", "can_combine", "cursor", "insert_row", "pk_where", "send", "update_both",
-    "update_row",
+    "update_row", "writing",
 ]
+
+# One lock per SQLite database alias in this process (see writing()).
+_write_locks: dict[str, threading.RLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def writing(using: str = "default") -> Iterator[None]:
+    """Let one thread of this process at a time write to a SQLite database (elsewhere: nothing).
+
+    SQLite runs one writer at a time. A connection that finds the database locked
+    waits in SQLite's busy handler, which sleeps and retries with growing delays
+    (1 ms, 2, 5, ... up to 100 ms), so a worker's threads that write at once each
+    lose up to tens of milliseconds after the writer before them has finished.
+    Threads that wait for this lock are woken as soon as it is released. Hold it
+    only around writes that make no executor (network) call; inside a
+    transaction already open on this connection (``transaction.atomic()``) it
+    does nothing, since the transaction may hold SQLite's lock while another
+    thread holds this one. Other processes still meet SQLite's busy handler.
+
+    Args:
+        using: The database alias.
+
+    Yields:
+        Nothing; the caller writes inside the block.
+
+    Example:
+        >>> with writing():
+        ...     update_row(ContainerJob, 123456, {"status_message": "x"})
+        0
+    """
+    conn = connections[using]
+    if conn.vendor != "sqlite" or conn.in_atomic_block:
+        yield
+        return
+    lock = _write_locks.get(using)
+    if lock is None:
+        with _write_locks_guard:
+            lock = _write_locks.setdefault(using, threading.RLock())
+    with lock:
+        yield
 
 
 @functools.cache
@@ -200,7 +253,7 @@ def send(update: Update) -> int:
         >>> send(Update(ContainerJob, 123456, {"status_message": "x"}))  # no such job
         0
     """
-    with cursor(update.using) as c:
+    with writing(update.using), cursor(update.using) as c:
         c.execute(update.sql, update.params)
         return c.rowcount
 
@@ -228,7 +281,8 @@ def update_both(first: Update, second: Update) -> tuple[int, int]:
     RETURNING 1) SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)``:
     atomic, one round trip, no transaction. Elsewhere (see :func:`can_combine`)
     the two statements are sent one after the other, the second only when the
-    first matched.
+    first matched, in one short transaction (one commit; atomic too). Neither
+    makes any other call inside.
 
     Args:
         first: The statement that must match.
@@ -247,13 +301,16 @@ def update_both(first: Update, second: Update) -> tuple[int, int]:
         >>> ContainerJob.objects.get(pk=job.pk).image
         'busybox'
     """
-    with cursor(first.using) as c:
-        if not can_combine(first.using):
+    using = first.using
+    if not can_combine(using):
+        with writing(using), transaction.atomic(using=using, savepoint=False), \
+                cursor(using) as c:
             c.execute(first.sql, first.params)
             if c.rowcount != 1:
                 return c.rowcount, 0
             c.execute(second.sql, second.params)
             return 1, c.rowcount
+    with cursor(using) as c:
         c.execute(
             f"WITH a AS ({first.sql} RETURNING 1), "
             f"b AS ({second.sql} AND EXISTS (SELECT 1 FROM a) RETURNING 1) "
@@ -302,7 +359,7 @@ def insert_row(obj: models.Model, using: str = "default") -> None:
         return
     sql, fields = _insert_sql(type(obj), using)
     params = [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
-    with cursor(using) as c:
+    with writing(using), cursor(using) as c:
         c.execute(sql, params)
         (obj.pk,) = c.fetchone()
     obj._state.adding = False
