@@ -12,7 +12,8 @@ One job lifecycle costs five Docker API calls on the success path: create,
 start, wait, logs (stdout and stderr read from one multiplexed stream, kept
 apart by Docker's own stream header) and remove; a host with ``secret_files``
 adds one (the archive written into the container before it starts). An image
-that is missing is pulled when the host's ``pull_policy`` allows it.
+that is missing is pulled when the host's ``pull_policy`` allows it. On a unix
+socket the calls reuse kept-alive connections from one pool per client.
 
 Every container is hardened whatever the job says (no new privileges, a
 capability allow-list, a pids limit, capped log files, a tmpfs ``/tmp`` when the
@@ -94,6 +95,11 @@ _NAME_PREFIX_MAX = 64
 _NAME_PREFIX = re.compile(rf"[a-zA-Z0-9][a-zA-Z0-9_.-]{{0,{_NAME_PREFIX_MAX - 1}}}")
 _STDOUT, _STDERR = 1, 2
 
+#: Connections to a Docker engine's unix socket that one client keeps open for reuse,
+#: at most (only as many are opened as requests are in flight at once: driving threads,
+#: log followers).
+UNIX_POOL_SIZE = 512
+
 # One APIClient per connection (and TLS settings) per process: the SDK's version
 # negotiation costs an API call, so clients are shared by every executor instance.
 _clients: dict[tuple[Any, ...], docker.APIClient] = {}
@@ -127,6 +133,32 @@ def close_clients() -> None:
     for client in clients:
         with contextlib.suppress(Exception):
             client.close()
+
+
+def _reuse_connections(client: Any) -> None:
+    """Give a unix-socket client one pool of kept-alive connections for all its requests.
+
+    The SDK's unix-socket adapter keys its connection pools by the request's whole
+    URL, and each container's URLs differ (``/containers/ID/start``, ``.../wait``),
+    so nearly every request opened a connection of its own (and the engine accepted
+    and closed one) while older pools were closed. One pool for the socket lets
+    each request reuse a connection another finished with. Clients of other
+    connections (``tcp://``: one pool per host already) are left as they are.
+    """
+    from docker.transport.unixconn import UnixHTTPAdapter, UnixHTTPConnectionPool
+
+    adapter = getattr(client, "_custom_adapter", None)
+    if type(adapter) is not UnixHTTPAdapter:
+        return
+    pool = UnixHTTPConnectionPool(
+        "http+docker://localhost", adapter.socket_path, adapter.timeout, maxsize=UNIX_POOL_SIZE
+    )
+    adapter.pools["socket"] = pool  # closed with the client (the adapter disposes its pools)
+
+    def get_connection(url: str, proxies: Any = None) -> Any:
+        return pool
+
+    adapter.get_connection = get_connection
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -545,6 +577,7 @@ class DockerExecutor(BaseExecutor):
             # The daemon connection must not follow the environment's proxies or CA
             # bundle (REQUESTS_CA_BUNDLE would replace tls_ca_cert).
             client.trust_env = False
+            _reuse_connections(client)
             with self._calling("negotiate the API version"):
                 client._version = client.version(api_version=False)["ApiVersion"]
         except docker.errors.DockerException as exc:

@@ -546,6 +546,31 @@ def test_a_job_costs_five_docker_api_calls_and_a_failed_one_an_inspect_more(
     assert calls == [c.replace("{id}", container_id) for c in calls_expected]
 
 
+def test_a_jobs_api_calls_reuse_one_connection_to_the_unix_socket(docker_host, monkeypatch):
+    """The SDK's unix adapter opens a connection per URL; the executor's client keeps one pool."""
+    from docker.transport.unixconn import UnixHTTPConnection
+
+    connects = []
+    real_connect = UnixHTTPConnection.connect
+
+    def counting_connect(self):
+        connects.append(self)
+        return real_connect(self)
+
+    executor = get_executor(docker_host)
+    executor.client  # the version negotiation's connection is the first
+    monkeypatch.setattr(UnixHTTPConnection, "connect", counting_connect)
+    calls = _count_api_calls(executor, monkeypatch)
+    jobs = [make_job(docker_host, f"echo {i}") for i in range(2)]
+    for claimed in claiming.claim_jobs("reuse", 2):
+        Worker(worker_id="reuse", concurrency=1).drive(claimed)
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == "completed"
+    assert len(calls) == 10  # five per job, one after the other
+    assert connects == []  # all on the connection the negotiation opened
+
+
 @pytest.mark.parametrize("policy,calls_expected", [
     ("missing", ["POST create", "POST images/create"]),  # create first; pull on "no such image"
     ("never", ["POST create"]),
