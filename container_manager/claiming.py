@@ -311,10 +311,11 @@ def _claim_in_one_sqlite_statement(
         JobStatus.STARTING.value, worker_id, value("lease_expires_at", expiry),
         value("updated_at", now), *host_ids, value("not_before", now), limit,
     ]
-    with statements.writing(), connection.cursor() as cursor:
+    def run(cursor: Any) -> list[tuple[object, ...]]:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return _jobs_from_rows(rows, fields, hosts)
+        return cursor.fetchall()
+
+    return _jobs_from_rows(statements.write(run), fields, hosts)
 
 
 def _jobs_from_rows(

@@ -27,7 +27,9 @@ database's one write lock taken again).
 On SQLite the threads of one process write one at a time (:func:`writing`):
 SQLite runs one writer at a time anyway, and a thread that finds the database
 locked polls for it with growing sleeps (up to 100 ms), while a thread waiting
-for the process's lock is woken as soon as the writer before it commits.
+for the process's lock is woken as soon as the writer before it commits. A
+threaded worker on a SQLite file goes further: its threads' writes are committed
+together by one writer thread (:class:`GroupCommit`, :func:`group_commits`).
 
 The manager methods that record the lifecycle's
 moves (:class:`~container_manager.models.ContainerJobManager`,
@@ -50,16 +52,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import queue
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import OperationalError, connections, models, transaction
 from django.db.backends.utils import CursorWrapper
 
 __all__ = [
-    "Update", "can_combine", "cursor", "insert_row", "pk_where", "send", "update_both",
-    "update_row", "writing",
+    "GroupCommit", "Update", "can_combine", "cursor", "group_commits", "insert_row",
+    "pk_where", "send", "update_both", "update_row", "write", "writing",
 ]
 
 # One lock per SQLite database alias in this process (see writing()).
@@ -102,6 +105,220 @@ def writing(using: str = "default") -> Iterator[None]:
             lock = _write_locks.setdefault(using, threading.RLock())
     with lock:
         yield
+
+
+#: Most writes one commit of a :class:`GroupCommit` carries.
+GROUP_COMMIT_MAX = 64
+
+
+class _Write:
+    """One write handed to a :class:`GroupCommit`: its function, then its outcome."""
+
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[CursorWrapper], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """One writer thread that commits the writes of a process's threads together (SQLite).
+
+    On a SQLite file database every commit writes and syncs the journal and the
+    database file, and a commit can take tens of milliseconds on a busy disk;
+    SQLite commits one writer at a time, so threads that write one commit each
+    queue behind each other. While a group commit runs (:func:`group_commits`),
+    the lifecycle's writes (:func:`send`, :func:`update_both`,
+    :func:`insert_row`, a claim) are handed to its thread, which runs the writes
+    that arrived meanwhile in one transaction (``BEGIN IMMEDIATE``, each write in
+    a savepoint of its own so that one that fails fails alone, ``COMMIT``) and
+    then wakes their threads. A thread goes on only once its write is committed
+    (or failed): nothing is reported done that a crash could undo. Only SQL runs
+    in the writer's transaction, never an executor (network) call.
+
+    Example:
+        >>> group = GroupCommit("default")
+        >>> group.start()
+        >>> group.submit(lambda c: (c.execute("SELECT 6 * 7"), c.fetchone())[1])
+        (42,)
+        >>> group.stop()
+    """
+
+    def __init__(self, using: str) -> None:
+        """Prepare the writer thread of one database alias (not started).
+
+        Args:
+            using: The database alias (a SQLite file database).
+        """
+        self.using = using
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._main, name=f"cm-writer-{using}", daemon=True)
+        #: Commits made and writes they carried (for benchmarks and tests).
+        self.commits = 0
+        self.writes = 0
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Commit what was handed over, then end the writer thread."""
+        self._queue.put(None)
+        self.thread.join()
+
+    def submit(self, fn: Callable[[CursorWrapper], Any]) -> Any:
+        """Run ``fn`` with the writer's cursor in its next commit; wait until committed.
+
+        Args:
+            fn: Runs the write's statements on the cursor it is given and
+                returns what the caller needs (a row count, rows).
+
+        Returns:
+            What ``fn`` returned, once its transaction is committed.
+
+        Raises:
+            BaseException: What ``fn`` raised (its savepoint rolled back), or the
+                commit's error (nothing of the batch was written).
+            OperationalError: The writer thread is gone.
+        """
+        write = _Write(fn)
+        self._queue.put(write)
+        while not write.done.wait(1.0):
+            if not self.thread.is_alive():
+                raise OperationalError("the group-commit writer thread has stopped")
+        if write.error is not None:
+            raise write.error
+        return write.result
+
+    def _main(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, stop = [first], False
+                while len(batch) < GROUP_COMMIT_MAX:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit(batch)
+                if stop:
+                    return
+        finally:
+            connections[self.using].close()
+
+    def _commit(self, batch: list[_Write]) -> None:
+        try:
+            with writing(self.using), connections[self.using].cursor() as c:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    for write in batch:
+                        c.execute("SAVEPOINT cm_write")
+                        try:
+                            write.result = write.fn(c)
+                        except Exception as exc:  # this write fails alone
+                            c.execute("ROLLBACK TO cm_write")
+                            write.error = exc
+                        c.execute("RELEASE cm_write")
+                    c.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        c.execute("ROLLBACK")
+                    raise
+            self.commits += 1
+            self.writes += len(batch)
+        except Exception as exc:  # nothing of the batch was written
+            for write in batch:
+                write.result, write.error = None, exc
+        finally:
+            for write in batch:
+                write.done.set()
+
+
+# The running group commit of each alias, and how many workers use it.
+_groups: dict[str, tuple[GroupCommit, int]] = {}
+_groups_guard = threading.Lock()
+
+
+def _groups_apply(using: str) -> bool:
+    conn = connections[using]
+    return conn.vendor == "sqlite" and not conn.is_in_memory_db()
+
+
+@contextlib.contextmanager
+def group_commits(using: str = "default") -> Iterator[GroupCommit | None]:
+    """Send this process's lifecycle writes through one :class:`GroupCommit` (SQLite files).
+
+    A threaded worker runs inside this block. Elsewhere (other databases, an
+    in-memory SQLite database) it does nothing. Blocks may nest (several workers
+    in one process share the writer); the last one out stops it.
+
+    Args:
+        using: The database alias.
+
+    Yields:
+        The group commit, or None when it does not apply.
+
+    Example:
+        >>> with group_commits() as group:  # the docs build on an in-memory database
+        ...     group is None
+        True
+    """
+    if not _groups_apply(using):
+        yield None
+        return
+    with _groups_guard:
+        group, users = _groups.get(using, (None, 0))
+        if group is None:
+            group = GroupCommit(using)
+            group.start()
+        _groups[using] = (group, users + 1)
+    try:
+        yield group
+    finally:
+        with _groups_guard:
+            group, users = _groups[using]
+            if users > 1:
+                _groups[using] = (group, users - 1)
+            else:
+                del _groups[using]
+        if users <= 1:
+            group.stop()
+
+
+def write(fn: Callable[[CursorWrapper], Any], using: str = "default") -> Any:
+    """Run one write: through the running :class:`GroupCommit`, else on this thread's cursor.
+
+    Inside a transaction open on this thread's connection the write stays in it
+    (on this connection, within :func:`writing`'s rules).
+
+    Args:
+        fn: Runs the write's statements on the cursor it is given.
+        using: The database alias.
+
+    Returns:
+        What ``fn`` returned.
+
+    Example:
+        >>> write(lambda c: (c.execute("SELECT 1"), c.fetchone())[1])
+        (1,)
+    """
+    entry = _groups.get(using)
+    if (
+        entry is not None
+        and threading.current_thread() is not entry[0].thread
+        and not connections[using].in_atomic_block
+    ):
+        return entry[0].submit(fn)
+    with writing(using), cursor(using) as c:
+        return fn(c)
 
 
 @functools.cache
@@ -253,9 +470,12 @@ def send(update: Update) -> int:
         >>> send(Update(ContainerJob, 123456, {"status_message": "x"}))  # no such job
         0
     """
-    with writing(update.using), cursor(update.using) as c:
+    def run(c: CursorWrapper) -> int:
+        """The UPDATE on the writing cursor; its row count."""
         c.execute(update.sql, update.params)
         return c.rowcount
+
+    return write(run, update.using)
 
 
 def can_combine(using: str = "default") -> bool:
@@ -303,13 +523,19 @@ def update_both(first: Update, second: Update) -> tuple[int, int]:
     """
     using = first.using
     if not can_combine(using):
-        with writing(using), transaction.atomic(using=using, savepoint=False), \
-                cursor(using) as c:
+        def run(c: CursorWrapper) -> tuple[int, int]:
+            """Both UPDATEs on the writing cursor, the second only when the first matched."""
             c.execute(first.sql, first.params)
             if c.rowcount != 1:
                 return c.rowcount, 0
             c.execute(second.sql, second.params)
             return 1, c.rowcount
+
+        if using in _groups:
+            return write(run, using)  # in the writer's transaction (or this thread's one)
+        with writing(using), transaction.atomic(using=using, savepoint=False), \
+                cursor(using) as c:
+            return run(c)
     with cursor(using) as c:
         c.execute(
             f"WITH a AS ({first.sql} RETURNING 1), "
@@ -359,9 +585,12 @@ def insert_row(obj: models.Model, using: str = "default") -> None:
         return
     sql, fields = _insert_sql(type(obj), using)
     params = [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
-    with writing(using), cursor(using) as c:
+    def run(c: CursorWrapper) -> Any:
+        """The INSERT on the writing cursor; the new primary key."""
         c.execute(sql, params)
-        (obj.pk,) = c.fetchone()
+        return c.fetchone()[0]
+
+    obj.pk = write(run, using)
     obj._state.adding = False
     obj._state.db = using
 

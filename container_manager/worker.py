@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from container_manager import claiming, metrics, numbers, operations
+from container_manager import claiming, metrics, numbers, operations, statements
 from container_manager.conf import get_settings
 from container_manager.executors import ExecutorError, get_executor, launch_problem
 from container_manager.lifecycle import ConcurrentTransitionError
@@ -216,6 +217,7 @@ class Worker:
         self._renew_inline = False  # a pass runs without a heartbeat thread
         self._claim_lock = threading.Lock()  # one claim at a time: free slots stay exact
         self._refilling = False  # driving threads claim their next jobs (run(), threaded)
+        self._group: contextlib.ExitStack | None = None  # statements.group_commits while threaded
 
     # -- control -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -392,6 +394,9 @@ class Worker:
             self._heartbeat.start()
         if not self.single_thread:
             self._queue = queue.SimpleQueue()  # threads start with the work (_dispatch)
+            # On a SQLite file the threads' writes are committed together (one writer).
+            self._group = contextlib.ExitStack()
+            self._group.enter_context(statements.group_commits())
 
     def _add_threads(self) -> None:
         """Start driving threads up to the work in hand (never more than ``concurrency``)."""
@@ -444,7 +449,12 @@ class Worker:
             if self._heartbeat is not None:
                 self._heartbeat.join()
                 self._heartbeat = None
-            claiming.release_jobs(self.worker_id)
+            try:
+                claiming.release_jobs(self.worker_id)
+            finally:
+                if self._group is not None:
+                    self._group.close()
+                    self._group = None
 
     def _thread_main(self) -> None:
         assert self._queue is not None
