@@ -119,6 +119,11 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
     finished = ContainerJob.objects.filter(pk__in=ids)
     completed = finished.filter(status="completed").count()
     attempts = sum(job.attempts for job in finished)
+    retried = [  # why a job needed more than one attempt: each earlier attempt's record
+        (job.pk, [(e.attempt, e.status, e.error_message[:200])
+                  for e in job.containerexecution_set.order_by("attempt")])
+        for job in finished if job.attempts > 1
+    ]
     counts = standin.bucket_counts()  # every request, refused ones included
     refused: dict[str, int] = {}
     for bucket, _when in standin.quota_refusals:
@@ -140,6 +145,7 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
         "refusals": refusals,
         "refused": refused,
         "extra_attempts": attempts - done,
+        "retried": retried,
         "ceilings": ceilings,
     }
 
@@ -184,6 +190,8 @@ def show(result: dict) -> None:
         f"{b} {v:.2f}" for b, v in result["per_execution"].items()))
     print(f"429 refusals: {result['refusals']} {result['refused']}; attempts beyond one per "
           f"job: {result['extra_attempts']}")
+    for job_id, executions in result["retried"]:
+        print(f"job {job_id} took more than one attempt: {executions}")
     bound = min(result["ceilings"], key=result["ceilings"].get)
     print("ceiling per bucket (quota / calls per execution): " + ", ".join(
         f"{b} {v:.0f}/min" for b, v in result["ceilings"].items()) + f"; bound by {bound}")

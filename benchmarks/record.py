@@ -82,11 +82,16 @@ def machine() -> dict[str, Any]:
 
 
 def commit() -> str:
-    """git HEAD of the repository, with ``+dirty`` when tracked files differ from it."""
+    """git HEAD of the repository, with ``+dirty`` when tracked files differ from it.
+
+    Recorded results (``benchmarks/results/``) do not count: a result written by a
+    first benchmark does not change the code a second one measures.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)benchmarks/results"],
                                cwd=REPO, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return ""
