@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import logging
@@ -232,7 +233,8 @@ def claim_jobs(
             return _claim_in_one_statement(worker_id, limit, host_objs, now, lease_seconds,
                                            locked_caps=locked)
     if returning and not limited:
-        return _claim_in_one_sqlite_statement(worker_id, limit, host_objs, now, lease_seconds)
+        prepared = _sqlite_claim(worker_id, limit, host_objs, now, lease_seconds)
+        return prepared.jobs(statements.write(prepared.run))
     # No row locks (SQLite): choose, then claim with a conditional UPDATE.
     free = _free_slots(limited, caps)
     chosen = _choose_candidates(limit, list(caps), free, len(limited), now)
@@ -260,14 +262,101 @@ def _sqlite_returning() -> bool:
     return Database.sqlite_version_info >= (3, 35)
 
 
-def _claim_in_one_sqlite_statement(
+@dataclasses.dataclass(frozen=True)
+class PreparedClaim:
+    """A claim written as its one statement but not sent (SQLite 3.35+, see :func:`prepare_claim`).
+
+    Attributes:
+        sql: The ``UPDATE ... RETURNING`` statement.
+        params: Its parameters.
+        fields: The job fields its rows return, in order.
+        hosts: The candidate hosts by primary key (set on the jobs).
+
+    Example:
+        >>> prepare_claim("worker-1", 0) is None  # nothing to claim
+        True
+    """
+
+    sql: str
+    params: list[Any]
+    fields: list[Any]
+    hosts: dict[int, ExecutorHost]
+
+    def run(self, cursor: Any) -> list[tuple[object, ...]]:
+        """Send the claim on ``cursor`` (inside whatever transaction it is in).
+
+        Args:
+            cursor: A cursor of the database.
+
+        Returns:
+            The claimed rows (pass them to :meth:`jobs` on the claiming thread).
+        """
+        cursor.execute(self.sql, self.params)
+        return cursor.fetchall()
+
+    def jobs(self, rows: list[tuple[object, ...]]) -> list[ContainerJob]:
+        """The claimed jobs from the rows :meth:`run` returned, as :func:`claim_jobs` returns them.
+
+        Args:
+            rows: What :meth:`run` returned.
+
+        Returns:
+            The jobs, with their host set, in claim order.
+        """
+        return _jobs_from_rows(rows, self.fields, self.hosts)
+
+
+def prepare_claim(
+    worker_id: str,
+    limit: int,
+    hosts: Sequence[str] | None = None,
+    lease_seconds: float | None = None,
+    snapshot: HostSnapshot | None = None,
+) -> PreparedClaim | None:
+    """Write the claim :func:`claim_jobs` would send, when it is one statement on SQLite.
+
+    A worker sends it in the same commit as its harvest of the job it finished
+    (see :meth:`container_manager.worker.Worker.drive`), so that a driving
+    thread spends one commit between two jobs. The arguments are
+    :func:`claim_jobs`'.
+
+    Args:
+        worker_id: The claiming worker's unique id.
+        limit: Most jobs to claim.
+        hosts: Only jobs on hosts with these names (all hosts when None).
+        lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
+        snapshot: The worker's :class:`HostSnapshot`.
+
+    Returns:
+        The prepared claim; None when the claim is not a single SQLite statement
+        (PostgreSQL, SQLite before 3.35, a host with a capacity limit, no
+        launchable host, ``limit`` 0): call :func:`claim_jobs` then.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="prep-mock", executor_type="mock", connection_string="mock://prep")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> claim = prepare_claim("worker-p", 5, hosts=["prep-mock"])
+        >>> with connection.cursor() as cursor:
+        ...     [j.pk for j in claim.jobs(claim.run(cursor))] == [job.pk]
+        True
+    """
+    if limit <= 0 or _locking() or not _sqlite_returning():
+        return None
+    host_objs = snapshot.hosts(hosts) if snapshot is not None else _launchable_hosts(hosts)
+    if not host_objs or any(h.max_concurrent_jobs is not None for h in host_objs.values()):
+        return None
+    return _sqlite_claim(worker_id, limit, host_objs, timezone.now(), lease_seconds)
+
+
+def _sqlite_claim(
     worker_id: str,
     limit: int,
     hosts: dict[int, ExecutorHost],
     now: datetime.datetime,
     lease_seconds: float | None,
-) -> list[ContainerJob]:
-    """Claim on SQLite 3.35+ when no candidate host has a capacity limit: one statement.
+) -> PreparedClaim:
+    """The claim on SQLite 3.35+ when no candidate host has a capacity limit: one statement.
 
     ``UPDATE ... WHERE id IN (SELECT id ... ORDER BY ... LIMIT n) RETURNING ...``:
     SQLite runs one writer at a time and a statement is atomic, so the jobs
@@ -311,11 +400,7 @@ def _claim_in_one_sqlite_statement(
         JobStatus.STARTING.value, worker_id, value("lease_expires_at", expiry),
         value("updated_at", now), *host_ids, value("not_before", now), limit,
     ]
-    def run(cursor: Any) -> list[tuple[object, ...]]:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-    return _jobs_from_rows(statements.write(run), fields, hosts)
+    return PreparedClaim(sql, params, fields, hosts)
 
 
 def _jobs_from_rows(

@@ -61,7 +61,7 @@ from django.db import OperationalError, connections, models, transaction
 from django.db.backends.utils import CursorWrapper
 
 __all__ = [
-    "GroupCommit", "Update", "can_combine", "cursor", "group_commits", "insert_row",
+    "Companion", "GroupCommit", "companion", "Update", "can_combine", "cursor", "group_commits", "insert_row",
     "pk_where", "send", "update_both", "update_row", "write", "writing",
 ]
 
@@ -293,6 +293,102 @@ def group_commits(using: str = "default") -> Iterator[GroupCommit | None]:
             group.stop()
 
 
+class Companion:
+    """A second write that rides in the commit of this thread's next write (see :func:`companion`).
+
+    Attributes:
+        prepare: Called on the writing thread right before that next write is
+            handed to the group commit; returns the companion's function (run
+            with the writer's cursor after the write, in a savepoint of its own),
+            or None for no companion.
+        prepared: True once ``prepare`` returned a function.
+        result: What that function returned, once committed (else None).
+        error: What it raised, or the commit's error; None when it succeeded.
+
+    Example:
+        >>> Companion(lambda: None).prepared
+        False
+    """
+
+    def __init__(self, prepare: Callable[[], Callable[[CursorWrapper], Any] | None]) -> None:
+        """Hold the preparation; nothing runs yet.
+
+        Args:
+            prepare: See :attr:`prepare`.
+        """
+        self.prepare = prepare
+        self.prepared = False
+        self.used = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+_companions = threading.local()
+
+
+@contextlib.contextmanager
+def companion(
+    prepare: Callable[[], Callable[[CursorWrapper], Any] | None],
+) -> Iterator[Companion]:
+    """Let this thread's next write through a :class:`GroupCommit` carry a second write.
+
+    The two are committed together: one commit instead of two (a worker's
+    harvest and the claim of the driving thread's next job). The second runs
+    after the first, in a savepoint of its own (if it fails, the first still
+    commits); if the first fails, the second does not run. Without a running
+    group commit (or when the block writes nothing) nothing is prepared and the
+    caller does the second write itself.
+
+    Args:
+        prepare: See :attr:`Companion.prepare`.
+
+    Yields:
+        The companion, to read once the block is done.
+
+    Example:
+        >>> with companion(lambda: None) as extra:  # no group commit in the docs
+        ...     update_row(ContainerJob, 123456, {"status_message": "x"})
+        0
+        >>> extra.prepared
+        False
+    """
+    extra = Companion(prepare)
+    previous = getattr(_companions, "current", None)
+    _companions.current = extra
+    try:
+        yield extra
+    finally:
+        _companions.current = previous
+
+
+def _with_companion(fn: Callable[[CursorWrapper], Any], extra: Companion) -> Any:
+    """``fn`` followed, in the same transaction, by the companion's function."""
+    try:
+        second = extra.prepare()
+    except Exception as exc:  # never lose the write itself
+        extra.error = exc
+        return fn
+    if second is None:
+        return fn
+    extra.prepared = True
+    outcome: dict[str, Any] = {}
+
+    def both(c: CursorWrapper) -> Any:
+        """The write, then the companion in its own savepoint."""
+        result = fn(c)
+        c.execute("SAVEPOINT cm_companion")
+        try:
+            outcome["result"] = second(c)
+        except Exception as exc:  # the companion fails alone
+            c.execute("ROLLBACK TO cm_companion")
+            outcome["error"] = exc
+        c.execute("RELEASE cm_companion")
+        return result
+
+    both.outcome = outcome  # type: ignore[attr-defined]
+    return both
+
+
 def write(fn: Callable[[CursorWrapper], Any], using: str = "default") -> Any:
     """Run one write: through the running :class:`GroupCommit`, else on this thread's cursor.
 
@@ -316,7 +412,25 @@ def write(fn: Callable[[CursorWrapper], Any], using: str = "default") -> Any:
         and threading.current_thread() is not entry[0].thread
         and not connections[using].in_atomic_block
     ):
-        return entry[0].submit(fn)
+        extra: Companion | None = getattr(_companions, "current", None)
+        if extra is None or extra.used:
+            return entry[0].submit(fn)
+        extra.used = True
+        sent = _with_companion(fn, extra)
+        try:
+            result = entry[0].submit(sent)
+        except BaseException as exc:
+            if extra.prepared:
+                extra.error = exc  # nothing of the commit was written
+            raise
+        if extra.prepared:
+            outcome = sent.outcome  # type: ignore[attr-defined]
+            if "result" in outcome:
+                extra.result = outcome["result"]
+            else:  # the write failed before its companion ran, or the companion failed
+                extra.error = outcome.get("error") or OperationalError(
+                    "the write before the companion failed")
+        return result
     with writing(using), cursor(using) as c:
         return fn(c)
 

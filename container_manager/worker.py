@@ -30,8 +30,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
@@ -218,6 +218,7 @@ class Worker:
         self._claim_lock = threading.Lock()  # one claim at a time: free slots stay exact
         self._refilling = False  # driving threads claim their next jobs (run(), threaded)
         self._group: contextlib.ExitStack | None = None  # statements.group_commits while threaded
+        self._local = threading.local()  # per driving thread: job start, claim with harvest
 
     # -- control -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -368,7 +369,14 @@ class Worker:
                 state = None
             if state is not None:
                 # Records the result when finished; stops and fails a timed-out job.
-                if operations.harvest(job, executor, state, execution):
+                # A thread that will claim its next job itself claims it in the
+                # harvest's commit (a SQLite file's group commit; else after it).
+                with statements.companion(self._prepare_refill) as claim:
+                    try:
+                        harvested = operations.harvest(job, executor, state, execution)
+                    finally:
+                        self._keep_refill(claim)
+                if harvested:
                     self._count(harvested=1)
                     return
             elif operations.timed_out(job, execution) and operations.harvest(
@@ -464,14 +472,17 @@ class Worker:
                 if item is None:
                     return
                 while item is not None:
-                    started = time.monotonic()
+                    started = self._local.started = time.monotonic()
                     following = None
                     try:
                         _check_connections()
                         job, max_wait, fresh = item
                         self.drive(job, max_wait, fresh=fresh)
                     finally:
-                        if time.monotonic() - started >= REFILL_AFTER_SECONDS:
+                        claim, self._local.claim = getattr(self._local, "claim", None), None
+                        if claim is not None:  # claimed with the harvest: finish the claim
+                            following = self._refilled(claim)
+                        elif time.monotonic() - started >= REFILL_AFTER_SECONDS:
                             following = self._refill()
                         if following is None:
                             with self._changed:
@@ -517,6 +528,79 @@ class Worker:
             self._count(errors=1)
             return None
         return claimed[0], None, True
+
+    def _prepare_refill(self) -> Callable[[Any], Any] | None:
+        """The claim a driving thread sends with its harvest (``statements.companion``).
+
+        Called on the driving thread right before its harvest's write is handed to
+        the group commit, when its job took at least :data:`REFILL_AFTER_SECONDS`.
+        Takes the claim lock (released by :meth:`_refilled`) and counts this
+        thread's slot as free: the claim commits with the harvest that frees it.
+        Never raises.
+
+        Returns:
+            The claim's statement, or None (the thread then claims after the
+            harvest, as :meth:`_refill` does).
+        """
+        started = getattr(self._local, "started", None)
+        if (not self._refilling or self.stopping or started is None
+                or time.monotonic() - started < REFILL_AFTER_SECONDS
+                or getattr(self._local, "claim", None) is not None):  # one already in hand
+            return None
+        self._claim_lock.acquire()
+        try:
+            with self._changed:
+                free = self.concurrency - self._busy + 1  # this thread's slot too
+            prepared = claiming.prepare_claim(self.worker_id, free, self.hosts,
+                                              self.lease_seconds, snapshot=self._host_snapshot)
+        except Exception:
+            logger.exception("Worker %s could not prepare a claim", self.worker_id)
+            prepared = None
+        if prepared is None:
+            self._claim_lock.release()
+            return None
+        self._local.prepared = prepared
+        return prepared.run
+
+    def _keep_refill(self, claim: statements.Companion) -> None:
+        """After the harvest: keep a committed claim for :meth:`_refilled`; drop a failed one."""
+        if not claim.prepared:
+            return
+        if claim.error is None:
+            self._local.claim = claim  # jobs claimed: taken once the drive is done
+            return
+        # Nothing was claimed (the commit failed): let others claim at once.
+        self._local.prepared = None
+        self._claim_lock.release()
+
+    def _refilled(self, claim: statements.Companion) -> tuple[ContainerJob, float | None, bool] | None:
+        """Take the jobs claimed in the harvest's commit (see :meth:`_prepare_refill`).
+
+        Releases the claim lock. The first job stays with this thread; the others
+        are queued.
+
+        Args:
+            claim: The companion of the harvest's write.
+
+        Returns:
+            The job this thread drives next, or None (its slot is then released).
+        """
+        prepared, self._local.prepared = self._local.prepared, None
+        try:
+            claimed = prepared.jobs(claim.result)
+            if claimed:
+                with self._changed:
+                    self._busy += len(claimed) - 1
+                    self._add_threads()
+                for job in claimed[1:]:
+                    self._queue.put((job, None, True))  # type: ignore[union-attr]
+        except Exception:
+            logger.exception("Worker %s could not take the jobs it claimed", self.worker_id)
+            claimed = None
+            self._count(errors=1)
+        finally:
+            self._claim_lock.release()
+        return (claimed[0], None, True) if claimed else None
 
     def _heartbeat_main(self) -> None:
         try:

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle.add_argument("--max-concurrent", type=int, default=None)
     sub.add_parser(
         "races", help="run the lifecycle's races in this process; print what each left")
+    refill = sub.add_parser(
+        "refill", help="run a threaded worker over long-enough mock jobs; print how it claimed")
+    refill.add_argument("count", type=int)
+    refill.add_argument("--concurrency", type=int, default=2)
     sub.add_parser(
         "capacity-claims", help="claims across capped and uncapped hosts; print what each took")
     args = parser.parse_args(argv)
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return _capacity_claims()
     if args.cmd == "races":
         return _races()
+    if args.cmd == "refill":
+        return _refill(args.count, args.concurrency)
     if args.cmd == "lifecycle":
         return _lifecycle(args.host, args.max_concurrent)
     if args.cmd == "claim":
@@ -169,6 +175,63 @@ def _capacity_claims() -> int:
     claims.append([[job.docker_host.name, job.priority]
                    for job in claiming.claim_jobs("cap-worker", 10, snapshot=snapshot)])
     json.dump(claims, sys.stdout)
+    return 0
+
+
+def _refill(count: int, concurrency: int) -> int:
+    """A threaded worker on this database: who claimed, with which commit, jobs in hand."""
+    import threading
+    import time
+
+    from container_manager import claiming, statements, worker as worker_module
+    from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+
+    host, _ = ExecutorHost.objects.get_or_create(
+        name="refill", defaults={"executor_type": "mock", "connection_string": "mock://refill",
+                                 "executor_config": {
+                                     "run_seconds": worker_module.REFILL_AFTER_SECONDS * 2}})
+    jobs = [ContainerJob.objects.create(image="busybox", docker_host=host) for _ in range(count)]
+    seen = {"with_harvest": 0, "claim_jobs_by_threads": 0, "groups": []}
+    real_refilled, real_claim = worker_module.Worker._refilled, claiming.claim_jobs
+    real_group = statements.GroupCommit.start
+
+    def refilled(self, claim):
+        seen["with_harvest"] += bool(claim.result)
+        return real_refilled(self, claim)
+
+    def claim_jobs(*args, **kwargs):
+        seen["claim_jobs_by_threads"] += threading.current_thread().name.startswith("cm-worker-")
+        return real_claim(*args, **kwargs)
+
+    def start(self):
+        seen["groups"].append(self)
+        return real_group(self)
+
+    worker_module.Worker._refilled = refilled
+    claiming.claim_jobs = claim_jobs
+    statements.GroupCommit.start = start
+    worker = worker_module.Worker(worker_id="refill", concurrency=concurrency,
+                                  poll_interval=0.05)
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    peak, deadline = 0, time.monotonic() + 60
+    while worker.stats.harvested < count and time.monotonic() < deadline:
+        peak = max(peak, worker._busy)
+        time.sleep(0.005)
+    worker.request_stop()
+    runner.join(30)
+    group = seen["groups"][0] if seen["groups"] else None
+    print(json.dumps({
+        "completed": ContainerJob.objects.filter(pk__in=[j.pk for j in jobs],
+                                                 status="completed").count(),
+        "executions": ContainerExecution.objects.filter(job__in=jobs).count(),
+        "jobs_launched": ContainerExecution.objects.filter(job__in=jobs)
+        .values("job_id").distinct().count(),
+        "peak_in_hand": peak, "errors": worker.stats.errors,
+        "claims_with_harvest": seen["with_harvest"],
+        "claim_jobs_by_threads": seen["claim_jobs_by_threads"],
+        "commits": group.commits if group else None, "writes": group.writes if group else None,
+    }))
     return 0
 
 
