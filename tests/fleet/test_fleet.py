@@ -157,25 +157,33 @@ class Sampler(threading.Thread):
         return max((s.get(host, 0) for s in self.samples), default=0)
 
 
+#: The fleet of the exactly-once test: worker processes, jobs, and the capped host's
+#: jobs and limit (the workers guide quotes them).
+FLEET_WORKERS = 4
+FLEET_JOBS = 500
+CAPPED_JOBS = 100
+CAPPED_LIMIT = 3
+
+
 def test_four_workers_run_500_jobs_exactly_once_within_capacity(fleet):
-    fast = fleet.create("fast", 400, "--config", '{"logs": "ok\\n"}')
-    capped = fleet.create("capped", 100, "--config", '{"run_seconds": 0.1}',
-                          "--max-concurrent", "3")
+    fast = fleet.create("fast", FLEET_JOBS - CAPPED_JOBS, "--config", '{"logs": "ok\\n"}')
+    capped = fleet.create("capped", CAPPED_JOBS, "--config", '{"run_seconds": 0.1}',
+                          "--max-concurrent", str(CAPPED_LIMIT))
     sampler = Sampler(fleet.dsn)
     sampler.start()
     started = time.monotonic()
-    for i in range(4):
+    for i in range(FLEET_WORKERS):
         fleet.start(f"fleet-{i}", concurrency=4)
-    fleet.wait_until(lambda: fleet.unfinished() == 0, 150, "500 jobs to finish")
+    fleet.wait_until(lambda: fleet.unfinished() == 0, 150, f"{FLEET_JOBS} jobs to finish")
     elapsed = time.monotonic() - started
     sampler.done.set()
     sampler.join()
-    for i in range(4):
+    for i in range(FLEET_WORKERS):
         fleet.terminate(f"fleet-{i}")
 
     statuses = dict(fleet.sql(
         "SELECT status, count(*) FROM container_manager_containerjob GROUP BY status"))
-    assert statuses == {"completed": 500}
+    assert statuses == {"completed": FLEET_JOBS}
     executions = fleet.executions()
     assert sorted(executions) == sorted(fast + capped)  # none lost
     for job_id, rows in executions.items():
@@ -184,16 +192,17 @@ def test_four_workers_run_500_jobs_exactly_once_within_capacity(fleet):
         assert (attempt, status) == (1, "completed") and container_id.startswith("mock-")
     assert fleet.scalar("SELECT count(*) FROM container_manager_containerjob "
                         "WHERE claimed_by <> '' OR attempts <> 1") == 0
-    # Capacity: never above 3 on the capped host, and the limit was reached.
+    # Capacity: never above its limit on the capped host, and the limit was reached.
     assert len(sampler.samples) > 100
-    assert sampler.peak("capped") == 3, sampler.peak("capped")
+    assert sampler.peak("capped") == CAPPED_LIMIT, sampler.peak("capped")
     # The work was shared by the fleet.
     launched = []
-    for i in range(4):
+    for i in range(FLEET_WORKERS):
         out = fleet.output(f"fleet-{i}")
         launched.append(int(out.split("launched ")[-1].split(",")[0]))
-    assert sum(launched) == 500 and sum(1 for n in launched if n) >= 2, launched
-    print(f"500 jobs through 4 workers in {elapsed:.1f} s; launched per worker {launched}")
+    assert sum(launched) == FLEET_JOBS and sum(1 for n in launched if n) >= 2, launched
+    print(f"{FLEET_JOBS} jobs through {FLEET_WORKERS} workers in {elapsed:.1f} s; "
+          f"launched per worker {launched}")
 
 
 @pytest.mark.parametrize("fleet", [{"LEASE_SECONDS": 2}], indirect=True)
