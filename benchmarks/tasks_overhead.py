@@ -19,7 +19,10 @@ back. The difference is what the backend costs.
 Besides wall time, each side's CPU time of this process (the enqueuer, the
 worker's threads and the result reads: ``time.process_time``) is printed; on a
 shared machine it is steadier than wall time, and dockerd's own work, the same
-for both sides, is not in it.
+for both sides, is not in it. The latency part also splits each side's CPU time
+into its phases (enqueue or create; claim; drive: launch, wait, harvest and, for
+a task, ``task_started``/``task_finished``; read the result) and counts the SQL
+statements of one round trip of each side.
 
 Both on the mock executor (the task runs in-process) and, unless ``--skip-docker``,
 on a real dockerd started here with the task image of
@@ -95,33 +98,54 @@ def plain_job_fields(host, image: str, i: int) -> dict:
             "command": json.dumps(["python", "-m", "django", "run_container_task", payload])}
 
 
-def task_round_trip(worker, i: int) -> tuple[float, float]:
+PHASES = ("enqueue", "claim", "drive", "read")
+
+
+def task_round_trip(worker, i: int) -> tuple[float, float, list[float]]:
+    """Wall and CPU time of one task, enqueue to result, and the CPU time of each phase."""
     from container_manager import claiming
     from tests.tasks.sample_tasks import add
 
     t0, c0 = time.perf_counter(), time.process_time()
     result = add.enqueue(i, 1)
+    c1 = time.process_time()
     [job] = claiming.claim_jobs(worker.worker_id, 1)
+    c2 = time.process_time()
     worker.drive(job, fresh=True)
+    c3 = time.process_time()
     final = add.get_result(result.id)
     elapsed = time.perf_counter() - t0, time.process_time() - c0
     assert final.return_value == i + 1, final.errors
-    return elapsed
+    return (*elapsed, [c1 - c0, c2 - c1, c3 - c2, c0 + elapsed[1] - c3])
 
 
-def plain_round_trip(worker, host, image: str, i: int) -> tuple[float, float]:
+def plain_round_trip(worker, host, image: str, i: int) -> tuple[float, float, list[float]]:
+    """The same for the plain job: create, claim, drive, read the job and its attempt's output."""
     from container_manager import claiming
     from container_manager.models import ContainerJob
 
     t0, c0 = time.perf_counter(), time.process_time()
     created = ContainerJob.objects.create(**plain_job_fields(host, image, i))
+    c1 = time.process_time()
     [job] = claiming.claim_jobs(worker.worker_id, 1)
+    c2 = time.process_time()
     worker.drive(job, fresh=True)
+    c3 = time.process_time()
     final = ContainerJob.objects.get(pk=created.pk)
     stdout = final.containerexecution_set.get().stdout
     elapsed = time.perf_counter() - t0, time.process_time() - c0
     assert final.status == "completed" and f'"return_value": {i + 1}' in stdout, final.status_message
-    return elapsed
+    return (*elapsed, [c1 - c0, c2 - c1, c3 - c2, c0 + elapsed[1] - c3])
+
+
+def statements_of(round_trip) -> int:
+    """The SQL statements one round trip sends (this thread's connection: drive runs here)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        round_trip()
+    return len(queries)
 
 
 def run_worker_until(count_final, total: int, concurrency: int) -> None:
@@ -199,8 +223,10 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
     for i in range(3):  # warm up both paths
         task_round_trip(worker, i)
         plain_round_trip(worker, host, image, i)
-    task_lat: list[tuple[float, float]] = []
-    plain_lat: list[tuple[float, float]] = []
+    task_sql = statements_of(lambda: task_round_trip(worker, 3))
+    plain_sql = statements_of(lambda: plain_round_trip(worker, host, image, 3))
+    task_lat: list[tuple[float, float, list[float]]] = []
+    plain_lat: list[tuple[float, float, list[float]]] = []
     for i in range(args.runs):
         if i % 2:
             plain_lat.append(plain_round_trip(worker, host, image, i))
@@ -208,10 +234,12 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
         else:
             task_lat.append(task_round_trip(worker, i))
             plain_lat.append(plain_round_trip(worker, host, image, i))
-    t_med, p_med = (statistics.median(w for w, _ in task_lat),
-                    statistics.median(w for w, _ in plain_lat))
-    t_cpu, p_cpu = (statistics.median(c for _, c in task_lat),
-                    statistics.median(c for _, c in plain_lat))
+    t_med, p_med = (statistics.median(w for w, _, _ in task_lat),
+                    statistics.median(w for w, _, _ in plain_lat))
+    t_cpu, p_cpu = (statistics.median(c for _, c, _ in task_lat),
+                    statistics.median(c for _, c, _ in plain_lat))
+    t_phase = [statistics.median(ph[k] for _, _, ph in task_lat) for k in range(len(PHASES))]
+    p_phase = [statistics.median(ph[k] for _, _, ph in plain_lat) for k in range(len(PHASES))]
     print(f"\n[{label}] (a) latency, enqueue to result, {args.runs} runs each (medians)")
     print(f"    task  (enqueue, drive, get_result): {t_med * 1000:8.2f} ms,"
           f" CPU of this process {t_cpu * 1000:7.2f} ms")
@@ -219,6 +247,10 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
           f" CPU of this process {p_cpu * 1000:7.2f} ms")
     print(f"    overhead per task: {(t_med - p_med) * 1000:+.2f} ms = {overhead(t_med, p_med)}"
           f"; CPU {(t_cpu - p_cpu) * 1000:+.2f} ms")
+    print("    CPU by phase (medians):", "; ".join(
+        f"{name} {t * 1e6:.0f} vs {p * 1e6:.0f} us ({(t - p) * 1e6:+.0f})"
+        for name, t, p in zip(PHASES, t_phase, p_phase, strict=True)))
+    print(f"    SQL statements per round trip: task {task_sql}, plain {plain_sql}")
     task_times: list[tuple[float, float]] = []
     plain_times: list[tuple[float, float]] = []
     for r in range(args.rounds):
@@ -258,6 +290,11 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
         "batch_cpu_per_task": (t_bcpu / args.tasks * 1000, "ms", ".2f"),
         "batch_cpu_per_plain_job": (p_bcpu / args.tasks * 1000, "ms", ".2f"),
         "batch_cpu_overhead_pct": ((t_bcpu - p_bcpu) / p_bcpu * 100, "%", ".1f"),
+        **{f"latency_cpu_{name}_{side}": (value * 1e6, "µs", ".0f")
+           for side, values in (("task", t_phase), ("plain", p_phase))
+           for name, value in zip(PHASES, values, strict=True)},
+        "statements_task": task_sql,
+        "statements_plain": plain_sql,
     }, parameters={"tasks": args.tasks, "runs": args.runs, "rounds": args.rounds,
                    "concurrency": args.concurrency, "receivers": args.receivers})
     return {"latency_ms": {"task": t_med * 1000, "plain": p_med * 1000},
