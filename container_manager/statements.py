@@ -215,22 +215,34 @@ class GroupCommit:
             connections[self.using].close()
 
     def _commit(self, batch: list[_Write]) -> None:
+        # The transaction's own statements go to the driver's connection directly
+        # (Django's cursor would log and time each, as DEBUG asks, for nothing);
+        # the writes go through Django's cursor. A write alone needs no savepoint:
+        # if it fails, the transaction is rolled back.
+        conn = connections[self.using]
+        alone = len(batch) == 1
         try:
-            with writing(self.using), connections[self.using].cursor() as c:
-                c.execute("BEGIN IMMEDIATE")
+            with writing(self.using), conn.wrap_database_errors:  # driver errors as Django's
+                conn.ensure_connection()
+                raw = conn.connection
+                raw.execute("BEGIN IMMEDIATE")
                 try:
-                    for write in batch:
-                        c.execute("SAVEPOINT cm_write")
-                        try:
-                            write.result = write.fn(c)
-                        except Exception as exc:  # this write fails alone
-                            c.execute("ROLLBACK TO cm_write")
-                            write.error = exc
-                        c.execute("RELEASE cm_write")
-                    c.execute("COMMIT")
+                    with conn.cursor() as c:
+                        for write in batch:
+                            if alone:
+                                write.result = write.fn(c)
+                                continue
+                            raw.execute("SAVEPOINT cm_write")
+                            try:
+                                write.result = write.fn(c)
+                            except Exception as exc:  # this write fails alone
+                                raw.execute("ROLLBACK TO cm_write")
+                                write.error = exc
+                            raw.execute("RELEASE cm_write")
+                    raw.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(Exception):
-                        c.execute("ROLLBACK")
+                        raw.execute("ROLLBACK")
                     raise
             self.commits += 1
             self.writes += len(batch)

@@ -164,10 +164,15 @@ def test_a_write_that_fails_in_a_group_commit_fails_alone():
         hold.set()
         for thread in threads:
             thread.join(30)
+        assert _job_messages([good.pk, bad.pk]) == {good.pk: "kept", bad.pk: ""}
+        # A write alone in its commit that fails: rolled back, and the writer goes on.
+        with pytest.raises(RuntimeError, match="this write fails"):
+            group.submit(failing)
+        assert group.submit(lambda c: c.execute(*_set_message(good.pk, "again")).rowcount) == 1
     finally:
         group.stop()
     assert isinstance(outcome["bad"], RuntimeError) and outcome["good"] == 1
-    assert _job_messages([good.pk, bad.pk]) == {good.pk: "kept", bad.pk: ""}
+    assert _job_messages([good.pk, bad.pk]) == {good.pk: "again", bad.pk: ""}
 
 
 def _set_message(pk, message):
