@@ -18,8 +18,14 @@ The setup of issue 10's speed benchmark, on a real Docker engine started here
 * the two alternate, ``--repeat`` (3) rounds, each side first in turn.
 
 Prints each round, the ratio SDK time / worker time per round and over all
-rounds (1.0x: the worker is as fast as the engine allows), and where the
-worker's time went (``--profile``, from the timestamps the worker records).
+rounds (1.0x: the worker is as fast as the engine allows; also without the
+worker's start-up), and where the worker's time went (``--profile``, from the
+timestamps the worker records: start-up, each job's phases, how busy the
+threads were and the median time a thread spends between two jobs).
+``--tmpfs`` puts the project and its database in memory (``/dev/shm``), where a
+commit costs no disk sync, to show the database's share (recorded apart, as
+``command_vs_sdk_tmpfs``). See "Where the remaining time goes" in
+``benchmarks/README.md``.
 
 Usage (as root, which dockerd needs)::
 
@@ -56,9 +62,22 @@ PHASE_KEYS = {
     "create_start": "per job: create + start (ms)",
     "wait_logs_remove": "per job: wait + logs + remove (ms)",
     "busy": "threads busy with a job (%)",
+    "gap": "between two jobs of a thread, median (ms)",
 }
 PHASE_UNITS = {"cpu": ("s", ".2f"), "startup": ("s", ".2f"), "create_start": ("ms", ".0f"),
-               "wait_logs_remove": ("ms", ".0f"), "busy": ("%", ".0f")}
+               "wait_logs_remove": ("ms", ".0f"), "busy": ("%", ".0f"), "gap": ("ms", ".0f")}
+
+
+def gap_ms(spans: list[tuple[float, float]]) -> float:
+    """Median time from a job's end to the next job's start on the same thread (ms).
+
+    With ``SDK_THREADS`` threads each always busy, the (i + threads)-th job to start
+    is the one started by the thread that finished the i-th job to end.
+    """
+    starts = sorted(start for start, _ in spans)
+    ends = sorted(end for _, end in spans)
+    gaps = [starts[i + SDK_THREADS] - ends[i] for i in range(len(spans) - SDK_THREADS)]
+    return 1000 * statistics.median(gaps) if gaps else 0.0
 
 
 def make_project(root: Path) -> Path:
@@ -146,6 +165,8 @@ def worker_round(
         "per job: wait + logs + remove (ms)": 1000 * statistics.mean(
             (e.job.finished_at - e.started_at).total_seconds() for e in executions),
         "threads busy with a job (%)": 100 * sum(lifetimes) / (SDK_THREADS * (end - first)),
+        "between two jobs of a thread, median (ms)": gap_ms(
+            [(e.created_at.timestamp(), e.job.finished_at.timestamp()) for e in executions]),
     }
     connection.close()
     return end - t0, phases
@@ -183,6 +204,7 @@ def sdk_round(engine, jobs: int) -> tuple[float, dict[str, float]]:
         "per job: wait + logs + remove (ms)": 1000 * statistics.mean(o[3] - o[2] for o in outs),
         "threads busy with a job (%)": 100 * sum(o[3] - o[1] for o in outs)
         / (SDK_THREADS * (max(o[3] for o in outs) - first)),
+        "between two jobs of a thread, median (ms)": gap_ms([(o[1], o[3]) for o in outs]),
     }
     return elapsed, phases
 
@@ -196,6 +218,10 @@ def main() -> None:
     parser.add_argument("--dir", default=None,
                         help="Where the project and its db.sqlite3 go (default: a temporary "
                         "directory in $TMPDIR).")
+    parser.add_argument("--tmpfs", action="store_true",
+                        help="Put the project and its database in /dev/shm (memory: a commit "
+                        "costs no disk sync), to show the database's share; recorded as "
+                        "command_vs_sdk_tmpfs.")
     parser.add_argument("--wrap", default="",
                         help="Start the worker under this command, e.g. 'py-spy record -o "
                         "out.txt -f raw --' (it gets SIGINT at the end, as with Ctrl-C).")
@@ -203,7 +229,8 @@ def main() -> None:
 
     from tests.plugins.docker_engine import start_engine
 
-    workdir = Path(tempfile.mkdtemp(prefix="cm-cmd-bench-", dir=args.dir))
+    workdir = Path(tempfile.mkdtemp(prefix="cm-cmd-bench-",
+                                    dir="/dev/shm" if args.tmpfs else args.dir))
     engine = start_engine()
     try:
         root = make_project(workdir / "site")
@@ -217,7 +244,7 @@ def main() -> None:
         print(f"{args.jobs} jobs ({COMMAND}): `manage.py process_container_jobs` in a "
               f"startproject site (default settings, file SQLite), start-up included, vs a "
               f"docker-SDK loop in {SDK_THREADS} threads; {args.repeat} rounds, interleaved")
-        cm_total = sdk_total = 0.0
+        cm_total = sdk_total = startup_total = 0.0
         figures: dict[str, tuple[float, str, str]] = {}
         for i in range(args.repeat):
             if i % 2:
@@ -228,12 +255,14 @@ def main() -> None:
                 sdk, sdk_phases = sdk_round(engine, args.jobs)
             cm_total += cm
             sdk_total += sdk
+            startup_total += phases[PHASE_KEYS["startup"]]
             print(f"  round {i + 1}: worker {cm:6.2f} s ({args.jobs / cm:5.1f} jobs/s)   "
                   f"SDK loop {sdk:6.2f} s ({args.jobs / sdk:5.1f} jobs/s)   "
                   f"ratio {sdk / cm:.2f}x   (load {os.getloadavg()[0]:.1f})")
             figures[f"round{i + 1}_worker"] = (cm, "s", ".2f")
             figures[f"round{i + 1}_sdk"] = (sdk, "s", ".2f")
             figures[f"round{i + 1}_ratio"] = (sdk / cm, "x", ".2f")
+            figures[f"round{i + 1}_load"] = (os.getloadavg()[0], "", ".1f")
             for key, name in PHASE_KEYS.items():
                 figures[f"round{i + 1}_worker_{key}"] = (phases[name], *PHASE_UNITS[key])
                 figures[f"round{i + 1}_sdk_{key}"] = (sdk_phases[name], *PHASE_UNITS[key])
@@ -241,14 +270,18 @@ def main() -> None:
                 print(f"      {'':42s} {'worker':>8s} {'SDK loop':>9s}")
                 for name, value in phases.items():
                     print(f"      {name:42s} {value:8.2f} {sdk_phases[name]:9.2f}")
-        print(f"  ratio SDK loop / worker over all rounds: {sdk_total / cm_total:.2f}x")
+        print(f"  ratio SDK loop / worker over all rounds: {sdk_total / cm_total:.2f}x "
+              f"(without the worker's start-up: {sdk_total / (cm_total - startup_total):.2f}x)")
         figures["ratio"] = (sdk_total / cm_total, "x", ".2f")
+        figures["ratio_without_startup"] = (sdk_total / (cm_total - startup_total), "x", ".2f")
+        figures["load"] = (os.getloadavg()[0], "", ".1f")
         figures["worker_jobs_per_s"] = (args.jobs * args.repeat / cm_total, "jobs/s", ".1f")
         figures["sdk_jobs_per_s"] = (args.jobs * args.repeat / sdk_total, "jobs/s", ".1f")
-        record("command_vs_sdk", figures,
+        record("command_vs_sdk_tmpfs" if args.tmpfs else "command_vs_sdk", figures,
                parameters={"jobs": args.jobs, "repeat": args.repeat,
                            "sdk_threads": SDK_THREADS, "command": COMMAND,
-                           "docker": host.last_health_check_detail, "wrap": args.wrap})
+                           "docker": host.last_health_check_detail, "wrap": args.wrap,
+                           "database_dir": "/dev/shm" if args.tmpfs else (args.dir or "$TMPDIR")})
     finally:
         engine.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
