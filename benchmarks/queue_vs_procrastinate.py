@@ -29,7 +29,10 @@ so that the burst meets statistics describing finished jobs only (the stale
 statistics that once made a claim take every pending job). With
 ``--prepare-threshold N`` our database settings let psycopg prepare a statement
 from its Nth use (``OPTIONS["prepare_threshold"]``; Django's default never does;
-procrastinate's psycopg pool does from the 5th).
+procrastinate's psycopg pool does from the 5th; our worker itself does so on its
+own direct connections unless ``--unprepared``, which sets
+``CONTAINER_MANAGER["WORKER_PREPARED_STATEMENTS"] = False``: what a worker behind a
+connection pooler does).
 
 Printed per run and summarised (min-max over the rounds): jobs per second
 (N / (last finish - T0), or from the first job's start when that came after T0,
@@ -153,9 +156,12 @@ class Ours(System):
 
     #: ``OPTIONS["prepare_threshold"]`` of our database settings (None: Django's default).
     prepare_threshold: int | None = None
+    #: ``CONTAINER_MANAGER["WORKER_PREPARED_STATEMENTS"]``.
+    worker_prepared = True
 
     def env(self) -> dict[str, str]:
-        env = settings_env(self.dsn)
+        env = settings_env(self.dsn, **({} if self.worker_prepared
+                                        else {"WORKER_PREPARED_STATEMENTS": False}))
         if self.prepare_threshold is not None:
             env["CM_TEST_POSTGRES_OPTIONS"] = json.dumps(
                 {"prepare_threshold": self.prepare_threshold})
@@ -343,12 +349,16 @@ def main() -> None:
     parser.add_argument("--prepare-threshold", type=int, default=None,
                         help="our database OPTIONS['prepare_threshold'] (psycopg prepares a "
                         "statement from this use on; default: Django's, never)")
+    parser.add_argument("--unprepared", action="store_true",
+                        help="our CONTAINER_MANAGER['WORKER_PREPARED_STATEMENTS'] = False (the "
+                        "worker prepares nothing, as behind a connection pooler)")
     parser.add_argument("--history", type=int, default=0,
                         help="finished jobs in each table, analysed, before the burst "
                         "(stale statistics)")
     parser.add_argument("--inner", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     Ours.prepare_threshold = args.prepare_threshold
+    Ours.worker_prepared = not args.unprepared
     if args.inner:
         inner(args.inner)
         return
@@ -362,7 +372,8 @@ def main() -> None:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         print(f"{args.jobs} jobs per run; ours --concurrency {args.concurrency} "
-              f"(prepare_threshold {args.prepare_threshold}), procrastinate "
+              f"(prepare_threshold {args.prepare_threshold}, worker prepared statements "
+              f"{'off' if args.unprepared else 'on'}), procrastinate "
               f"--concurrency {args.procrastinate_concurrency}; {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
         for rnd in range(1, args.rounds + 1):
@@ -405,13 +416,14 @@ def main() -> None:
     # One result per configuration: Django's default settings, with psycopg's
     # prepared statements allowed (--prepare-threshold), with a history (--history).
     name = "queue_vs_procrastinate" + ("_prepared" if args.prepare_threshold is not None else "") \
-        + ("_history" if args.history else "")
+        + ("_unprepared" if args.unprepared else "") + ("_history" if args.history else "")
     record(name, {  # medians over the rounds
         f"{system}_{workers}w_{key}": (statistics.median(r[key] for r in rs), *unit)
         for (system, workers), rs in results.items() for key, unit in units.items()
     }, parameters={"jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
                    "procrastinate_concurrency": args.procrastinate_concurrency,
-                   "prepare_threshold": args.prepare_threshold, "history": args.history})
+                   "prepare_threshold": args.prepare_threshold,
+                   "worker_prepared_statements": not args.unprepared, "history": args.history})
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 from container_manager import numbers
 from container_manager.config_keys import check_keys
@@ -45,6 +46,14 @@ class ContainerManagerSettings:
         RETRY_ON_OOM: Whether an out-of-memory kill is retried.
         KEEP_FAILED_CONTAINERS: Keep (do not remove) containers of failed
             executions, for debugging.
+        WORKER_PREPARED_STATEMENTS: Whether a worker lets psycopg prepare its hot
+            statements (server-side prepared statements, from their
+            :data:`~container_manager.statements.WORKER_PREPARE_THRESHOLD` th use) on
+            its own PostgreSQL connections, and only on a connection that reaches
+            PostgreSQL directly, with no connection pooler in between (see
+            :func:`~container_manager.statements.reaches_server_directly`), and
+            whose database settings neither set ``OPTIONS["prepare_threshold"]``
+            nor ``DISABLE_SERVER_SIDE_CURSORS``. False: never.
         EXECUTORS: More executor types: ``{"executor_type": "module:Class"}``, each
             a :class:`~container_manager.executors.base.BaseExecutor` subclass
             (see the Executors guide); they join the built-in ``docker``,
@@ -65,6 +74,7 @@ class ContainerManagerSettings:
     RETRY_ON_EXIT_CODES: tuple[int, ...] = ()
     RETRY_ON_OOM: bool = False
     KEEP_FAILED_CONTAINERS: bool = False
+    WORKER_PREPARED_STATEMENTS: bool = True
     EXECUTORS: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -90,6 +100,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "RETRY_ON_EXIT_CODES": (list, tuple),
     "RETRY_ON_OOM": (bool,),
     "KEEP_FAILED_CONTAINERS": (bool,),
+    "WORKER_PREPARED_STATEMENTS": (bool,),
     "EXECUTORS": (dict,),
 }
 
@@ -106,7 +117,7 @@ def settings_problems(user: Any) -> list[str]:
 
     Example:
         >>> settings_problems({"LOG_MAX_BYTE": 10, "POLL_INTERVAL": "fast"})
-        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: EXECUTORS, KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be a number, not str."]
+        ["Unknown key 'LOG_MAX_BYTE' in CONTAINER_MANAGER; valid keys: EXECUTORS, KEEP_FAILED_CONTAINERS, LEASE_SECONDS, LOG_MAX_BYTES, POLL_INTERVAL, RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, RETRY_ON_EXIT_CODES, RETRY_ON_OOM, STOP_GRACE_SECONDS, WORKER_CONCURRENCY, WORKER_PREPARED_STATEMENTS.", "CONTAINER_MANAGER['POLL_INTERVAL'] must be a number, not str."]
     """
     problems, valid = check_keys(
         user,
@@ -133,10 +144,28 @@ def settings_problems(user: Any) -> list[str]:
     return problems
 
 
+#: The last valid ``settings.CONTAINER_MANAGER`` object seen, and its settings.
+_last: tuple[Any, ContainerManagerSettings] | None = None
+_NOTHING: Mapping[str, Any] = {}  # no CONTAINER_MANAGER setting (one object, never changed)
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    """Drop the settings read last when ``CONTAINER_MANAGER`` changes (``setting_changed``)."""
+    global _last
+    if setting == "CONTAINER_MANAGER":
+        _last = None
+
+
+setting_changed.connect(_forget)
+
+
 def get_settings() -> ContainerManagerSettings:
     """Return the effective container_manager settings.
 
-    Read on every call (cheap), so ``override_settings`` in tests takes effect.
+    Checked and converted once per value of ``settings.CONTAINER_MANAGER`` (a
+    worker calls this several times per job): again whenever the setting is
+    replaced or ``override_settings`` changes it (Django's ``setting_changed``).
+    A dict changed in place at run time is not seen.
 
     Returns:
         The defaults overlaid with ``settings.CONTAINER_MANAGER``.
@@ -148,14 +177,22 @@ def get_settings() -> ContainerManagerSettings:
     Example:
         >>> get_settings().WORKER_CONCURRENCY
         8
+        >>> get_settings() is get_settings()  # unchanged settings: the same object
+        True
     """
+    global _last
     from django.core.exceptions import ImproperlyConfigured
 
-    user = getattr(django_settings, "CONTAINER_MANAGER", {}) or {}
+    user = getattr(django_settings, "CONTAINER_MANAGER", None) or _NOTHING
+    last = _last
+    if last is not None and last[0] is user:
+        return last[1]
     problems = settings_problems(user)
     if problems:
         raise ImproperlyConfigured(" ".join(problems))
     values = dict(user)
     if "RETRY_ON_EXIT_CODES" in values:
         values["RETRY_ON_EXIT_CODES"] = tuple(values["RETRY_ON_EXIT_CODES"])
-    return ContainerManagerSettings(**values)
+    result = ContainerManagerSettings(**values)
+    _last = (user, result)
+    return result

@@ -13,9 +13,14 @@ database Django supports. They go through Django's cursor, so query logging and
 On PostgreSQL with psycopg 3 they are sent with server-side parameter binding
 (:func:`cursor`): psycopg passes the values apart from the text instead of
 quoting each into it, which costs the worker less CPU. PostgreSQL then plans each
-statement again unless psycopg prepares it, which it does only when the database
-settings allow it (``"OPTIONS": {"prepare_threshold": 5}``; Django's default,
-``None``, keeps connection poolers working).
+statement again unless psycopg prepares it: Django's default
+(``OPTIONS["prepare_threshold"]`` None) never does, so that connection poolers
+keep working; a worker's own threads (:func:`worker_thread`) let psycopg prepare
+on a connection that reaches PostgreSQL directly (:func:`reaches_server_directly`),
+unless ``WORKER_PREPARED_STATEMENTS`` is off. Each value is converted as its
+field's ``get_db_prep_save`` / ``get_db_prep_value`` converts it, without the call
+where that returns the value as it is (a ``str`` for a text field, an aware
+``datetime`` on PostgreSQL).
 
 On PostgreSQL, :func:`update_both` sends two conditional UPDATEs as one
 statement (data-modifying CTEs): the second applies only when the first matched,
@@ -51,6 +56,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import queue
 import threading
@@ -61,9 +67,105 @@ from django.db import OperationalError, connections, models, transaction
 from django.db.backends.utils import CursorWrapper
 
 __all__ = [
-    "Companion", "GroupCommit", "companion", "Update", "can_combine", "cursor", "group_commits", "insert_row",
-    "pk_where", "send", "update_both", "update_row", "write", "writing",
+    "WORKER_PREPARE_THRESHOLD", "Companion", "GroupCommit", "Update", "can_combine", "companion",
+    "cursor", "group_commits", "insert_row", "pk_where", "reaches_server_directly", "send",
+    "update_both", "update_row", "worker_thread", "write", "writing",
 ]
+
+#: On a worker's direct PostgreSQL connections, psycopg prepares a hot statement
+#: from this use on (psycopg's own default; see ``WORKER_PREPARED_STATEMENTS``).
+WORKER_PREPARE_THRESHOLD = 5
+
+_local = threading.local()  # .worker: this thread is a worker's (see worker_thread)
+
+
+def worker_thread(on: bool = True) -> None:
+    """Mark the calling thread as one of a worker's (or not): its connections may prepare.
+
+    A worker's threads call this as they start; :func:`cursor` then lets psycopg
+    prepare the hot statements on the thread's connection when
+    ``WORKER_PREPARED_STATEMENTS`` allows it and :func:`reaches_server_directly`
+    says the connection reaches PostgreSQL itself. Other threads (web requests,
+    the admin) never prepare through this module.
+
+    Args:
+        on: True for a worker's thread; False to undo it.
+
+    Example:
+        >>> worker_thread(); worker_thread(False)
+    """
+    _local.worker = on
+
+
+def reaches_server_directly(using: str = "default") -> bool:
+    """Whether this thread's PostgreSQL connection ends at the server itself, with no pooler between.
+
+    A connection pooler in transaction mode (PgBouncer before 1.21, or later with
+    ``max_prepared_statements = 0``) hands each transaction to any server
+    connection, so a statement prepared on one may be missing, or a different
+    one of the same name, on the next: prepared statements are safe only on a
+    direct connection. The server is asked where it accepted the connection
+    (``inet_server_addr()``, ``inet_server_port()``; for a Unix socket its
+    ``port`` and ``unix_socket_directories``), and the answer must be exactly
+    where the client connected (libpq's host address and port, or socket
+    directory). A pooler is another process listening elsewhere, and the server
+    sees the pooler's own connection, so through a pooler, a proxy or a
+    forwarded port the two differ, and this returns False; so it does when the
+    server hides a setting from this role, or libpq cannot say.
+
+    Args:
+        using: The database alias.
+
+    Returns:
+        True on a direct connection to PostgreSQL; False otherwise, and on other databases.
+
+    Example:
+        >>> reaches_server_directly()  # the docs build on SQLite
+        False
+    """
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return False
+    conn.ensure_connection()
+    try:
+        info = conn.connection.info
+        client_host, client_port = info.host, str(info.port)
+        client_addr = info.hostaddr if not client_host.startswith("/") else None
+    except Exception:  # noqa: BLE001 - psycopg2, or a libpq that cannot tell
+        return False
+    with conn.cursor() as c:
+        c.execute(
+            "SELECT host(inet_server_addr()), inet_server_port()::text, "
+            "(SELECT setting FROM pg_settings WHERE name = 'port'), "
+            "(SELECT setting FROM pg_settings WHERE name = 'unix_socket_directories')"
+        )
+        addr, tcp_port, port, sockets = c.fetchone()
+    if addr is not None:  # TCP
+        return client_addr is not None and (addr, tcp_port) == (client_addr, client_port)
+    if client_addr is not None or port != client_port or not sockets:
+        return False
+    return client_host in {d.strip() for d in sockets.split(",")}
+
+
+def _allow_preparing(conn: Any) -> None:
+    """Let psycopg prepare on a worker thread's connection, once per connection, if safe."""
+    raw = conn.connection
+    if conn.__dict__.get("_cm_prepare_checked") is raw:
+        return
+    conn._cm_prepare_checked = raw
+    from container_manager.conf import get_settings
+
+    options = conn.settings_dict.get("OPTIONS") or {}
+    if (
+        "prepare_threshold" in options  # the project's own choice, whatever it is
+        or conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")  # Django's pooler switch
+        or not get_settings().WORKER_PREPARED_STATEMENTS
+        or getattr(raw, "prepare_threshold", 0) is not None  # psycopg2, or already set
+    ):
+        return
+    if reaches_server_directly(conn.alias):
+        raw.prepare_threshold = WORKER_PREPARE_THRESHOLD
+
 
 # One lock per SQLite database alias in this process (see writing()).
 _write_locks: dict[str, threading.RLock] = {}
@@ -483,18 +585,86 @@ def cursor(using: str = "default") -> CursorWrapper:
         return conn.cursor()
     conn.close_if_health_check_failed()
     conn.ensure_connection()
+    if getattr(_local, "worker", False):
+        _allow_preparing(conn)
     with conn.wrap_database_errors:
         conn.validate_thread_sharing()
         raw = factory(conn.connection)
         return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
 
 
+def _plain_text(field: models.Field) -> bool:
+    """Whether ``field`` prepares a ``str`` (or None) exactly as it is: a Char/TextField as Django has it."""
+    cls = type(field)
+    base = models.TextField if isinstance(field, models.TextField) else models.CharField
+    return isinstance(field, base) and all(
+        getattr(cls, name) is getattr(base, name)
+        for name in ("get_db_prep_save", "get_db_prep_value", "get_prep_value", "to_python")
+    )
+
+
+def _plain_datetime(field: models.Field, alias: str) -> bool:
+    """Whether ``field`` sends an aware datetime (or None) as it is on this database.
+
+    A DateTimeField as Django has it does, where the backend's
+    ``adapt_datetimefield_value`` returns its value unchanged (PostgreSQL's).
+    """
+    cls = type(field)
+    if connections[alias].vendor != "postgresql" or not (
+        isinstance(field, models.DateTimeField)
+        and all(getattr(cls, name) is getattr(models.DateTimeField, name)
+                for name in ("get_db_prep_save", "get_db_prep_value", "get_prep_value",
+                             "to_python"))
+    ):
+        return False
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    adapt = type(connections[alias].ops).adapt_datetimefield_value
+    return adapt is DatabaseOperations.adapt_datetimefield_value
+
+
+def _preparers(fields: tuple[models.Field, ...], alias: str) -> tuple[tuple[models.Field, int], ...]:
+    """Per field, how its values are prepared: 0 the field's method, 1 text, 2 datetime.
+
+    A plain ``str`` for a Char/TextField, and an aware ``datetime`` for a
+    DateTimeField on PostgreSQL, come out of Django's ``get_db_prep_save`` /
+    ``get_db_prep_value`` unchanged (None too); they are passed as they are, which
+    saves most of the worker's conversion work. Every other value, and every other
+    field, goes through the field's own method. Worked out once per statement shape
+    (with its cached text).
+    """
+    return tuple(
+        (f, 1 if _plain_text(f) else 2 if _plain_datetime(f, alias) else 0) for f in fields
+    )
+
+
+def _prepare(
+    preparers: tuple[tuple[models.Field, int], ...], values: Collection[Any], alias: str,
+    save: bool,
+) -> list[Any]:
+    """The values as Django's ``get_db_prep_save`` (``save``) or ``get_db_prep_value`` make them."""
+    conn = connections[alias]
+    out = []
+    for (field, kind), value in zip(preparers, values, strict=True):
+        if value is None and kind:
+            out.append(None)
+        elif kind == 1 and type(value) is str:
+            out.append(value)
+        elif kind == 2 and type(value) is datetime.datetime and value.utcoffset() is not None:
+            out.append(value)
+        elif save:
+            out.append(field.get_db_prep_save(value, conn))
+        else:
+            out.append(field.get_db_prep_value(value, conn))
+    return out
+
+
 @functools.cache
 def _update_sql(
     model: type[models.Model], alias: str, names: tuple[str, ...], where: tuple[str, ...],
     not_in: str | None, not_in_count: int,
-) -> tuple[str, tuple[models.Field, ...], tuple[models.Field, ...]]:
-    """The text of ``UPDATE table SET a = %s, ... WHERE pk = %s AND b = %s ...`` and its fields."""
+) -> tuple[str, tuple[tuple[models.Field, int], ...], tuple[tuple[models.Field, int], ...]]:
+    """The text of ``UPDATE table SET a = %s, ... WHERE pk = %s AND b = %s ...``, its fields' preparers."""
     meta = model._meta
     qn = connections[alias].ops.quote_name
     set_fields = tuple(meta.get_field(name) for name in names)
@@ -504,7 +674,8 @@ def _update_sql(
     if not_in is not None:
         marks = ", ".join(["%s"] * not_in_count)
         conds += f" AND NOT ({qn(meta.get_field(not_in).column)} IN ({marks}))"
-    return f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {conds}", set_fields, where_fields
+    return (f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {conds}",
+            _preparers(set_fields, alias), _preparers(where_fields, alias))
 
 
 class Update:
@@ -542,16 +713,9 @@ class Update:
             model, using, tuple(fields), tuple(where),
             not_in[0] if not_in else None, len(excluded),
         )
-        conn = connections[using]
         self.using = using
-        self.params: list[Any] = [
-            f.get_db_prep_save(value, conn) for f, value in zip(set_fields, fields.values(),
-                                                                strict=True)
-        ]
-        self.params += [
-            f.get_db_prep_value(value, conn)
-            for f, value in zip(where_fields, (pk, *where.values()), strict=True)
-        ]
+        self.params: list[Any] = _prepare(set_fields, fields.values(), using, save=True)
+        self.params += _prepare(where_fields, (pk, *where.values()), using, save=False)
         self.params += excluded
 
 
@@ -674,7 +838,9 @@ def update_both(first: Update, second: Update) -> tuple[int, int]:
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[models.Field, ...]]:
+def _insert_sql(
+    model: type[models.Model], alias: str
+) -> tuple[str, tuple[models.Field, ...], tuple[tuple[models.Field, int], ...]]:
     meta = model._meta
     qn = connections[alias].ops.quote_name
     fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
@@ -682,6 +848,7 @@ def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[model
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(meta.pk.column)}",
         fields,
+        _preparers(fields, alias),
     )
 
 
@@ -709,8 +876,9 @@ def insert_row(obj: models.Model, using: str = "default") -> None:
     if not conn.features.can_return_columns_from_insert:
         obj.save(force_insert=True, using=using)
         return
-    sql, fields = _insert_sql(type(obj), using)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
+    sql, fields, preparers = _insert_sql(type(obj), using)
+    params = _prepare(preparers, [f.pre_save(obj, True) for f in fields], using, save=True)
+
     def run(c: CursorWrapper) -> Any:
         """The INSERT on the writing cursor; the new primary key."""
         c.execute(sql, params)

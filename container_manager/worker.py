@@ -392,6 +392,7 @@ class Worker:
 
     # -- threads -----------------------------------------------------------------
     def _start(self) -> None:
+        statements.worker_thread()  # the calling thread claims (and may drive) for the worker
         self._heartbeat_done.clear()
         self._next_renewal = time.monotonic() + self._renew_interval()
         self._renew_inline = shares_one_connection()  # renewed by the calling thread as it waits
@@ -452,6 +453,7 @@ class Worker:
                     thread.join()
                 self._queue, self._threads = None, []
         finally:
+            statements.worker_thread(False)
             self._renew_inline = False
             self._heartbeat_done.set()
             if self._heartbeat is not None:
@@ -466,6 +468,7 @@ class Worker:
 
     def _thread_main(self) -> None:
         assert self._queue is not None
+        statements.worker_thread()  # its own connection: may prepare (if direct)
         try:
             while True:
                 item = self._queue.get()
@@ -603,6 +606,7 @@ class Worker:
         return (claimed[0], None, True) if claimed else None
 
     def _heartbeat_main(self) -> None:
+        statements.worker_thread()
         try:
             while not self._heartbeat_done.wait(self._renew_interval()):
                 self._renew()

@@ -67,6 +67,8 @@ if os.environ.get("CM_TEST_POSTGRES_DSN"):
     # More OPTIONS as a JSON object (benchmarks: {"prepare_threshold": 5}).
     DATABASES["default"]["OPTIONS"].update(
         json.loads(os.environ.get("CM_TEST_POSTGRES_OPTIONS") or "{}"))
+    # More top-level keys as a JSON object (tests: {"DISABLE_SERVER_SIDE_CURSORS": true}).
+    DATABASES["default"].update(json.loads(os.environ.get("CM_TEST_POSTGRES_DATABASE") or "{}"))
 elif os.environ.get("CM_TEST_SQLITE_PATH"):
     DATABASES = {
         "default": {

@@ -57,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     refill.add_argument("--concurrency", type=int, default=2)
     sub.add_parser(
         "capacity-claims", help="claims across capped and uncapped hosts; print what each took")
+    sub.add_parser(
+        "prep-values", help="compare the hot statements' value preparation with Django's; print it")
+    sub.add_parser(
+        "prepare-check", help="whether a worker thread's connection prepares; print it")
     args = parser.parse_args(argv)
+    if args.cmd == "prepare-check":
+        return _prepare_check()
+    if args.cmd == "prep-values":
+        return _prep_values()
     if args.cmd == "capacity-claims":
         return _capacity_claims()
     if args.cmd == "races":
@@ -92,6 +100,83 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=1000,
     )
     json.dump([job.pk for job in jobs], sys.stdout)
+    return 0
+
+
+def _prepare_check() -> int:
+    """A worker thread's first hot statement: does its connection prepare from then on?"""
+    import threading
+
+    from django.db import connection
+
+    from container_manager import statements
+
+    result = {}
+
+    def thread():
+        statements.worker_thread()
+        with statements.cursor() as c:
+            c.execute("SELECT 1")
+        result["threshold"] = connection.connection.prepare_threshold
+        result["direct"] = statements.reaches_server_directly()
+        for _ in range(statements.WORKER_PREPARE_THRESHOLD + 1):
+            with statements.cursor() as c:
+                c.execute("SELECT %s::int + 1", [1])
+        result["prepared"] = connection.connection.execute(
+            "SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+        connection.close()
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join()
+    print(json.dumps(result))
+    return 0
+
+
+def _prep_values() -> int:
+    """Every field of the two job tables, many kinds of value: statements' preparation vs Django's."""
+    import datetime
+    import warnings
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from container_manager import statements
+    from container_manager.lifecycle import JobStatus
+    from container_manager.models import ContainerExecution, ContainerJob
+
+    aware = timezone.now()
+    values = ["", "text", JobStatus.RUNNING, None, 0, 7, True, 1.5, Decimal("2"), aware,
+              aware.astimezone(datetime.timezone(datetime.timedelta(hours=5))),
+              aware.replace(tzinfo=None), {"a": 1}, ["x"]]
+    checked, fast, mismatches = 0, 0, []
+    warnings.simplefilter("ignore")  # naive datetimes warn, both ways
+    for model in (ContainerJob, ContainerExecution):
+        fields = tuple(model._meta.concrete_fields)
+        preparers = statements._preparers(fields, "default")
+        fast += sum(1 for _, kind in preparers if kind)
+        for (field, kind), value in ((p, v) for p in preparers for v in values):
+            for save in (True, False):
+                def django(field=field, value=value, save=save):
+                    if save:
+                        return field.get_db_prep_save(value, connection)
+                    return field.get_db_prep_value(value, connection)
+                try:
+                    want = ("ok", django())
+                except Exception as exc:  # noqa: BLE001 - the same error both ways
+                    want = ("error", type(exc).__name__)
+                try:
+                    got = ("ok", statements._prepare(((field, kind),), [value], "default",
+                                                     save=save)[0])
+                except Exception as exc:  # noqa: BLE001
+                    got = ("error", type(exc).__name__)
+                checked += 1
+                if repr(got) != repr(want) or type(got[1]) is not type(want[1]):
+                    mismatches.append([model.__name__, field.name, repr(value), save,
+                                       repr(want), repr(got)])
+    print(json.dumps({"vendor": connection.vendor, "checked": checked, "fast_fields": fast,
+                      "mismatches": mismatches}))
     return 0
 
 

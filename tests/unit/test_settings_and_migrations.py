@@ -20,6 +20,23 @@ def test_override_applies():
     assert cfg.LOG_MAX_BYTES == 5 and cfg.RETRY_ON_EXIT_CODES == (1, 2)
 
 
+def test_settings_are_read_again_whenever_they_change(settings):
+    with override_settings(CONTAINER_MANAGER={"LOG_MAX_BYTES": 5}):
+        first = get_settings()
+        assert get_settings() is first  # unchanged: checked once, the same object
+        with override_settings(CONTAINER_MANAGER={"LOG_MAX_BYTES": 6}):
+            assert get_settings().LOG_MAX_BYTES == 6
+        assert get_settings().LOG_MAX_BYTES == 5
+        # A valid value read before does not hide an invalid one that replaces it.
+        with override_settings(CONTAINER_MANAGER={"LOG_MAX_BYTES": 5, "RETRY_ON_OOM": 1}):
+            with pytest.raises(ImproperlyConfigured, match="must be bool, not int"):
+                get_settings()
+    settings.CONTAINER_MANAGER = {"LEASE_SECONDS": 9}  # pytest-django's settings fixture
+    assert get_settings().LEASE_SECONDS == 9
+    settings.CONTAINER_MANAGER = {"LEASE_SECONDS": 10}
+    assert get_settings().LEASE_SECONDS == 10
+
+
 @pytest.mark.parametrize(
     "value,error_id,text",
     [
