@@ -38,7 +38,12 @@ from django.utils import timezone
 
 from container_manager import claiming, metrics, numbers, operations, statements
 from container_manager.conf import get_settings
-from container_manager.executors import ExecutorError, get_executor, launch_problem
+from container_manager.executors import (
+    ExecutorError,
+    get_executor,
+    get_executor_class,
+    launch_problem,
+)
 from container_manager.lifecycle import ConcurrentTransitionError
 
 if TYPE_CHECKING:
@@ -391,8 +396,26 @@ class Worker:
                 unreachable_delay = min(unreachable_delay * 2, MAX_WAIT_CHUNK)
 
     # -- threads -----------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """Import the client libraries of the hosts to claim from, in a background thread (threaded workers).
+
+        The hosts are read (and kept for the first claim, see
+        :class:`~container_manager.claiming.HostSnapshot`); the imports then run
+        while the worker waits for the database (its first claim's commit), not
+        before its first launch.
+        """
+        try:
+            types = sorted({h.executor_type for h in self._host_snapshot.hosts(self.hosts).values()})
+            classes = [get_executor_class(t) for t in types]
+        except Exception:  # the first claim reports it
+            return
+        threading.Thread(target=lambda: [cls.warm_up() for cls in classes],
+                         name=f"cm-warm-up-{self.worker_id}", daemon=True).start()
+
     def _start(self) -> None:
         statements.worker_thread()  # the calling thread claims (and may drive) for the worker
+        if not self.single_thread:
+            self._warm_up()
         self._heartbeat_done.clear()
         self._next_renewal = time.monotonic() + self._renew_interval()
         self._renew_inline = shares_one_connection()  # renewed by the calling thread as it waits

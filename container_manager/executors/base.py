@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime
+import importlib
 import importlib.util
 import re
 import time
@@ -376,6 +377,25 @@ class BaseExecutor(abc.ABC):
             False
         """
         return False
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import the client libraries in :attr:`requires` now (a worker starting up calls this).
+
+        A worker calls it in a background thread as it starts, for the types of
+        the hosts it will claim from, so that the imports run while it waits for
+        the database rather than before its first launch. Never raises: a
+        library that cannot be imported is reported by the launch as usual.
+
+        Example:
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> MockExecutor.warm_up()  # needs nothing
+        """
+        for module in cls.requires:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001, S112 - the launch reports it
+                continue
 
     @classmethod
     def check_available(cls) -> None:

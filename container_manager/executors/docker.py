@@ -104,6 +104,9 @@ UNIX_POOL_SIZE = 512
 # negotiation costs an API call, so clients are shared by every executor instance.
 _clients: dict[tuple[Any, ...], docker.APIClient] = {}
 _clients_lock = threading.Lock()
+# One lock per connection while its client is made: one thread negotiates, the others
+# wait for its client (a worker's threads all start with a launch).
+_creating: dict[tuple[Any, ...], threading.Lock] = {}
 
 
 def _docker() -> Any:
@@ -313,6 +316,16 @@ class DockerExecutor(BaseExecutor):
             "and never appears in docker inspect.",
         ),
     }
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import the Docker SDK (and the parts the executor uses) now; never raises.
+
+        Example:
+            >>> DockerExecutor.warm_up()
+        """
+        with contextlib.suppress(Exception):
+            _docker()
 
     @classmethod
     def validate_connection_string(cls, value: str) -> list[str]:
@@ -562,8 +575,24 @@ class DockerExecutor(BaseExecutor):
         key = self._client_key()
         with _clients_lock:
             client = _clients.get(key)
+            creating = _creating.setdefault(key, threading.Lock())
         if client is not None:
             return client
+        # A daemon that does not answer must not make the waiting threads time out
+        # one after the other: a thread waits at most one timeout, then tries itself.
+        waited = creating.acquire(timeout=self.timeout)
+        try:
+            with _clients_lock:
+                client = _clients.get(key)
+            if client is not None:
+                return client
+            return self._new_client(key)
+        finally:
+            if waited:
+                creating.release()
+
+    def _new_client(self, key: tuple[Any, ...]) -> docker.APIClient:
+        """Make, negotiate and cache the client of ``key`` (see :attr:`client`)."""
         docker = _docker()
         tls = self._tls_config()
         try:

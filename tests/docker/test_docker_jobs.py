@@ -584,3 +584,30 @@ def test_pull_policy_decides_whether_the_pull_comes_before_or_after_the_create(
     job = make_job(docker_host, "true", image="127.0.0.1:9/nope/image:1")  # nothing to pull from
     assert job.launch() is False
     assert [c.split("?")[0] for c in calls] == calls_expected
+
+
+def test_threads_that_need_a_new_client_at_once_negotiate_its_version_once(
+        docker_host, monkeypatch):
+    """A worker's threads all start with a launch: one negotiation, one client for all."""
+    import docker
+
+    from container_manager.executors.docker import close_clients
+
+    close_clients()
+    versions = []
+    real_version = docker.APIClient.version
+
+    def counting_version(self, *args, **kwargs):
+        versions.append(self)
+        time.sleep(0.2)  # a slow answer: the other threads arrive meanwhile
+        return real_version(self, *args, **kwargs)
+
+    monkeypatch.setattr(docker.APIClient, "version", counting_version)
+    clients = []
+    threads = [threading.Thread(target=lambda: clients.append(get_executor(docker_host).client))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(versions) == 1 and len(clients) == 8 and len({id(c) for c in clients}) == 1

@@ -110,3 +110,25 @@ def test_on_a_sqlite_file_a_thread_claims_its_next_job_in_its_harvests_commit(tm
     # The first two come from the main loop's claim; the others ride on harvests.
     assert result["claims_with_harvest"] >= 3, result
     assert result["commits"] < result["writes"], result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_threaded_worker_warms_up_the_executors_of_its_hosts_as_it_starts(monkeypatch):
+    """Issue 10: the client libraries are imported while the worker waits for its first
+    claim's commit, not before its first launch; only for the hosts it claims from."""
+    from container_manager import worker as worker_module
+    from container_manager.executors.mock import MockExecutor
+
+    monkeypatch.setattr(worker_module, "shares_one_connection", lambda: False)
+    warmed = threading.Event()
+    monkeypatch.setattr(MockExecutor, "warm_up", classmethod(lambda cls: warmed.set()))
+    make_host("warm")
+    worker = Worker(worker_id="warm", concurrency=2, poll_interval=0.05)
+    worker._start()
+    try:
+        assert warmed.wait(10)
+    finally:
+        worker._finish()
+    warmed.clear()
+    Worker(worker_id="warm-1", concurrency=1).run_once()  # one thread: nothing to overlap
+    assert not warmed.is_set()
