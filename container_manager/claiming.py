@@ -290,6 +290,15 @@ class PreparedClaim:
 
         Returns:
             The claimed rows (pass them to :meth:`jobs` on the claiming thread).
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="run-mock", executor_type="mock", connection_string="mock://run")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> claim = prepare_claim("worker-r", 5, hosts=["run-mock"])
+            >>> with connection.cursor() as cursor:
+            ...     len(claim.run(cursor))
+            1
         """
         cursor.execute(self.sql, self.params)
         return cursor.fetchall()
@@ -302,6 +311,17 @@ class PreparedClaim:
 
         Returns:
             The jobs, with their host set, in claim order.
+
+        Example:
+            >>> host = ExecutorHost.objects.create(
+            ...     name="jobs-mock", executor_type="mock", connection_string="mock://jobs")
+            >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+            >>> claim = prepare_claim("worker-j", 5, hosts=["jobs-mock"])
+            >>> with connection.cursor() as cursor:
+            ...     claimed = claim.jobs(claim.run(cursor))
+            >>> [(j.pk, j.docker_host.name, j.status) for j in claimed] == [
+            ...     (job.pk, "jobs-mock", "starting")]
+            True
         """
         return _jobs_from_rows(rows, self.fields, self.hosts)
 
