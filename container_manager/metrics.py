@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import os
 import time
@@ -51,6 +52,7 @@ __all__ = [
     "record_timeout",
     "record_worker_alive",
     "sample",
+    "warm_up",
 ]
 
 #: Histogram buckets of run durations and queue waits, in seconds (1 s to 1 day).
@@ -131,6 +133,19 @@ def available() -> bool:
         True
     """
     return importlib.util.find_spec("prometheus_client") is not None
+
+
+def warm_up() -> None:
+    """Import ``prometheus_client`` now, when installed (a threaded worker starting up calls this).
+
+    It only imports the library (no metric is made here; the first use makes
+    them), so that a worker's first claim does not wait for the import.
+
+    Example:
+        >>> warm_up()
+    """
+    if available():
+        importlib.import_module("prometheus_client")
 
 
 def multiprocess_dir() -> str:

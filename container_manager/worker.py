@@ -409,8 +409,15 @@ class Worker:
             classes = [get_executor_class(t) for t in types]
         except Exception:  # the first claim reports it
             return
-        threading.Thread(target=lambda: [cls.warm_up() for cls in classes],
-                         name=f"cm-warm-up-{self.worker_id}", daemon=True).start()
+
+        def warm_up() -> None:
+            """Import the executors' libraries, then the metrics' (the first report needs it)."""
+            for cls in classes:
+                cls.warm_up()
+            with contextlib.suppress(Exception):
+                metrics.warm_up()
+
+        threading.Thread(target=warm_up, name=f"cm-warm-up-{self.worker_id}", daemon=True).start()
 
     def _start(self) -> None:
         statements.worker_thread()  # the calling thread claims (and may drive) for the worker
@@ -751,7 +758,6 @@ class Worker:
         try:
             while not self.stopping:
                 _check_connections()
-                self._report_alive()
                 adopted: list[ContainerJob] = []
                 claimed: list[ContainerJob] = []
                 # Busy: look for orphans every few seconds; idle: at every poll, so
@@ -784,6 +790,7 @@ class Worker:
                         self._count(errors=1)
                         failed = True
                     self._dispatch(adopted, claimed, None)
+                self._report_alive()  # after the dispatch: the first launches need not wait
                 if failed:
                     self._stop.wait(self.poll_interval)
                     continue
