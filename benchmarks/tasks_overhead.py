@@ -24,6 +24,11 @@ into its phases (enqueue or create; claim; drive: launch, wait, harvest and, for
 a task, ``task_started``/``task_finished``; read the result) and counts the SQL
 statements of one round trip of each side.
 
+The latency part also gives the median of the differences within each pair of
+round trips (a task and a plain job run one after the other): a load that drifts
+during the run moves both of a pair alike, so on a shared machine that median
+is steadier than the difference of the two medians.
+
 Both on the mock executor (the task runs in-process) and, unless ``--skip-docker``,
 on a real dockerd started here with the task image of
 ``tests/plugins/task_image.py`` (this machine's Python and the project, built
@@ -238,6 +243,7 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
                     statistics.median(w for w, _, _ in plain_lat))
     t_cpu, p_cpu = (statistics.median(c for _, c, _ in task_lat),
                     statistics.median(c for _, c, _ in plain_lat))
+    paired = statistics.median(t[0] - p[0] for t, p in zip(task_lat, plain_lat, strict=True))
     t_phase = [statistics.median(ph[k] for _, _, ph in task_lat) for k in range(len(PHASES))]
     p_phase = [statistics.median(ph[k] for _, _, ph in plain_lat) for k in range(len(PHASES))]
     print(f"\n[{label}] (a) latency, enqueue to result, {args.runs} runs each (medians)")
@@ -247,6 +253,8 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
           f" CPU of this process {p_cpu * 1000:7.2f} ms")
     print(f"    overhead per task: {(t_med - p_med) * 1000:+.2f} ms = {overhead(t_med, p_med)}"
           f"; CPU {(t_cpu - p_cpu) * 1000:+.2f} ms")
+    print(f"    paired: median of the {args.runs} differences {paired * 1000:+.2f} ms ="
+          f" {paired / p_med * 100:+.1f} % of the plain median")
     print("    CPU by phase (medians):", "; ".join(
         f"{name} {t * 1e6:.0f} vs {p * 1e6:.0f} us ({(t - p) * 1e6:+.0f})"
         for name, t, p in zip(PHASES, t_phase, p_phase, strict=True)))
@@ -282,6 +290,8 @@ def _measure(label: str, host, image: str, args: argparse.Namespace) -> dict:
         "latency_plain": (p_med * 1000, "ms", ".1f"),
         "latency_overhead": ((t_med - p_med) * 1000, "ms", ".1f"),
         "latency_overhead_pct": ((t_med - p_med) / p_med * 100, "%", ".1f"),
+        "latency_overhead_paired": (paired * 1000, "ms", ".1f"),
+        "latency_overhead_paired_pct": (paired / p_med * 100, "%", ".1f"),
         "throughput_task": (args.tasks / t_batch, "tasks/s", ".1f"),
         "throughput_plain": (args.tasks / p_batch, "jobs/s", ".1f"),
         "throughput_overhead_pct": ((t_batch - p_batch) / p_batch * 100, "%", ".1f"),
