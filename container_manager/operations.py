@@ -37,9 +37,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -199,6 +201,8 @@ def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
         cpu_limit=job.cpu_limit,
         timeout_seconds=job.timeout_seconds,
         log_max_bytes=get_settings().LOG_MAX_BYTES,
+        worker_id=execution.worker_id,
+        recorded=functools.partial(_recorded, type(execution)),
         labels={
             LABEL_APP: "true",
             LABEL_JOB: str(job.pk),
@@ -206,6 +210,34 @@ def build_spec(job: ContainerJob, execution: ContainerExecution) -> LaunchSpec:
             LABEL_HOST: job.docker_host.name,
         },
     )
+
+
+def _recorded(model: Any, container_ids: Sequence[str]) -> dict[str, int]:
+    """Which of ``container_ids`` the database records, each with its attempt (``model``'s rows)."""
+    return dict(
+        model.objects.filter(container_id__in=list(container_ids)).values_list(
+            "container_id", "pk"
+        )
+    )
+
+
+def _unrecorded_others(execution: ContainerExecution) -> list[LaunchSpec]:
+    """The launch specifications of the worker's other unfinished attempts with no container id."""
+    if not execution.worker_id:
+        return []
+    others = (
+        type(execution).objects.select_related("job", "job__docker_host")
+        .filter(worker_id=execution.worker_id, container_id="")
+        .exclude(status__in=FINISHED_EXECUTION_STATUSES)
+        .exclude(pk=execution.pk)
+    )
+    specs = []
+    for other in others:
+        try:
+            specs.append(build_spec(other.job, other))
+        except Exception:  # noqa: BLE001 - an attempt that cannot be built never ran
+            continue
+    return specs
 
 
 def executor_for(job: ContainerJob) -> BaseExecutor:
@@ -447,9 +479,37 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         >>> attempt.attempt, attempt.status, job.status
         (1, 'running', 'running')
     """
-    execution = job.containerexecution_set.model.objects.begin(
-        job, job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
-    )
+    worker_id = job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
+    # Held from the attempt's creation until its container id is recorded: an
+    # executor that shares backend resources between attempts (Cloud Run's reused
+    # jobs) can then tell which of its runs an unrecorded attempt owns.
+    guard_spec = _guard_spec(job, worker_id)
+    guard = executor.launch_guard(guard_spec) if guard_spec else contextlib.nullcontext()
+    with guard:
+        execution = job.containerexecution_set.model.objects.begin(job, worker_id)
+        result = _launch_and_record(job, execution, executor)
+    if result is None:
+        return None
+    metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
+    return execution
+
+
+def _guard_spec(job: ContainerJob, worker_id: str) -> LaunchSpec | None:
+    """The launch specification of ``job`` before its attempt exists (``execution_id`` 0).
+
+    None when it cannot be built: the launch then fails with the reason.
+    """
+    try:
+        return build_spec(
+            job, job.containerexecution_set.model(pk=0, job=job, worker_id=worker_id))
+    except Exception:  # noqa: BLE001 - the launch itself reports why
+        return None
+
+
+def _launch_and_record(
+    job: ContainerJob, execution: ContainerExecution, executor: BaseExecutor
+) -> datetime.datetime | None:
+    """Launch the attempt and record its container id; the time recorded, or None on failure."""
     try:
         spec = build_spec(job, execution)
         result = executor.launch(spec)
@@ -485,15 +545,18 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         record.apply()
         move.apply(execution)  # recorded as in the database: task_started needs no read
     except ConcurrentTransitionError:
-        # The container must not run unrecorded.
+        # The container must not run unrecorded: it is stopped and removed, and its
+        # id is written on the (finished) attempt, so that it is never taken for
+        # another attempt's.
+        type(execution).objects.filter(pk=execution.pk, container_id="").update(
+            container_id=result.container_id)
         _stop_quietly(executor, result.container_id)
         try:
             executor.cleanup(result.container_id)
         except ExecutorError as exc:
             logger.warning("Could not clean up container %s: %s", result.container_id, exc)
         raise
-    metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, now))
-    return execution
+    return now
 
 
 def _queue_wait(job: ContainerJob, now: datetime.datetime) -> float | None:
@@ -732,7 +795,13 @@ def recover_unrecorded_launch(
         ('pending', 'relaunching: the previous worker died before its launch was recorded, and no container ran')
     """
     try:
-        container_id = executor.find(execution.pk)
+        try:
+            spec = build_spec(job, execution)
+        except Exception:  # noqa: BLE001 - what cannot be built is found by its id alone
+            container_id = executor.find(execution.pk)
+        else:
+            container_id = executor.find_attempt(
+                spec, execution.created_at, _unrecorded_others(execution))
     except ExecutorError as exc:
         logger.warning("Job %s: cannot ask the executor about execution %s: %s",
                        job.pk, execution.pk, exc)

@@ -25,13 +25,14 @@ Example:
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import datetime
 import importlib
 import importlib.util
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from container_manager.config_keys import check_keys
@@ -90,6 +91,14 @@ class LaunchSpec:
         log_max_bytes: Bytes of each stream container_manager keeps
             (``LOG_MAX_BYTES``, passed in by the lifecycle so that no executor reads
             settings); an executor may size its own log storage by it.
+        worker_id: Id of the worker launching the attempt (its
+            ``ContainerExecution.worker_id``); empty when unknown. An executor may
+            share backend resources per worker (Cloud Run reuses one job per key
+            and worker).
+        recorded: Given container ids, returns those the database records as some
+            attempt's, each with that attempt's execution id (the lifecycle passes a
+            database query); None when there is no database to ask, and then only
+            what the executor's own process launched counts as owned.
 
     Example:
         >>> LaunchSpec(job_id=1, execution_id=2, image="busybox", command=[]).labels
@@ -106,6 +115,10 @@ class LaunchSpec:
     timeout_seconds: int | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     log_max_bytes: int = 1_048_576  # ContainerManagerSettings.LOG_MAX_BYTES's default
+    worker_id: str = ""
+    recorded: Callable[[Sequence[str]], Mapping[str, int]] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def container_name(self) -> str:
@@ -664,6 +677,60 @@ class BaseExecutor(abc.ABC):
             >>> MockExecutor(ExecutorHost(name="m", executor_type="mock")).health_check().ok
             True
         """
+
+    def launch_guard(self, spec: LaunchSpec) -> contextlib.AbstractContextManager[Any]:
+        """A context held from an attempt's creation until its launch is recorded.
+
+        :func:`~container_manager.operations.start_attempt` holds it around
+        creating the attempt, :meth:`launch` and recording the container id, with
+        a ``spec`` whose ``execution_id`` is 0 (the attempt does not exist yet).
+        The default holds nothing; Cloud Run holds its per-job lock, so that a
+        worker never has two unrecorded runs of one reused job.
+
+        Args:
+            spec: The launch specification, without its attempt.
+
+        Returns:
+            A context manager.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> ex = MockExecutor(ExecutorHost(name="m", executor_type="mock"))
+            >>> with ex.launch_guard(LaunchSpec(job_id=1, execution_id=0, image="b", command=[])):
+            ...     pass
+        """
+        return contextlib.nullcontext()
+
+    def find_attempt(
+        self, spec: LaunchSpec, since: datetime.datetime, others: Sequence[LaunchSpec]
+    ) -> str | None:
+        """Find the container of an attempt whose launch went unrecorded, knowing the attempt.
+
+        :func:`~container_manager.operations.recover_unrecorded_launch` calls it
+        with the attempt's launch specification, when the attempt was created,
+        and the specifications of the same worker's other unrecorded, unfinished
+        attempts. The default is :meth:`find`; Cloud Run uses them for its
+        reused jobs, whose executions carry no attempt's labels.
+
+        Args:
+            spec: The attempt's launch specification.
+            since: When the attempt was created.
+            others: The worker's other attempts with no container id, unfinished.
+
+        Returns:
+            The container id, or None when no container exists for it.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> import datetime
+            >>> MockExecutor(ExecutorHost(name="m", executor_type="mock")).find_attempt(
+            ...     LaunchSpec(job_id=1, execution_id=999, image="b", command=[]),
+            ...     datetime.datetime.now(datetime.UTC), []) is None
+            True
+        """
+        return self.find(spec.execution_id)
 
     def find(self, execution_id: int) -> str | None:
         """Find the container launched for an execution, if there is one.

@@ -47,6 +47,12 @@ def cloudrun_host(db, standin):
     return host
 
 
+def per_execution(host) -> None:
+    """Make ``host`` create one Cloud Run job per execution (``reuse_jobs: false``)."""
+    host.executor_config = {**host.executor_config, "reuse_jobs": False}
+    host.save()
+
+
 def harvest_until_done(job, timeout: float = 10.0) -> None:
     """Call job.harvest() until it returns True (the job is terminal)."""
     deadline = time.monotonic() + timeout

@@ -1,8 +1,8 @@
 """A local HTTP stand-in for the few Google endpoints the Cloud Run executor uses.
 
 Written from the public REST references of the Cloud Run Admin API v2
-(``projects.locations.jobs``: create, get, list, delete, run;
-``jobs.executions``: get, list, cancel; ``executions.tasks``: list;
+(``projects.locations.jobs``: create, get, list, delete, run with
+``overrides``; ``jobs.executions``: get, list, cancel, delete; ``executions.tasks``: list;
 ``projects.locations.operations``: get) and of Cloud Logging v2
 (``entries:list``). It is driven by the *real* ``google-cloud-run`` and
 ``google-cloud-logging`` clients over their REST/JSON transports.
@@ -115,6 +115,9 @@ RESOURCES_FIELDS = {"limits", "cpuIdle", "startupCpuBoost"}
 ENV_FIELDS = {"name", "value", "valueSource"}
 VPC_FIELDS = {"connector", "egress", "networkInterfaces"}
 RUN_FIELDS = {"validateOnly", "etag", "overrides"}
+#: ``RunJobRequest.Overrides`` and its ``ContainerOverride`` (REST reference).
+OVERRIDES_FIELDS = {"containerOverrides", "taskCount", "timeout"}
+CONTAINER_OVERRIDE_FIELDS = {"name", "args", "env", "clearArgs"}
 CANCEL_FIELDS = {"validateOnly", "etag"}
 ENTRIES_LIST_FIELDS = {"resourceNames", "filter", "orderBy", "pageSize", "pageToken", "projectIds"}
 
@@ -136,6 +139,7 @@ BUCKETS = {
     "_create_job": "write",
     "_delete_job": "write",
     "_cancel_execution": "write",
+    "_delete_execution": "write",
     "_run_job": "run",
     "_list_jobs": "read",
     "_get_job": "read",
@@ -295,6 +299,7 @@ class CloudRunStandIn:
         self.violations: list[str] = []
         self.outcomes: deque[Outcome] = deque()
         self.deleted_jobs: list[str] = []
+        self.deleted_executions: list[str] = []
         self.faults: list[Fault] = []
         self.request_times: list[tuple[str, str, float]] = []
         #: (HTTP code, status, message) answers to the next job creations, as Google
@@ -506,6 +511,11 @@ class CloudRunStandIn:
                 "POST",
                 rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+):cancel",
                 self._cancel_execution,
+            ),
+            (
+                "DELETE",
+                rf"{loc}/jobs/(?P<job>[^/:]+)/executions/(?P<ex>[^/:]+)",
+                self._delete_execution,
             ),
             (
                 "GET",
@@ -758,26 +768,71 @@ class CloudRunStandIn:
             del self.executions[name]
         return 200, self._operation("Job", job, True, job)
 
+    def _overrides(self, job: dict, overrides: dict) -> tuple[list[str], list[str], dict, str]:
+        """Apply a run's ``overrides`` to the job's container: command, args, env, timeout.
+
+        As the REST reference says: ``args`` replace the container's (``clearArgs``
+        clears them), ``env`` is merged with the container's, ``timeout`` replaces
+        the task timeout, ``taskCount`` the task count (only 1 is played here).
+        """
+        task = job["template"]["template"]
+        container = task["containers"][0]
+        command = list(container.get("command", []))
+        args = list(container.get("args", []))
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        timeout = str(task.get("timeout", "600s"))
+        if not overrides:
+            return command, args, env, timeout
+        self._fields("overrides", overrides, OVERRIDES_FIELDS)
+        if "taskCount" in overrides and int(overrides["taskCount"]) != 1:
+            raise _Error(400, "INVALID_ARGUMENT", "the stand-in plays one task per execution")
+        if "timeout" in overrides:
+            if not _DURATION.match(str(overrides["timeout"])):
+                raise _Error(400, "INVALID_ARGUMENT", f"bad timeout {overrides['timeout']!r}")
+            timeout = str(overrides["timeout"])
+        for index, override in enumerate(overrides.get("containerOverrides", [])):
+            where = f"overrides.containerOverrides[{index}]"
+            self._fields(where, override, CONTAINER_OVERRIDE_FIELDS)
+            if override.get("name", container.get("name", "")) != container.get("name", ""):
+                raise _Error(400, "INVALID_ARGUMENT", f"{where}: no container {override['name']!r}")
+            if override.get("clearArgs") and override.get("args"):
+                raise _Error(400, "INVALID_ARGUMENT", f"{where}: clearArgs with args")
+            if override.get("clearArgs"):
+                args = []
+            elif "args" in override:
+                if not all(isinstance(a, str) for a in override["args"]):
+                    raise _Error(400, "INVALID_ARGUMENT", f"{where}.args must be strings")
+                args = list(override["args"])
+            for var in override.get("env", []):
+                self._fields(f"{where}.env", var, ENV_FIELDS)
+                if not var.get("name"):
+                    raise _Error(400, "INVALID_ARGUMENT", "env name is required")
+                env[var["name"]] = var.get("value", "")
+        return command, args, env, timeout
+
     def _run_job(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, set())
         self._fields("body", body or {}, RUN_FIELDS)
-        if (body or {}).get("overrides"):
-            raise _Error(400, "INVALID_ARGUMENT", "this executor never sends overrides")
         job = self._job(g)
-        container = job["template"]["template"]["containers"][0]
-        argv = [*container.get("command", []), *container.get("args", [])]
-        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        overrides = (body or {}).get("overrides") or {}
+        command, args, env, timeout_text = self._overrides(job, overrides)
+        argv = [*command, *args]
         outcome = self.outcomes.popleft() if self.outcomes else None
         if outcome is None and self.runner is not None:
             outcome = self.runner(argv, env)
         if outcome is None:
-            outcome = interpret(container.get("command", []), container.get("args", []))
+            outcome = interpret(command, args)
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         name = f"{job['name']}/executions/{g['job']}-{suffix}"
         now = _now()
-        timeout = float(str(job["template"]["template"].get("timeout", "600s")).rstrip("s"))
+        timeout = float(timeout_text.rstrip("s"))
         timed_out = outcome.run_seconds > timeout
         start = now + _delta(self.queue_seconds)  # queued until then
+        template = json.loads(json.dumps(job["template"]))
+        run_container = template["template"]["containers"][0]
+        run_container["args"] = args
+        run_container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+        template["template"]["timeout"] = timeout_text
         record = {
             "name": name,
             "job_name": job["name"],
@@ -789,8 +844,11 @@ class CloudRunStandIn:
             "timed_out": timed_out,
             "lag_reads": outcome.result_lag_reads,
             "cancelled_at": None,
-            "labels": job.get("labels", {}),
-            "template": job["template"],
+            # An execution carries its job's execution-template labels (a run's
+            # overrides carry none).
+            "labels": job["template"].get("labels", {}),
+            "template": template,
+            "overrides": overrides,
         }
         self.executions[name] = record
         job["executionCount"] = job.get("executionCount", 0) + 1
@@ -956,6 +1014,20 @@ class CloudRunStandIn:
             "Execution", view, False, None, resolve=("execution", record["name"])
         )
 
+    def _delete_execution(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
+        self._query(query, {"validateOnly", "etag"})
+        record = self._execution(g)
+        if self._phase(record) in ("running", "queued", "cancelling"):
+            # Like Google: a running execution is cancelled first, not deleted.
+            raise _Error(
+                400, "FAILED_PRECONDITION", "Execution is still running; cancel it first.",
+                violation=False,
+            )
+        del self.executions[record["name"]]
+        self.deleted_executions.append(record["name"])
+        view = _public(self._execution_view(record))
+        return 200, self._operation("Execution", view, True, view)
+
     def _list_tasks(self, g: dict, query: dict, body: Any, _a: Any) -> tuple[int, Any]:
         self._query(query, {"pageSize", "pageToken", "showDeleted"})
         record = self._execution(g)
@@ -1101,13 +1173,20 @@ class CloudRunStandIn:
         self._fields("body", body or {}, ENTRIES_LIST_FIELDS)
         if body.get("resourceNames") != [f"projects/{self.project}"]:
             raise _Error(400, "INVALID_ARGUMENT", f"bad resourceNames {body.get('resourceNames')}")
-        clauses = []
+        # Each AND clause is one comparison, or (a OR b ...) of comparisons of one field.
+        clauses: list[list[tuple[str, str, str]]] = []
         for part in str(body.get("filter", "")).split(" AND "):
-            match = _FILTER_CLAUSE.match(part.strip())
-            if not match:
-                raise _Error(400, "INVALID_ARGUMENT", f"unsupported filter clause {part!r}")
-            clauses.append((match["field"], match["op"], match["value"]))
-        fields = {f for f, _o, _v in clauses}
+            part = part.strip()
+            options = part[1:-1].split(" OR ") if part.startswith("(") and part.endswith(
+                ")") else [part]
+            alternatives = []
+            for option in options:
+                match = _FILTER_CLAUSE.match(option.strip())
+                if not match:
+                    raise _Error(400, "INVALID_ARGUMENT", f"unsupported filter clause {part!r}")
+                alternatives.append((match["field"], match["op"], match["value"]))
+            clauses.append(alternatives)
+        fields = {f for alternatives in clauses for f, _o, _v in alternatives}
         required = {
             "resource.type",
             "resource.labels.job_name",
@@ -1121,7 +1200,9 @@ class CloudRunStandIn:
         if order not in ("timestamp asc", "timestamp desc"):
             raise _Error(400, "INVALID_ARGUMENT", f"bad orderBy {order!r}")
         entries = [
-            e for e in self._all_entries() if all(_matches(e, f, o, v) for f, o, v in clauses)
+            e
+            for e in self._all_entries()
+            if all(any(_matches(e, f, o, v) for f, o, v in alts) for alts in clauses)
         ]
         entries.sort(
             key=lambda e: (e["timestamp"], e["insertId"]), reverse=order == "timestamp desc"

@@ -25,7 +25,7 @@ from container_manager.executors.base import LaunchSpec
 from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
 from container_manager.models import ContainerJob, ExecutorHost
 from container_manager.worker import Worker
-from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config
+from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config, per_execution
 from tests.cloudrun.standin import error_info, retry_info
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +47,7 @@ def created_job_body(standin):
 
 # --------------------------------------------------------------------- outcomes
 def test_success_launch_status_harvest(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     job = make_job(
         cloudrun_host,
         "echo hello; echo warning >&2",
@@ -88,6 +89,7 @@ def test_success_launch_status_harvest(cloudrun_host, standin):
 
 
 def test_exec_form_is_passed_as_args(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     job = make_job(cloudrun_host, '["echo", "a b"]')
     assert job.launch()
     harvest_until_done(job)
@@ -171,6 +173,7 @@ def test_no_task_result_within_the_wait_fails_without_an_exit_code(cloudrun_host
 
 
 def test_still_running_then_cancel(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     job = make_job(cloudrun_host, "echo started; sleep 60")
     assert job.launch()
     time.sleep(0.2)
@@ -297,6 +300,7 @@ def test_409_with_an_unlabelled_job_is_not_adopted(cloudrun_host, standin):
 
 
 def test_failed_run_deletes_the_job_it_created(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     standin.fail("POST", r":run$", 503, "UNAVAILABLE", "The service is currently unavailable.")
     job = make_job(cloudrun_host, "true")
     with pytest.raises(HostUnavailableError):
@@ -309,6 +313,7 @@ def test_failed_run_deletes_the_job_it_created(cloudrun_host, standin):
 
 
 def test_run_refused_fails_the_job_and_deletes_it(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     standin.fail("POST", r":run$", 403, "PERMISSION_DENIED",
                  "Permission 'run.jobs.run' denied on resource 'cm-exec' (or it may not exist).")
     job = make_job(cloudrun_host, "true", max_retries=2)
@@ -347,10 +352,11 @@ def test_logs_split_streams_and_read_only_this_execution(cloudrun_host, standin)
     assert logs.stdout == 'out 1\nout 2\nstructured\n{"value": 1}\n'
     assert logs.stderr == "err 1\n"
     lists = [b for m, p, _q, b in standin.requests if p == "/v2/entries:list"]
-    assert {b["filter"].rsplit("logName=", 1)[1] for b in lists} == {
-        f'"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout"',
-        f'"projects/{PROJECT}/logs/run.googleapis.com%2Fstderr"',
-    }
+    assert len(lists) == 1  # both streams in one call
+    assert lists[0]["filter"].endswith(
+        f'(logName="projects/{PROJECT}/logs/run.googleapis.com%2Fstdout"'
+        f' OR logName="projects/{PROJECT}/logs/run.googleapis.com%2Fstderr")'
+    )
 
 
 def test_live_logs_while_running(cloudrun_host, standin):
@@ -376,6 +382,11 @@ def test_log_reading_stops_at_the_size_cap(cloudrun_host, standin):
     ]
     assert len(stdout_lists) == 1  # one page was enough; the rest was never fetched
     assert stdout_lists[0]["orderBy"] == "timestamp desc"
+    # stdout filled its cap within the first page: stderr was then read on its own
+    # (one more call), not by paging on through stdout's older entries.
+    stderr_alone = [b for m, p, _q, b in standin.requests
+                    if p == "/v2/entries:list" and "stdout" not in b["filter"]]
+    assert len(stderr_alone) == 1 and "stderr" in stderr_alone[0]["filter"]
 
 
 # ------------------------------------------------------------------- validation
@@ -471,6 +482,7 @@ def test_launch_with_api_down_keeps_job_pending(cloudrun_host, standin):
 
 
 def test_forbidden_over_rest_fails_the_job_naming_the_missing_permission(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     """A REST 403 arrives as Forbidden (not PermissionDenied): a configuration error, not an outage."""
     resource = f"//run.googleapis.com/projects/{PROJECT}/locations/{REGION}/jobs"
     standin.fail(
@@ -515,6 +527,7 @@ def test_throttled_launch_waits_as_google_asks_and_spends_no_attempt(cloudrun_ho
 
 
 def test_throttled_run_without_retry_info_backs_off(cloudrun_host, standin):
+    per_execution(cloudrun_host)
     standin.fail("POST", r":run$", 429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
     standin.fail("GET", r"/executions/", 429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
     job = make_job(cloudrun_host, "true", max_retries=0)

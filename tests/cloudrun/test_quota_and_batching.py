@@ -122,19 +122,34 @@ def test_quota_per_minute_is_checked_at_validation(db):
 
 
 @pytest.mark.parametrize(
-    ("command", "expected"),
+    ("reuse", "command", "expected"),
     [
-        ("echo ok", {"write": 2, "run": 1, "read": 2, "logging": 2}),
-        ("exit 3", {"write": 2, "run": 1, "read": 3, "logging": 3}),
+        # A job per execution: create + delete the job (writes), the creation's
+        # operation and one status list (reads), one Cloud Logging call.
+        (False, "echo ok", {"write": 2, "run": 1, "read": 2, "logging": 1}),
+        (False, "exit 3", {"write": 2, "run": 1, "read": 3, "logging": 2}),
+        # A reused job, after its first run: delete the execution (write), one
+        # status list; a failure adds its task list and its system-log read.
+        (True, "echo ok", {"write": 1, "run": 1, "read": 1, "logging": 1}),
+        (True, "exit 3", {"write": 1, "run": 1, "read": 2, "logging": 2}),
     ],
 )
-def test_api_calls_per_execution_by_bucket(cloudrun_host, standin, command, expected):
+def test_api_calls_per_execution_by_bucket(cloudrun_host, standin, reuse, command, expected):
     """The figures of the guide's cost table: one status read (the execution had ended)."""
     from container_manager.models import ContainerJob
     from tests.cloudrun.conftest import harvest_until_done
 
     cloudrun_host.executor_config["poll_seconds"] = 1  # the harvest's reads share one list
+    cloudrun_host.executor_config["reuse_jobs"] = reuse
     cloudrun_host.save()
+    if reuse:  # the reused job's first run creates it: counted apart
+        first = ContainerJob.objects.create(image="busybox", command=command,
+                                            docker_host=cloudrun_host)
+        assert first.launch()
+        harvest_until_done(first)
+        time.sleep(1)  # a fresh status list for the next job
+        standin.bucket_calls.clear()
+        del standin.requests[:]
     job = ContainerJob.objects.create(image="busybox", command=command, docker_host=cloudrun_host)
     assert job.launch()
     time.sleep(0.05)

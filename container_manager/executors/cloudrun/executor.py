@@ -8,12 +8,13 @@ class from :mod:`container_manager.executors.cloudrun`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from container_manager.executors.base import (
@@ -60,9 +61,25 @@ from container_manager.executors.cloudrun.logs import (
     execution_filter,
     memory_exceeded,
     read_since,
-    read_stream,
+    read_streams,
 )
 from container_manager.executors.cloudrun.quota import BUCKETS, limiter, quota_problems
+from container_manager.executors.cloudrun.reuse import (
+    CLOCK_MARGIN_SECONDS,
+    LABEL_REUSE_KEY,
+    LABEL_WORKER,
+    forget_job,
+    is_known,
+    is_shared_job_id,
+    job_lock,
+    launch_key,
+    launched_for,
+    launched_here,
+    note_launched,
+    remember,
+    shared_job_id,
+    worker_hash,
+)
 from container_manager.executors.cloudrun.statusboard import board
 from container_manager.executors.errors import (
     ContainerNotFoundError,
@@ -223,6 +240,14 @@ class CloudRunExecutor(BaseExecutor):
             + "; ".join(f"'{k}': {v}" for k, v in BUCKETS.items())
             + " (default: no client-side limit; set your project's quotas). A call beyond "
             "waits for a slot.",
+        ),
+        "reuse_jobs": ConfigKey(
+            (bool,),
+            "Run a worker's executions as runs of one Cloud Run job per launch key (image, "
+            "command, CPU, memory, service account, VPC connector, labels) and worker, "
+            "with the args, environment and timeout as the run's overrides, and delete each "
+            "execution after harvest (default true); false creates and deletes one job per "
+            "execution.",
         ),
         "batch_status_reads": ConfigKey(
             (bool,),
@@ -574,15 +599,8 @@ class CloudRunExecutor(BaseExecutor):
             raise LaunchError(
                 f"environment: Cloud Run sets {', '.join(reserved)} itself; rename the variable."
             )
-        command: list[str] = []
-        args = list(spec.command)
-        if len(args) == 3 and args[:2] == ["/bin/sh", "-c"]:
-            command, args = ["/bin/sh"], args[1:]
-        limits: dict[str, str] = {}
-        if spec.cpu_limit is not None:
-            limits["cpu"] = cpu_quantity(spec.cpu_limit)
-        if spec.memory_limit_mb is not None:
-            limits["memory"] = memory_quantity(spec.memory_limit_mb)
+        command, args = self._command_args(spec)
+        limits = self._limits(spec)
         container = run_v2.Container(
             name="job",
             image=spec.image,
@@ -591,16 +609,10 @@ class CloudRunExecutor(BaseExecutor):
             env=[run_v2.EnvVar(name=k, value=v) for k, v in spec.environment.items()],
             resources=run_v2.ResourceRequirements(limits=limits) if limits else None,
         )
-        if spec.timeout_seconds:
-            # container_manager stops the job at its timeout (and records "timed out");
-            # Cloud Run's own task timeout is a backstop a little later.
-            timeout = min(spec.timeout_seconds + TIMEOUT_MARGIN_SECONDS, TASK_TIMEOUT_MAX_SECONDS)
-        else:
-            timeout = self.config.get("task_timeout_seconds", DEFAULT_TASK_TIMEOUT_SECONDS)
         task = run_v2.TaskTemplate(
             containers=[container],
             max_retries=0,
-            timeout=duration_pb2.Duration(seconds=int(timeout)),
+            timeout=duration_pb2.Duration(seconds=int(self._task_timeout(spec))),
         )
         if self.config.get("service_account"):
             task.service_account = self.config["service_account"]
@@ -615,6 +627,32 @@ class CloudRunExecutor(BaseExecutor):
                 labels=labels, task_count=1, parallelism=1, template=task
             ),
         )
+
+    @staticmethod
+    def _command_args(spec: LaunchSpec) -> tuple[list[str], list[str]]:
+        """The container's ``command`` and ``args``: the shell form's command is ``/bin/sh``."""
+        args = list(spec.command)
+        if len(args) == 3 and args[:2] == ["/bin/sh", "-c"]:
+            return ["/bin/sh"], args[1:]
+        return [], args
+
+    @staticmethod
+    def _limits(spec: LaunchSpec) -> dict[str, str]:
+        """The container's resource limits (Cloud Run quantities)."""
+        limits: dict[str, str] = {}
+        if spec.cpu_limit is not None:
+            limits["cpu"] = cpu_quantity(spec.cpu_limit)
+        if spec.memory_limit_mb is not None:
+            limits["memory"] = memory_quantity(spec.memory_limit_mb)
+        return limits
+
+    def _task_timeout(self, spec: LaunchSpec) -> int:
+        """Cloud Run's task timeout for ``spec``, in seconds."""
+        if spec.timeout_seconds:
+            # container_manager stops the job at its timeout (and records "timed out");
+            # Cloud Run's own task timeout is a backstop a little later.
+            return min(spec.timeout_seconds + TIMEOUT_MARGIN_SECONDS, TASK_TIMEOUT_MAX_SECONDS)
+        return int(self.config.get("task_timeout_seconds", DEFAULT_TASK_TIMEOUT_SECONDS))
 
     @staticmethod
     def _identity_labels(spec: LaunchSpec) -> dict[str, str]:
@@ -705,6 +743,324 @@ class CloudRunExecutor(BaseExecutor):
             logger.warning("Could not delete never-run Cloud Run job %s: %s", name, failure)
         return None
 
+    # ------------------------------------------------------------- reused jobs
+    def _reuses(self, spec: LaunchSpec) -> bool:
+        """Whether ``spec`` runs on a reused job: ``reuse_jobs`` is on and the worker is known."""
+        return bool(spec.worker_id) and bool(self.config.get("reuse_jobs", True))
+
+    def _shared_job(self, spec: LaunchSpec) -> tuple[str, dict[str, str]]:
+        """The full name and the labels of the reused job of ``spec``'s key and worker."""
+        command, _args = self._command_args(spec)
+        labels = {cloudrun_label_key(LABEL_APP): "true"}
+        labels.update(self.config.get("labels", {}))
+        if spec.labels.get(LABEL_HOST):
+            labels[cloudrun_label_key(LABEL_HOST)] = cloudrun_label_value(spec.labels[LABEL_HOST])
+        key = launch_key(
+            spec.image,
+            command,
+            self._limits(spec),
+            self.config.get("service_account", ""),
+            self.config.get("vpc_connector", ""),
+            labels,
+        )
+        labels[LABEL_REUSE_KEY] = key
+        labels[LABEL_WORKER] = worker_hash(spec.worker_id)
+        prefix = self.config.get("job_prefix", "cm-exec")
+        return f"{self.parent}/jobs/{shared_job_id(prefix, key, spec.worker_id)}", labels
+
+    def launch_guard(self, spec: LaunchSpec) -> contextlib.AbstractContextManager[Any]:
+        """This process's lock of ``spec``'s reused job; nothing for a job per execution.
+
+        Held by :func:`~container_manager.operations.start_attempt` from the
+        attempt's creation until its execution name is recorded, so that a worker
+        never has two unrecorded executions (or attempts) of one reused job.
+
+        Args:
+            spec: The launch specification (its ``execution_id`` may be 0).
+
+        Returns:
+            The job's re-entrant lock, or a context that holds nothing.
+
+        Example:
+            >>> from container_manager.models import ExecutorHost
+            >>> ex = CloudRunExecutor(ExecutorHost(
+            ...     name="run", executor_type="cloudrun",
+            ...     connection_string="projects/my-project/locations/europe-west1"))
+            >>> spec = LaunchSpec(job_id=1, execution_id=0, image="busybox", command=[],
+            ...                   worker_id="w1")
+            >>> ex.launch_guard(spec) is ex.launch_guard(spec)
+            True
+        """
+        if not self._reuses(spec):
+            return contextlib.nullcontext()
+        return job_lock(f"{self._scope} {self._shared_job(spec)[0]}")
+
+    def _ensure_shared_job(self, spec: LaunchSpec, name: str, labels: dict[str, str]) -> None:
+        """Create the reused job unless this process knows it; adopt it only when its labels are ours."""
+        if is_known(f"{self._scope} {name}"):
+            return
+        from google.cloud import run_v2
+        from google.protobuf import duration_pb2
+
+        gexc = google_exceptions()
+        command, _args = self._command_args(spec)
+        limits = self._limits(spec)
+        task = run_v2.TaskTemplate(
+            containers=[
+                run_v2.Container(
+                    name="job",
+                    image=spec.image,
+                    command=command,
+                    resources=run_v2.ResourceRequirements(limits=limits) if limits else None,
+                )
+            ],
+            max_retries=0,
+            timeout=duration_pb2.Duration(seconds=int(self._task_timeout(spec))),
+        )
+        if self.config.get("service_account"):
+            task.service_account = self.config["service_account"]
+        if self.config.get("vpc_connector"):
+            task.vpc_access = run_v2.VpcAccess(connector=self.config["vpc_connector"])
+        job = run_v2.Job(
+            labels=labels,
+            template=run_v2.ExecutionTemplate(
+                labels=labels, task_count=1, parallelism=1, template=task
+            ),
+        )
+        try:
+            operation = call_with_backoff(
+                self._client("jobs").create_job,
+                parent=self.parent,
+                job=job,
+                job_id=name.rsplit("/", 1)[1],
+                retry=None,
+                timeout=self._api_timeout,
+                throttle_seconds=self._throttle_seconds,
+                before=self._before("write"),
+            )
+            operation.result(timeout=self._api_timeout * 4)
+        except gexc.Conflict:  # made earlier (by this worker before, or by another process)
+            existing = self._call(
+                f"get Cloud Run job {name}",
+                self._client("jobs").get_job,
+                name=name,
+                none_if=("NotFound",),
+            )
+            if existing is None:
+                raise HostUnavailableError(
+                    f"Cloud Run job {name} already existed, then disappeared; try again"
+                ) from None
+            wrong = sorted(k for k, v in labels.items() if existing.labels.get(k) != v)
+            if wrong:
+                raise LaunchError(
+                    f"Cloud Run job {name} already exists and is not this worker's (its "
+                    f"labels {', '.join(wrong)} differ); it was neither run nor adopted. Use a "
+                    "job_prefix of its own for each deployment sharing a project and region, "
+                    "or delete the job."
+                ) from None
+        except gexc.NotFound as exc:
+            if "image" in str(exc).lower():
+                raise ImageNotFoundError(
+                    f"Cloud Run cannot find image {spec.image!r}: {exc}"
+                ) from exc
+            raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise_translated(exc, f"create Cloud Run job {name}")
+        remember(f"{self._scope} {name}")
+
+    def _run_request(self, spec: LaunchSpec, name: str) -> Any:
+        """The ``RunJobRequest`` of ``spec`` on its reused job: args, env, task count, timeout."""
+        from google.cloud import run_v2
+        from google.protobuf import duration_pb2
+
+        overrides = run_v2.RunJobRequest.Overrides
+        _command, args = self._command_args(spec)
+        container = overrides.ContainerOverride(
+            name="job",
+            args=args,
+            clear_args=not args,
+            env=[run_v2.EnvVar(name=k, value=v) for k, v in spec.environment.items()],
+        )
+        return run_v2.RunJobRequest(
+            name=name,
+            overrides=overrides(
+                container_overrides=[container],
+                task_count=1,
+                timeout=duration_pb2.Duration(seconds=int(self._task_timeout(spec))),
+            ),
+        )
+
+    def _launch_shared(self, spec: LaunchSpec) -> LaunchResult:
+        """Run ``spec`` on its reused job (see :meth:`launch`)."""
+        reserved = sorted(RESERVED_ENV.intersection(spec.environment))
+        if reserved:
+            raise LaunchError(
+                f"environment: Cloud Run sets {', '.join(reserved)} itself; rename the variable."
+            )
+        name, labels = self._shared_job(spec)
+        with job_lock(f"{self._scope} {name}"):
+            operation = None
+            for _try in range(2):  # a second time only when the job was deleted meanwhile
+                self._ensure_shared_job(spec, name, labels)
+                try:
+                    operation = self._call(
+                        f"run Cloud Run job {name}",
+                        self._client("jobs").run_job,
+                        request=self._run_request(spec, name),
+                        none_if=("NotFound",),
+                        bucket="run",
+                    )
+                except ExecutorError as exc:
+                    # The answer may be lost while the run happened: an execution of the
+                    # job that no attempt owns is this one's (one run in flight per job).
+                    found = self._unowned_executions(spec, name, None)
+                    if len(found) == 1:
+                        logger.info("Running Cloud Run job %s failed (%s) but the execution %s "
+                                    "exists; it is this attempt's", name, exc, found[0])
+                        note_launched(name, found[0], spec.execution_id)
+                        return LaunchResult(container_id=found[0], running=True)
+                    self._disown(name, found, f"running the job failed ({exc})")
+                    raise
+                if operation is not None:
+                    break
+                forget_job(f"{self._scope} {name}")  # 404: deleted (e.g. by clean-up); nothing ran
+            if operation is None:
+                raise HostUnavailableError(f"Cloud Run job {name} disappeared twice; try again")
+            execution = getattr(operation, "metadata", None)
+            execution_name = getattr(execution, "name", "")
+            if not execution_name:
+                found = self._unowned_executions(spec, name, None)
+                if len(found) != 1:
+                    self._disown(name, found, "Cloud Run did not name the execution")
+                    raise HostUnavailableError(
+                        f"Cloud Run did not report the execution of job {name}")
+                execution_name = found[0]
+            note_launched(name, execution_name, spec.execution_id)
+            return LaunchResult(container_id=execution_name, running=True)
+
+    def _unowned_executions(
+        self, spec: LaunchSpec, job_name: str, since: datetime.datetime | None
+    ) -> list[str]:
+        """The executions of a reused job that no attempt owns.
+
+        Owned: run (or disowned) by this process, or recorded as an attempt's
+        container id in the database (``spec.recorded`` tells); an execution
+        recorded as ``spec``'s own attempt's is returned alone. With ``since``,
+        executions created more than
+        :data:`~container_manager.executors.cloudrun.reuse.CLOCK_MARGIN_SECONDS`
+        before it are left out too.
+        """
+        what = f"list Cloud Run executions of {job_name}"
+        pager = self._call(
+            what,
+            self._client("executions").list_executions,
+            request={"parent": job_name, "page_size": LIST_PAGE_SIZE},
+        )
+        oldest = since - datetime.timedelta(seconds=CLOCK_MARGIN_SECONDS) if since else None
+        names = []
+        for page in self._pages(what, pager):
+            for execution in page.executions:
+                if execution.delete_time:
+                    continue
+                if oldest is not None and execution.create_time and (
+                    execution.create_time < oldest
+                ):
+                    continue
+                names.append(execution.name)
+        recorded = spec.recorded(names) if names and spec.recorded is not None else {}
+        mine = [n for n in names if recorded.get(n) == spec.execution_id]
+        if mine:  # recorded already as this very attempt's
+            return mine
+        here = launched_here(job_name)
+        return [n for n in names if n not in here and n not in recorded]
+
+    def _disown(self, job_name: str, names: list[str], why: str) -> None:
+        """Cancel executions of a reused job that cannot be told apart; never adopt them."""
+        for name in names:
+            note_launched(job_name, name)  # never taken for an attempt's by this process
+            logger.warning("Cloud Run execution %s of job %s cannot be told to be any attempt's "
+                           "(%s); cancelling it", name, job_name, why)
+            try:
+                self._call(
+                    f"cancel Cloud Run execution {name}",
+                    self._client("executions").cancel_execution,
+                    bucket="write",
+                    name=name,
+                    none_if=("NotFound", "BadRequest"),
+                )
+            except ExecutorError as exc:
+                logger.warning("Could not cancel Cloud Run execution %s: %s", name, exc)
+
+    def find_attempt(
+        self, spec: LaunchSpec, since: datetime.datetime, others: Sequence[LaunchSpec]
+    ) -> str | None:
+        """Find an unrecorded attempt's execution: on its reused job, or by its job name.
+
+        On a reused job (whose executions carry no attempt's labels) the
+        attempt's execution is the one execution of the job that no attempt
+        owns (see :meth:`launch`), created at most
+        :data:`~container_manager.executors.cloudrun.reuse.CLOCK_MARGIN_SECONDS`
+        before the attempt. When that cannot be told (several such executions,
+        or another unrecorded attempt of the worker on the same job), none is
+        adopted: they are cancelled, and the attempt is relaunched. Then, or
+        for a job per execution, :meth:`find` looks for the attempt's own job.
+
+        Args:
+            spec: The attempt's launch specification.
+            since: When the attempt was created.
+            others: The worker's other attempts with no container id, unfinished.
+
+        Returns:
+            The execution name, or None.
+
+        Example:
+            >>> import datetime
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
+            >>> CloudRunExecutor(host).find_attempt(
+            ...     LaunchSpec(job_id=1, execution_id=7, image="busybox", command=[],
+            ...                worker_id="w1"), datetime.datetime.now(datetime.UTC), [])
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: get Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-...-s: ConnectionError: ...
+        """
+        if self._reuses(spec):
+            found = self._find_shared(spec, since, others)
+            if found:
+                return found
+        return self.find(spec.execution_id)
+
+    def _find_shared(
+        self, spec: LaunchSpec, since: datetime.datetime, others: Sequence[LaunchSpec]
+    ) -> str | None:
+        """:meth:`find_attempt` on the attempt's reused job."""
+        name, labels = self._shared_job(spec)
+        with job_lock(f"{self._scope} {name}"):
+            job = self._call(
+                f"get Cloud Run job {name}",
+                self._client("jobs").get_job,
+                name=name,
+                none_if=("NotFound",),
+            )
+            if job is None:
+                return None
+            wrong = sorted(k for k, v in labels.items() if job.labels.get(k) != v)
+            if wrong:
+                logger.warning("Cloud Run job %s is not this worker's (labels %s differ)",
+                               name, ", ".join(wrong))
+                return None
+            found = self._unowned_executions(spec, name, since)
+            if not found:
+                return None
+            rivals = [o for o in others if self._reuses(o) and self._shared_job(o)[0] == name]
+            if len(found) == 1 and not rivals:
+                note_launched(name, found[0], spec.execution_id)
+                return found[0]
+            self._disown(
+                name, found, f"{len(found)} unowned executions, {len(rivals) + 1} unrecorded "
+                "attempts of the job's worker")
+            return None
+
     def launch(self, spec: LaunchSpec) -> LaunchResult:
         """Create the Cloud Run job for this execution and run it once.
 
@@ -758,6 +1114,8 @@ class CloudRunExecutor(BaseExecutor):
         problems = self.validate_spec(spec)
         if problems:
             raise LaunchError(" ".join(problems))
+        if self._reuses(spec):
+            return self._launch_shared(spec)
         gexc = google_exceptions()
         jobs = self._client("jobs")
         name = self.job_name(spec.execution_id)
@@ -1094,6 +1452,10 @@ class CloudRunExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.HostUnavailableError: get Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-7: ConnectionError: ...
         """
+        launched = launched_for(execution_id)
+        if launched and _EXECUTION_NAME.match(launched):  # run on a reused job by this process
+            if self._get_execution(launched) is not None:
+                return launched
         name = self.job_name(execution_id)
         job = self._call(
             f"get Cloud Run job {name}",
@@ -1124,10 +1486,11 @@ class CloudRunExecutor(BaseExecutor):
 
         Entries are filtered to the execution (``resource.type="cloud_run_job"``,
         its job name and location, the ``run.googleapis.com/execution_name``
-        label) and to one stream (log ``run.googleapis.com/stdout`` or
-        ``run.googleapis.com/stderr``). Each stream is read newest first and
-        stops once ``max_bytes`` are collected, so a huge log costs a bounded
-        number of pages; it is then capped to ``max_bytes`` (see
+        label) and to its two streams (logs ``run.googleapis.com/stdout`` and
+        ``run.googleapis.com/stderr``), read with one ``entries.list`` call (and
+        its further pages) newest first; each stream stops being kept once
+        ``max_bytes`` are collected (see
+        :func:`~container_manager.executors.cloudrun.logs.read_streams`); it is then capped to ``max_bytes`` (see
         :func:`~container_manager.logcap.cap_log`). Right after an execution completes, this waits up to
         ``log_settle_seconds`` for Cloud Logging to ingest the last lines.
         A ``container_id`` that is not an execution name raises
@@ -1168,26 +1531,23 @@ class CloudRunExecutor(BaseExecutor):
                 if 0 <= age < settle:
                     time.sleep(settle - age)
         since_text = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        client = self._logging_client()
-        out = {}
-        for stream in ("stdout", "stderr"):
-            filter_ = execution_filter(
-                match["project"],
-                match["region"],
-                match["job"],
-                match["execution"],
-                since_text,
-                stream,
+        def streams(which: str) -> str:
+            """The filter of the execution's ``which`` streams."""
+            return execution_filter(
+                match["project"], match["region"], match["job"], match["execution"],
+                since_text, which,
             )
-            text = read_stream(
-                client,
-                match["project"],
-                filter_,
-                max_bytes,
-                self._before("logging"),
-                self._throttle_seconds,
-            )
-            out[stream] = cap_log(text, max_bytes)
+
+        texts = read_streams(
+            self._logging_client(),
+            match["project"],
+            streams("stdout+stderr"),
+            max_bytes,
+            self._before("logging"),
+            self._throttle_seconds,
+            alone=streams,
+        )
+        out = {stream: cap_log(text, max_bytes) for stream, text in texts.items()}
         return ContainerLogs(stdout=out["stdout"], stderr=out["stderr"])
 
     def follow_logs(self, container_id: str) -> Iterator[LogChunk]:
@@ -1322,6 +1682,16 @@ class CloudRunExecutor(BaseExecutor):
         """
         match = _EXECUTION_NAME.match(container_id or "")
         if not match:
+            return
+        if is_shared_job_id(match["job"]):  # a reused job stays; its execution goes
+            self._call(
+                f"delete Cloud Run execution {container_id}",
+                self._client("executions").delete_execution,
+                name=container_id,
+                none_if=("NotFound",),
+                bucket="write",
+            )
+            board(self._scope).forget(container_id)
             return
         job_name = container_id.split("/executions/", 1)[0]
         self._call(

@@ -50,7 +50,7 @@ OLDER_ENTRIES_MARKER = "[container_manager: older log entries not read]\n"
 def execution_filter(
     project: str, region: str, job: str, execution: str, since: str, stream: str
 ) -> str:
-    """The Cloud Logging filter for one stream of one Cloud Run execution.
+    """The Cloud Logging filter for one stream (or several) of one Cloud Run execution.
 
     Args:
         project: The project id.
@@ -58,7 +58,8 @@ def execution_filter(
         job: The Cloud Run job's short name.
         execution: The execution's short name.
         since: Oldest timestamp to read (RFC 3339, UTC), to bound the search.
-        stream: ``"stdout"``, ``"stderr"`` or ``"system"`` (Cloud Run's own messages).
+        stream: ``"stdout"``, ``"stderr"`` or ``"system"`` (Cloud Run's own messages);
+            several joined by ``+`` (``"stdout+stderr"``) select any of them.
 
     Returns:
         A filter for ``entries.list``.
@@ -66,15 +67,145 @@ def execution_filter(
     Example:
         >>> execution_filter("p", "r", "j", "e", "2026-01-01T00:00:00Z", "stdout").split(" AND ")[-1]
         'logName="projects/p/logs/run.googleapis.com%2Fstdout"'
+        >>> print(execution_filter("p", "r", "j", "e", "2026-01-01T00:00:00Z",
+        ...                        "stdout+stderr").split(" AND ")[-1])
+        (logName="projects/p/logs/run.googleapis.com%2Fstdout" OR logName="projects/p/logs/run.googleapis.com%2Fstderr")
     """
+    names = [f'logName="projects/{project}/logs/{LOG_IDS[one]}"' for one in stream.split("+")]
+    logs = names[0] if len(names) == 1 else "(" + " OR ".join(names) + ")"
     return (
         'resource.type="cloud_run_job"'
         f' AND resource.labels.job_name="{job}"'
         f' AND resource.labels.location="{region}"'
         f' AND labels."run.googleapis.com/execution_name"="{execution}"'
         f' AND timestamp>="{since}"'
-        f' AND logName="projects/{project}/logs/{LOG_IDS[stream]}"'
+        f" AND {logs}"
     )
+
+
+def stream_of(log_name: str) -> str:
+    """The stream (``stdout``, ``stderr``, ``system``) of an entry's ``logName``, or ``""``.
+
+    Args:
+        log_name: The entry's ``log_name`` (``projects/P/logs/ID``, the id URL-encoded
+            or not).
+
+    Returns:
+        The stream.
+
+    Example:
+        >>> stream_of("projects/p/logs/run.googleapis.com%2Fstderr"), stream_of("projects/p/logs/x")
+        ('stderr', '')
+    """
+    log_id = (log_name or "").rsplit("/logs/", 1)[-1].replace("/", "%2F")
+    return next((stream for stream, known in LOG_IDS.items() if known == log_id), "")
+
+
+def read_streams(
+    client: Any,
+    project: str,
+    filter_: str,
+    limit: int | None,
+    before: Callable[[], Any] | None = None,
+    throttle_seconds: float = 0,
+    alone: Callable[[str], str] | None = None,
+) -> dict[str, str]:
+    r"""Read stdout and stderr with one ``entries.list`` (paged), newest first, until ``limit`` each.
+
+    :func:`read_stream` for both streams at once: ``filter_`` selects both
+    (:func:`execution_filter` with ``"stdout+stderr"``), each entry's ``logName``
+    tells its stream. A stream stops being kept once it has ``limit`` bytes.
+    When a page ends with one stream full and the other not, the other is read
+    on its own with :func:`read_stream` (a second call, only for a log of more
+    than ``limit`` bytes and a page), so that the full stream's older pages are
+    never fetched. A stream cut at :data:`MAX_LOG_ENTRIES` entries below
+    ``limit`` bytes starts with :data:`OLDER_ENTRIES_MARKER`.
+
+    Args:
+        client: A ``google.cloud.logging_v2.Client``.
+        project: The project whose logs are read.
+        filter_: The entries to read.
+        limit: Most bytes to keep of each stream; None keeps up to
+            :data:`MAX_LOG_ENTRIES` entries of each.
+        before: Called before the call and before each further :data:`LOG_PAGE_SIZE`
+            entries (a quota limiter's ``acquire``).
+        throttle_seconds: Most seconds to wait on 429s (each read again from the end).
+        alone: The filter of one stream (``"stdout"`` or ``"stderr"``), for reading it
+            on its own; None reads on through the full stream's pages instead.
+
+    Returns:
+        ``{"stdout": text, "stderr": text}``, each oldest line first.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> logs = "projects/p/logs/run.googleapis.com%2F"
+        >>> class Logging:
+        ...     def list_entries(self, **request):
+        ...         return [SimpleNamespace(payload=text, log_name=logs + stream)
+        ...                 for stream, text in (("stderr", "oops"), ("stdout", "two"),
+        ...                                      ("stdout", "one"))]
+        >>> read_streams(Logging(), "p", 'logName="x"', limit=100)
+        {'stdout': 'one\ntwo\n', 'stderr': 'oops\n'}
+    """
+    from google.cloud import logging_v2
+
+    def full(lines: dict[str, list[str]], size: dict[str, int], stream: str) -> bool:
+        """Whether ``stream`` has its ``limit`` bytes or :data:`MAX_LOG_ENTRIES` entries."""
+        return (limit is not None and size[stream] >= limit) or (
+            len(lines[stream]) >= MAX_LOG_ENTRIES
+        )
+
+    def attempt() -> tuple[dict[str, list[str]], dict[str, int], dict[str, bool], list[str]]:
+        """Read once: lines newest first, sizes, cuts, and the streams left to read alone."""
+        lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        size = {"stdout": 0, "stderr": 0}
+        cut = {"stdout": False, "stderr": False}
+        entries: Iterator[Any] = iter(
+            client.list_entries(
+                resource_names=[f"projects/{project}"],
+                filter_=filter_,
+                order_by=logging_v2.DESCENDING,
+                page_size=LOG_PAGE_SIZE,
+            )
+        )
+        for number, entry in enumerate(entries, start=1):
+            stream = stream_of(getattr(entry, "log_name", "")) or "stdout"
+            if stream in lines and full(lines, size, stream):
+                cut[stream] = True
+            elif stream in lines:
+                line = entry_text(entry.payload)
+                lines[stream].append(line)
+                size[stream] += len(line.encode("utf-8", errors="replace"))
+            if all(full(lines, size, s) for s in lines):
+                return lines, size, {s: True for s in cut}, []
+            if number % LOG_PAGE_SIZE == 0:  # before the next page is fetched
+                filled = [s for s in lines if full(lines, size, s)]
+                if filled and alone is not None:  # the other stream is read alone
+                    return lines, size, cut, [s for s in lines if s not in filled]
+                if number >= 2 * MAX_LOG_ENTRIES:
+                    return lines, size, {s: True for s in cut}, []
+                if before is not None:
+                    before()
+        return lines, size, cut, []
+
+    try:
+        lines, size, cut, left = call_with_backoff(
+            attempt, throttle_seconds=throttle_seconds, before=before
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise_translated(exc, "read Cloud Logging entries")
+    out = {}
+    for stream, kept in lines.items():
+        if stream in left and alone is not None:
+            out[stream] = read_stream(client, project, alone(stream), limit, before,
+                                      throttle_seconds)
+            continue
+        kept.reverse()
+        text = "".join(kept)
+        if cut[stream] and (limit is None or size[stream] < limit):
+            text = OLDER_ENTRIES_MARKER + text
+        out[stream] = text
+    return out
 
 
 def read_stream(
