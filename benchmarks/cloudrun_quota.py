@@ -17,14 +17,18 @@ limiters' window, the jobs' length and ``poll_seconds`` (2 s scaled: 0.2 s).
 Only the client's 429 backoff delays (1 s doubled, real seconds) are not scaled,
 so a configuration that is refused pays them ten times over.
 
-It runs two configurations, one after the other:
+It runs three configurations, one after the other (the first two with one
+Cloud Run job per execution, ``reuse_jobs: false``):
 
 * ``get per job``: one ``get`` per waiting job per ``poll_seconds``
   (``batch_status_reads: false``) and no client-side limits, so quotas are met
   by Google's 429 and the backoff;
 * ``batched + limits``: one list of the location's executions per
   ``poll_seconds`` for all the jobs (the default), and ``quota_per_minute`` set to
-  the quotas.
+  the quotas;
+* ``reused + batched + limits``: the same with the default ``reuse_jobs: true``
+  (one Cloud Run job per launch key and worker, run with overrides, each
+  execution deleted after harvest).
 
 Figures printed per configuration: sustained executions per (scaled) minute,
 API calls per execution by bucket, 429 refusals, attempts spent beyond one per
@@ -64,7 +68,8 @@ def setup_django(path: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool) -> dict:
+def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool,
+               reuse: bool = False) -> dict:
     from container_manager.executors.cloudrun import quota
     from container_manager.models import ContainerJob, ExecutorHost
     from container_manager.worker import Worker
@@ -84,6 +89,7 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
         api_timeout_seconds=30,
         batch_status_reads=batched,
         throttle_wait_seconds=600,
+        reuse_jobs=reuse,
     )
     if limits:
         config["quota_per_minute"] = dict(QUOTAS)
@@ -150,12 +156,13 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
     }
 
 
-def run_single(command: str) -> dict[str, int]:
+def run_single(command: str, reuse: bool = False) -> dict[str, int]:
     """API calls by bucket of one execution that ended before its one status read.
 
     The figures of the guide's cost table: launch, one status read (the execution
     has ended), harvest; the status reads are left out (they depend on the job's
-    length and on batching), as in the table.
+    length and on batching), as in the table. With ``reuse``, the execution is the
+    reused job's second (the first, which creates the job, is not counted).
     """
     from container_manager.models import ContainerJob, ExecutorHost
     from tests.cloudrun.conftest import harvest_until_done, standin_config
@@ -166,7 +173,15 @@ def run_single(command: str) -> dict[str, int]:
         host = ExecutorHost.objects.create(
             name=f"bench-single-{len(command)}-{time.monotonic_ns()}", executor_type="cloudrun",
             connection_string="projects/test-project/locations/europe-west1",
-            executor_config=standin_config(standin.endpoint, poll_seconds=1))
+            executor_config=standin_config(standin.endpoint, poll_seconds=1, reuse_jobs=reuse))
+        if reuse:
+            first = ContainerJob.objects.create(image="busybox", command=command,
+                                                docker_host=host)
+            assert first.launch()
+            harvest_until_done(first)
+            time.sleep(1.05)  # the next status read is a fresh list
+            standin.bucket_calls.clear()
+            del standin.requests[:]
         job = ContainerJob.objects.create(image="busybox", command=command, docker_host=host)
         assert job.launch()
         time.sleep(0.05)
@@ -205,7 +220,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=40)
     parser.add_argument("--limit-minutes", type=float, default=8.0,
                         help="stop a configuration after this many scaled minutes")
-    parser.add_argument("--only", choices=["get", "batched"], default=None)
+    parser.add_argument("--only", choices=["get", "batched", "reused"], default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup_django(Path(tmp) / "bench.sqlite3")
@@ -213,7 +228,9 @@ def main() -> None:
 
         logging.getLogger("container_manager").setLevel(logging.ERROR)
         results = []
-        single = {"succeeded": run_single("echo ok"), "failed": run_single("exit 3")}
+        single = {"succeeded": run_single("echo ok"), "failed": run_single("exit 3"),
+                  "reused_succeeded": run_single("echo ok", reuse=True),
+                  "reused_failed": run_single("exit 3", reuse=True)}
         for outcome, counts in single.items():
             print(f"one {outcome} execution, calls by bucket (status reads left out): "
                   + ", ".join(f"{b} {n}" for b, n in counts.items()))
@@ -223,11 +240,15 @@ def main() -> None:
         if args.only in (None, "batched"):
             results.append(run_config("batched + limits", args, batched=True, limits=True))
             show(results[-1])
+        if args.only in (None, "reused"):
+            results.append(run_config("reused + batched + limits", args, batched=True,
+                                      limits=True, reuse=True))
+            show(results[-1])
     from benchmarks.record import record
 
     figures = {}
     for result in results:
-        key = "batched" if result["label"].startswith("batched") else "get"
+        key = result["label"].split(" ", 1)[0]  # get, batched, reused
         figures[f"{key}_per_minute"] = (result["per_minute"], "/min", ".1f")
         figures[f"{key}_refusals"] = result["refusals"]
         figures[f"{key}_extra_attempts"] = result["extra_attempts"]

@@ -25,7 +25,13 @@ from container_manager.executors.base import LaunchSpec
 from container_manager.executors.cloudrun import CloudRunExecutor, check_limits
 from container_manager.models import ContainerJob, ExecutorHost
 from container_manager.worker import Worker
-from tests.cloudrun.conftest import PROJECT, REGION, harvest_until_done, standin_config, per_execution
+from tests.cloudrun.conftest import (
+    PROJECT,
+    REGION,
+    harvest_until_done,
+    per_execution,
+    standin_config,
+)
 from tests.cloudrun.standin import error_info, retry_info
 
 pytestmark = pytest.mark.django_db
@@ -482,8 +488,8 @@ def test_launch_with_api_down_keeps_job_pending(cloudrun_host, standin):
 
 
 def test_forbidden_over_rest_fails_the_job_naming_the_missing_permission(cloudrun_host, standin):
-    per_execution(cloudrun_host)
     """A REST 403 arrives as Forbidden (not PermissionDenied): a configuration error, not an outage."""
+    per_execution(cloudrun_host)
     resource = f"//run.googleapis.com/projects/{PROJECT}/locations/{REGION}/jobs"
     standin.fail(
         "POST", r"/jobs$", 403, "PERMISSION_DENIED",

@@ -212,8 +212,8 @@ def test_a_throttled_log_read_is_waited_out_and_the_logs_kept(cloudrun_host, sta
 
 # ------------------------------------------------- a run that failed, or did it?
 def test_a_run_answered_503_after_google_ran_it_is_adopted_not_deleted(cloudrun_host, standin):
-    per_execution(cloudrun_host)
     """The run reached Google (its execution exists) although the answer was an error."""
+    per_execution(cloudrun_host)
     standin.fail("POST", r":run$", 503, "UNAVAILABLE", "The service is currently unavailable.",
                  after=True)
     job = make_job(cloudrun_host, "echo ran once")

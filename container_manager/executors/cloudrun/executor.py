@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import itertools
 import logging
 import re
@@ -502,6 +503,15 @@ class CloudRunExecutor(BaseExecutor):
             raise ExecutorConfigurationError(
                 f"Cannot create the Cloud Logging client: {type(exc).__name__}: {exc}"
             ) from None
+        # Parsing an entry makes a Logger for its log, which asks the metadata server
+        # for the local monitored resource unless given one: a network round trip
+        # per log per list call (seconds outside Google Cloud, where the lookup
+        # fails). Entries are only read here, so the loggers get a fixed resource.
+        from google.cloud.logging_v2.resource import Resource
+
+        client.logger = functools.partial(
+            type(client).logger, client, resource=Resource(type="global", labels={})
+        )
         cache["logging"] = client
         return client
 
