@@ -4,7 +4,9 @@ Every container that container_manager starts carries the labels
 ``container_manager``, ``container_manager.job_id``,
 ``container_manager.execution_id`` and ``container_manager.host``. A container
 is an *orphan* when its execution is finished (completed, failed, cancelled),
-its job is finished, or its execution does not exist in this database; orphans
+its job is finished, or its execution does not exist in this database; a
+backend resource shared by one worker's attempts (a reused Cloud Run job) is an
+orphan when that worker has no unfinished attempt and no claimed job. Orphans
 are left behind when a worker dies between a job's end and its clean-up, when
 the host was unreachable at that moment, or by ``KEEP_FAILED_CONTAINERS``.
 Containers of running executions are never orphans. ``manage.py
@@ -29,7 +31,7 @@ from django.utils import timezone
 
 from container_manager.conf import get_settings
 from container_manager.executors import ExecutorError, get_executor
-from container_manager.executors.base import ManagedContainer
+from container_manager.executors.base import ManagedContainer, worker_label
 from container_manager.lifecycle import TERMINAL_STATUSES
 
 #: Containers younger than this many seconds are never orphans (their launch may
@@ -54,6 +56,27 @@ class Orphan:
     host: str
     container: ManagedContainer
     reason: str
+
+
+def _live_workers() -> set[str]:
+    """The labels (:func:`~container_manager.executors.base.worker_label`) of busy workers.
+
+    Busy: with an unfinished attempt or a claimed job.
+    """
+    from container_manager.lifecycle import FINISHED_EXECUTION_STATUSES
+    from container_manager.models import ContainerExecution, ContainerJob
+
+    ids = set(
+        ContainerExecution.objects.exclude(status__in=FINISHED_EXECUTION_STATUSES)
+        .exclude(worker_id="")
+        .values_list("worker_id", flat=True)
+    )
+    ids |= set(
+        ContainerJob.objects.exclude(status__in=TERMINAL_STATUSES)
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+    )
+    return {worker_label(worker) for worker in ids}
 
 
 def find_orphans(
@@ -83,6 +106,7 @@ def find_orphans(
         include_kept = not get_settings().KEEP_FAILED_CONTAINERS
     orphans: list[Orphan] = []
     problems: list[str] = []
+    live: set[str] | None = None
     now = timezone.now()
     for host in hosts:
         try:
@@ -99,6 +123,13 @@ def find_orphans(
             if container.created_at is not None and now - container.created_at < datetime.timedelta(
                 seconds=min_age_seconds
             ):
+                continue
+            if container.worker:  # shared by one worker's attempts (a reused Cloud Run job)
+                if live is None:
+                    live = _live_workers()
+                if container.worker not in live and not container.running:
+                    orphans.append(Orphan(host.name, container,
+                                          "its worker has no unfinished attempt"))
                 continue
             execution = executions.get(container.execution_id)
             if execution is None:

@@ -28,8 +28,10 @@ import abc
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import importlib
 import importlib.util
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -258,6 +260,9 @@ class ManagedContainer:
         job_id: The job id from the container's labels, or None.
         created_at: When the container was created (timezone-aware), if known.
         running: True while the container still runs.
+        worker: For a backend resource shared by one worker's attempts (a reused
+            Cloud Run job), that worker's :func:`worker_label`; empty for one
+            attempt's container.
 
     Example:
         >>> ManagedContainer(container_id="abc", execution_id=5).running
@@ -269,6 +274,23 @@ class ManagedContainer:
     job_id: int | None = None
     created_at: datetime.datetime | None = None
     running: bool = False
+    worker: str = ""
+
+
+def worker_label(worker_id: str) -> str:
+    """The label value (16 hex digits of a SHA-256) naming a worker on what it shares.
+
+    Args:
+        worker_id: The worker's id (``ContainerExecution.worker_id``).
+
+    Returns:
+        The label value.
+
+    Example:
+        >>> worker_label("w1") == worker_label("w1") != worker_label("w2"), len(worker_label("w1"))
+        (True, 16)
+    """
+    return hashlib.sha256(json.dumps(worker_id).encode()).hexdigest()[:16]
 
 
 class BaseExecutor(abc.ABC):

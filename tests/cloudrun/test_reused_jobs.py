@@ -284,3 +284,33 @@ def test_a_reused_job_whose_labels_are_not_ours_is_neither_run_nor_adopted(
         ex.launch(spec)
     assert run_bodies(standin) == []
     assert ex.find_attempt(spec, attempt.created_at, []) is None
+
+
+# ---------------------------------------------------------------- clean-up
+def test_cleanup_removes_the_reused_job_of_a_worker_with_no_unfinished_attempt(
+    cloudrun_host, standin
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    busy = make_job(cloudrun_host, "sleep 30")
+    transition(busy, "starting", attempts=1, claimed_by="worker-busy")
+    assert start_attempt(busy, get_executor(cloudrun_host)) is not None
+    gone = make_job(cloudrun_host, "true", memory_limit=1024)  # another key: its own job
+    transition(gone, "starting", attempts=1, claimed_by="worker-gone")
+    assert start_attempt(gone, get_executor(cloudrun_host)) is not None
+    harvest_until_done(gone)  # worker-gone has nothing left
+    busy_job = execution(busy).container_id.split("/executions/")[0]
+    gone_job = execution(gone).container_id.split("/executions/")[0]
+    listed = {c.container_id: c for c in get_executor(cloudrun_host).list_managed()}
+    assert set(listed) == {busy_job, gone_job}
+    assert listed[gone_job].worker == reuse.worker_hash("worker-gone")
+    out = StringIO()
+    call_command("cleanup_containers", "--min-age", "0", "--dry-run", stdout=out)
+    assert "its worker has no unfinished attempt" in out.getvalue()
+    assert set(standin.jobs) == {busy_job, gone_job}
+    call_command("cleanup_containers", "--min-age", "0", stdout=StringIO())
+    assert set(standin.jobs) == {busy_job}  # the busy worker's job is kept
+    assert standin.deleted_jobs == [gone_job]
+    busy.cancel()

@@ -31,6 +31,7 @@ from container_manager.executors.base import (
     LaunchResult,
     LaunchSpec,
     LogChunk,
+    ManagedContainer,
 )
 from container_manager.executors.cloudrun.errors import (
     call,
@@ -110,6 +111,8 @@ LIST_PAGE_SIZE = 500
 
 #: Seconds one API call may spend waiting on 429 (throttled) answers.
 THROTTLE_WAIT_SECONDS = NumberRule(minimum=0, maximum=600)
+
+_JOB_NAME = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)\Z")
 
 _EXECUTION_NAME = re.compile(
     r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)"
@@ -1691,6 +1694,17 @@ class CloudRunExecutor(BaseExecutor):
             container_manager.executors.errors.HostUnavailableError: delete Cloud Run job projects/my-project/locations/europe-west1/jobs/cm-exec-7: ConnectionError: ...
         """
         match = _EXECUTION_NAME.match(container_id or "")
+        job_only = _JOB_NAME.match(container_id or "")
+        if job_only and is_shared_job_id(job_only["job"]):  # a reused job (orphan clean-up)
+            self._call(
+                f"delete Cloud Run job {container_id}",
+                self._client("jobs").delete_job,
+                name=container_id,
+                none_if=("NotFound",),
+                bucket="write",
+            )
+            forget_job(f"{self._scope} {container_id}")
+            return
         if not match:
             return
         if is_shared_job_id(match["job"]):  # a reused job stays; its execution goes
@@ -1712,6 +1726,55 @@ class CloudRunExecutor(BaseExecutor):
             bucket="write",
         )
         board(self._scope).forget(container_id)
+
+    def list_managed(self) -> list[ManagedContainer]:
+        """List this host's reused Cloud Run jobs, each with its worker's label.
+
+        One list of the location's jobs (a read per page). A job per execution
+        is not listed (it is deleted at harvest). A reused job is ``running``
+        while its latest execution has not completed; orphan clean-up removes a
+        reused job whose worker has no unfinished attempt
+        (:func:`~container_manager.orphans.find_orphans`).
+
+        Returns:
+            One entry per reused job (``container_id`` is the job's name).
+
+        Example:
+            >>> host = unreachable_cloudrun  # doctest setup: nothing answers at its API endpoint
+            >>> CloudRunExecutor(host).list_managed()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            container_manager.executors.errors.HostUnavailableError: list Cloud Run jobs of projects/my-project/locations/europe-west1: ConnectionError: ...
+        """
+        what = f"list Cloud Run jobs of {self.parent}"
+        pager = self._call(
+            what,
+            self._client("jobs").list_jobs,
+            request={"parent": self.parent, "page_size": LIST_PAGE_SIZE},
+        )
+        host = cloudrun_label_value(self.host.name) if self.host.name else ""
+        found = []
+        for page in self._pages(what, pager):
+            for job in page.jobs:
+                labels = job.labels
+                if not (
+                    is_shared_job_id(job.name.rsplit("/", 1)[-1])
+                    and labels.get(cloudrun_label_key(LABEL_APP)) == "true"
+                    and labels.get(LABEL_WORKER)
+                    and labels.get(cloudrun_label_key(LABEL_HOST), "") == host
+                ):
+                    continue
+                latest = job.latest_created_execution
+                found.append(
+                    ManagedContainer(
+                        container_id=job.name,
+                        execution_id=None,
+                        created_at=job.create_time or None,
+                        running=bool(latest.name) and not latest.completion_time,
+                        worker=labels[LABEL_WORKER],
+                    )
+                )
+        return found
 
     def health_check(self) -> HealthResult:
         """List one job of the location: a cheap authenticated call; never raises.

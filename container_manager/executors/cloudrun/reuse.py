@@ -35,6 +35,8 @@ import re
 import threading
 from collections.abc import Mapping
 
+from container_manager.executors.base import worker_label
+
 #: The short job id of a reused job: ``<prefix>-<key 10><worker 8>-s``; a job per
 #: execution is ``<prefix>-<execution id>`` (it ends in a digit, never in ``-s``).
 SHARED_JOB_ID = re.compile(r"-(?P<key>[0-9a-f]{10})(?P<worker>[0-9a-f]{8})-s\Z")
@@ -90,6 +92,9 @@ def launch_key(
 def worker_hash(worker_id: str) -> str:
     """The hash (16 hex digits) of a worker id, as a reused job's label carries it.
 
+    The same as :func:`~container_manager.executors.base.worker_label`, which
+    orphan clean-up compares with the workers that still have attempts.
+
     Args:
         worker_id: The worker's id (``ContainerExecution.worker_id``).
 
@@ -100,7 +105,7 @@ def worker_hash(worker_id: str) -> str:
         >>> worker_hash("w1") == worker_hash("w1") != worker_hash("w2")
         True
     """
-    return _digest(worker_id)[:16]
+    return worker_label(worker_id)
 
 
 def shared_job_id(prefix: str, key: str, worker_id: str) -> str:
