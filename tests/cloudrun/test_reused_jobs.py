@@ -314,3 +314,18 @@ def test_cleanup_removes_the_reused_job_of_a_worker_with_no_unfinished_attempt(
     assert set(standin.jobs) == {busy_job}  # the busy worker's job is kept
     assert standin.deleted_jobs == [gone_job]
     busy.cancel()
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_throttled_read_of_the_creation_operation_spends_no_attempt(cloudrun_host, standin,
+                                                                      reuse):
+    cloudrun_host.executor_config["reuse_jobs"] = reuse
+    cloudrun_host.save()
+    standin.fail("GET", r"/operations/", 429, "RESOURCE_EXHAUSTED", "Quota exceeded for reads.",
+                 details=[retry_info(0.1)], times=1)
+    job = make_job(cloudrun_host, "true", max_retries=0)
+    assert job.launch() is True
+    harvest_until_done(job)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("completed", 1)
+    assert len(standin.calls("GET", "/operations/")) >= 2  # the refused read, read again

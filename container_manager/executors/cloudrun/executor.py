@@ -851,7 +851,13 @@ class CloudRunExecutor(BaseExecutor):
                 throttle_seconds=self._throttle_seconds,
                 before=self._before("write"),
             )
-            operation.result(timeout=self._api_timeout * 4)
+            # Its reads are throttled like any call: waited out, never an attempt spent.
+            call_with_backoff(
+                operation.result,
+                timeout=self._api_timeout * 4,
+                throttle_seconds=self._throttle_seconds,
+                before=self._before("read"),
+            )
         except gexc.Conflict:  # made earlier (by this worker before, or by another process)
             existing = self._call(
                 f"get Cloud Run job {name}",
@@ -1144,7 +1150,13 @@ class CloudRunExecutor(BaseExecutor):
                 throttle_seconds=self._throttle_seconds,
                 before=self._before("write"),
             )
-            operation.result(timeout=self._api_timeout * 4)
+            # Its reads are throttled like any call: waited out, never an attempt spent.
+            call_with_backoff(
+                operation.result,
+                timeout=self._api_timeout * 4,
+                throttle_seconds=self._throttle_seconds,
+                before=self._before("read"),
+            )
         except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
             existing = self._adopt_existing(spec, name)  # raises unless the job is ours
             if existing:
