@@ -124,7 +124,6 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
     standin.stop()
     finished = ContainerJob.objects.filter(pk__in=ids)
     completed = finished.filter(status="completed").count()
-    attempts = sum(job.attempts for job in finished)
     retried = [  # why a job needed more than one attempt: each earlier attempt's record
         (job.pk, [(e.attempt, e.status, e.error_message[:200])
                   for e in job.containerexecution_set.order_by("attempt")])
@@ -150,7 +149,8 @@ def run_config(label: str, args: argparse.Namespace, batched: bool, limits: bool
         "per_execution": per_execution,
         "refusals": refusals,
         "refused": refused,
-        "extra_attempts": attempts - done,
+        # Jobs cut off by --limit-minutes count none: their one attempt is not extra.
+        "extra_attempts": sum(max(job.attempts - 1, 0) for job in finished),
         "retried": retried,
         "ceilings": ceilings,
     }
