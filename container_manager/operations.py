@@ -483,8 +483,11 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
     # Held from the attempt's creation until its container id is recorded: an
     # executor that shares backend resources between attempts (Cloud Run's reused
     # jobs) can then tell which of its runs an unrecorded attempt owns.
-    guard_spec = _guard_spec(job, worker_id)
-    guard = executor.launch_guard(guard_spec) if guard_spec else contextlib.nullcontext()
+    guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if type(executor).launch_guard is not BaseExecutor.launch_guard:  # not for nothing
+        guard_spec = _guard_spec(job, worker_id)
+        if guard_spec is not None:
+            guard = executor.launch_guard(guard_spec)
     with guard:
         execution = job.containerexecution_set.model.objects.begin(job, worker_id)
         result = _launch_and_record(job, execution, executor)
