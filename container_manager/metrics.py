@@ -31,6 +31,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import threading
 import time
 from typing import Any
 
@@ -162,10 +163,19 @@ def multiprocess_dir() -> str:
 
 
 _created: dict[str, Any] | None = None
+_creating = threading.Lock()
 
 
 def _metrics() -> dict[str, Any]:
     """The ``prometheus_client`` objects, created on first use (empty without the extra)."""
+    if _created is not None:
+        return _created
+    with _creating:  # a worker's threads record their first launches at once
+        return _create()
+
+
+def _create() -> dict[str, Any]:
+    """Make the metrics once, under ``_creating`` (a second maker would register twice)."""
     global _created
     if _created is not None:
         return _created

@@ -207,3 +207,28 @@ def test_several_processes_on_a_host_add_up_in_multiprocess_mode(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == 5.0
+
+
+RACE = """
+import sys, threading
+sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows at once
+from container_manager import metrics
+barrier, errors = threading.Barrier(16), []
+def first_use():
+    barrier.wait()
+    try:
+        metrics.record_retry("mock", "race")
+    except Exception as exc:
+        errors.append(type(exc).__name__)
+threads = [threading.Thread(target=first_use) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(errors, metrics.sample("container_manager_retries_total", executor_type="mock", host="race"))
+"""
+
+
+def test_threads_using_the_metrics_first_at_once_make_them_once():
+    """A worker's threads record their first launches together (seen: DuplicateTimeseries)."""
+    out = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True,
+                         cwd=REPO, timeout=60, check=True).stdout
+    assert out.split() == ["[]", "16.0"]
