@@ -23,16 +23,19 @@ pytestmark = [pytest.mark.postgres]
 EXPECTED = {
     "plain": {"error": None, "job": "completed", "memory": "completed",
               "calls": ["launch", "logs", "cleanup"], "executions": [["completed", True]]},
-    # The job was cancelled while the executor launched: nothing recorded, the
-    # container stopped and removed.
+    # The job was cancelled while the executor launched: the job is not moved, the
+    # container's id is written on the attempt (never taken for another attempt's),
+    # the container stopped and removed.
     "job_cancelled_during_launch": {
         "error": "ConcurrentTransitionError", "job": "cancelled", "memory": "starting",
-        "calls": ["launch", "stop", "cleanup"], "executions": [["starting", False]]},
+        "calls": ["launch", "stop", "cleanup"], "executions": [["starting", True]]},
     # A cancel recorded the attempt while the job was still starting: the job moved,
-    # the attempt's record is kept, and the container is stopped and removed.
+    # the attempt's record is kept with the container's id written on it (so that
+    # the container is never taken for another attempt's: Cloud Run's reused jobs
+    # tell their runs apart by it), and the container is stopped and removed.
     "attempt_cancelled_during_launch": {
         "error": "ConcurrentTransitionError", "job": "running", "memory": "running",
-        "calls": ["launch", "stop", "cleanup"], "executions": [["cancelled", False]]},
+        "calls": ["launch", "stop", "cleanup"], "executions": [["cancelled", True]]},
     # Another process recorded the attempt and moved the job first: its record stands.
     "finished_elsewhere_first": {
         "error": "ConcurrentTransitionError", "job": "failed", "memory": "failed",
