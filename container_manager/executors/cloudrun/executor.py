@@ -604,24 +604,35 @@ class CloudRunExecutor(BaseExecutor):
               ...
             container_manager.executors.errors.LaunchError: environment: Cloud Run sets CLOUD_RUN_JOB itself; rename the variable.
         """
-        from google.cloud import run_v2
-        from google.protobuf import duration_pb2
-
         reserved = sorted(RESERVED_ENV.intersection(spec.environment))
         if reserved:
             raise LaunchError(
                 f"environment: Cloud Run sets {', '.join(reserved)} itself; rename the variable."
             )
+        labels = {cloudrun_label_key(k): cloudrun_label_value(v) for k, v in spec.labels.items()}
+        labels.update(self.config.get("labels", {}))
+        labels.update(self._identity_labels(spec))  # the host's labels never replace them
+        return self._job_resource(spec, labels, with_run=True)
+
+    def _job_resource(self, spec: LaunchSpec, labels: dict[str, str], *, with_run: bool) -> Any:
+        """The ``Job`` of ``spec`` with ``labels``; its args and env only ``with_run``.
+
+        A reused job leaves them to each run's overrides (:meth:`_run_request`).
+        """
+        from google.cloud import run_v2
+        from google.protobuf import duration_pb2
+
         command, args = self._command_args(spec)
         limits = self._limits(spec)
         container = run_v2.Container(
             name="job",
             image=spec.image,
             command=command,
-            args=args,
-            env=[run_v2.EnvVar(name=k, value=v) for k, v in spec.environment.items()],
             resources=run_v2.ResourceRequirements(limits=limits) if limits else None,
         )
+        if with_run:
+            container.args = args
+            container.env = [run_v2.EnvVar(name=k, value=v) for k, v in spec.environment.items()]
         task = run_v2.TaskTemplate(
             containers=[container],
             max_retries=0,
@@ -631,15 +642,58 @@ class CloudRunExecutor(BaseExecutor):
             task.service_account = self.config["service_account"]
         if self.config.get("vpc_connector"):
             task.vpc_access = run_v2.VpcAccess(connector=self.config["vpc_connector"])
-        labels = {cloudrun_label_key(k): cloudrun_label_value(v) for k, v in spec.labels.items()}
-        labels.update(self.config.get("labels", {}))
-        labels.update(self._identity_labels(spec))  # the host's labels never replace them
         return run_v2.Job(
             labels=labels,
             template=run_v2.ExecutionTemplate(
                 labels=labels, task_count=1, parallelism=1, template=task
             ),
         )
+
+    def _create_job(self, name: str, job: Any, image: str) -> bool:
+        """Create ``job`` as ``name`` and wait for Google to make it; False when it exists (409).
+
+        Args:
+            name: The job's full name.
+            job: The ``Job`` resource.
+            image: Its image (named when Cloud Run cannot find it).
+
+        Returns:
+            True when this call made the job.
+
+        Raises:
+            ImageNotFoundError: Cloud Run could not find ``image``.
+            LaunchError: Cloud Run refused the job.
+        """
+        gexc = google_exceptions()
+        try:
+            operation = call_with_backoff(
+                self._client("jobs").create_job,
+                parent=self.parent,
+                job=job,
+                job_id=name.rsplit("/", 1)[1],
+                retry=None,
+                timeout=self._api_timeout,
+                throttle_seconds=self._throttle_seconds,
+                before=self._before("write"),
+            )
+            # Its reads are throttled like any call: waited out, never an attempt spent.
+            call_with_backoff(
+                operation.result,
+                timeout=self._api_timeout * 4,
+                throttle_seconds=self._throttle_seconds,
+                before=self._before("read"),
+            )
+        except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
+            return False
+        except gexc.NotFound as exc:
+            if "image" in str(exc).lower():
+                raise ImageNotFoundError(
+                    f"Cloud Run cannot find image {image!r}: {exc}"
+                ) from exc
+            raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise_translated(exc, f"create Cloud Run job {name}")
+        return True
 
     @staticmethod
     def _command_args(spec: LaunchSpec) -> tuple[list[str], list[str]]:
@@ -812,53 +866,8 @@ class CloudRunExecutor(BaseExecutor):
         """Create the reused job unless this process knows it; adopt it only when its labels are ours."""
         if is_known(f"{self._scope} {name}"):
             return
-        from google.cloud import run_v2
-        from google.protobuf import duration_pb2
-
-        gexc = google_exceptions()
-        command, _args = self._command_args(spec)
-        limits = self._limits(spec)
-        task = run_v2.TaskTemplate(
-            containers=[
-                run_v2.Container(
-                    name="job",
-                    image=spec.image,
-                    command=command,
-                    resources=run_v2.ResourceRequirements(limits=limits) if limits else None,
-                )
-            ],
-            max_retries=0,
-            timeout=duration_pb2.Duration(seconds=int(self._task_timeout(spec))),
-        )
-        if self.config.get("service_account"):
-            task.service_account = self.config["service_account"]
-        if self.config.get("vpc_connector"):
-            task.vpc_access = run_v2.VpcAccess(connector=self.config["vpc_connector"])
-        job = run_v2.Job(
-            labels=labels,
-            template=run_v2.ExecutionTemplate(
-                labels=labels, task_count=1, parallelism=1, template=task
-            ),
-        )
-        try:
-            operation = call_with_backoff(
-                self._client("jobs").create_job,
-                parent=self.parent,
-                job=job,
-                job_id=name.rsplit("/", 1)[1],
-                retry=None,
-                timeout=self._api_timeout,
-                throttle_seconds=self._throttle_seconds,
-                before=self._before("write"),
-            )
-            # Its reads are throttled like any call: waited out, never an attempt spent.
-            call_with_backoff(
-                operation.result,
-                timeout=self._api_timeout * 4,
-                throttle_seconds=self._throttle_seconds,
-                before=self._before("read"),
-            )
-        except gexc.Conflict:  # made earlier (by this worker before, or by another process)
+        job = self._job_resource(spec, labels, with_run=False)
+        if not self._create_job(name, job, spec.image):  # made earlier (by this or another process)
             existing = self._call(
                 f"get Cloud Run job {name}",
                 self._client("jobs").get_job,
@@ -877,14 +886,6 @@ class CloudRunExecutor(BaseExecutor):
                     "job_prefix of its own for each deployment sharing a project and region, "
                     "or delete the job."
                 ) from None
-        except gexc.NotFound as exc:
-            if "image" in str(exc).lower():
-                raise ImageNotFoundError(
-                    f"Cloud Run cannot find image {spec.image!r}: {exc}"
-                ) from exc
-            raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001
-            raise_translated(exc, f"create Cloud Run job {name}")
         remember(f"{self._scope} {name}")
 
     def _run_request(self, spec: LaunchSpec, name: str) -> Any:
@@ -1135,41 +1136,13 @@ class CloudRunExecutor(BaseExecutor):
             raise LaunchError(" ".join(problems))
         if self._reuses(spec):
             return self._launch_shared(spec)
-        gexc = google_exceptions()
         jobs = self._client("jobs")
         name = self.job_name(spec.execution_id)
-        job = self.build_job(spec)
-        try:
-            operation = call_with_backoff(
-                jobs.create_job,
-                parent=self.parent,
-                job=job,
-                job_id=name.rsplit("/", 1)[1],
-                retry=None,
-                timeout=self._api_timeout,
-                throttle_seconds=self._throttle_seconds,
-                before=self._before("write"),
-            )
-            # Its reads are throttled like any call: waited out, never an attempt spent.
-            call_with_backoff(
-                operation.result,
-                timeout=self._api_timeout * 4,
-                throttle_seconds=self._throttle_seconds,
-                before=self._before("read"),
-            )
-        except gexc.Conflict:  # 409 ALREADY_EXISTS arrives as Conflict over REST
+        if not self._create_job(name, self.build_job(spec), spec.image):  # 409
             existing = self._adopt_existing(spec, name)  # raises unless the job is ours
             if existing:
                 logger.info("Cloud Run job %s already ran for this execution; adopting it", name)
                 return LaunchResult(container_id=existing, running=True)
-        except gexc.NotFound as exc:
-            if "image" in str(exc).lower():
-                raise ImageNotFoundError(
-                    f"Cloud Run cannot find image {spec.image!r}: {exc}"
-                ) from exc
-            raise LaunchError(f"create Cloud Run job {name}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001
-            raise_translated(exc, f"create Cloud Run job {name}")
         try:
             operation = self._call(
                 f"run Cloud Run job {name}", jobs.run_job, name=name, bucket="run"
