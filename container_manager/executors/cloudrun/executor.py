@@ -614,6 +614,13 @@ class CloudRunExecutor(BaseExecutor):
         labels.update(self._identity_labels(spec))  # the host's labels never replace them
         return self._job_resource(spec, labels, with_run=True)
 
+    def _get_job(self, name: str) -> Any:
+        """The Cloud Run job ``name``, or None when it does not exist."""
+        return self._call(
+            f"get Cloud Run job {name}", self._client("jobs").get_job, name=name,
+            none_if=("NotFound",),
+        )
+
     def _job_resource(self, spec: LaunchSpec, labels: dict[str, str], *, with_run: bool) -> Any:
         """The ``Job`` of ``spec`` with ``labels``; its args and env only ``with_run``.
 
@@ -748,18 +755,13 @@ class CloudRunExecutor(BaseExecutor):
                 stale job under the same name); it is neither run nor adopted.
             HostUnavailableError: The job disappeared since the 409.
         """
-        job = self._call(
-            f"get Cloud Run job {name}",
-            self._client("jobs").get_job,
-            name=name,
-            none_if=("NotFound",),
-        )
+        job = self._get_job(name)
         if job is None:  # deleted since the 409: nothing of ours to adopt
             raise HostUnavailableError(
                 f"Cloud Run job {name} already existed, then disappeared; try again"
             )
         wanted = self._identity_labels(spec)
-        wrong = sorted(key for key, value in wanted.items() if job.labels.get(key) != value)
+        wrong = _differing_labels(job, wanted)
         if wrong:
             raise LaunchError(
                 f"Cloud Run job {name} already exists and is not this attempt's (its labels "
@@ -868,17 +870,12 @@ class CloudRunExecutor(BaseExecutor):
             return
         job = self._job_resource(spec, labels, with_run=False)
         if not self._create_job(name, job, spec.image):  # made earlier (by this or another process)
-            existing = self._call(
-                f"get Cloud Run job {name}",
-                self._client("jobs").get_job,
-                name=name,
-                none_if=("NotFound",),
-            )
+            existing = self._get_job(name)
             if existing is None:
                 raise HostUnavailableError(
                     f"Cloud Run job {name} already existed, then disappeared; try again"
                 ) from None
-            wrong = sorted(k for k, v in labels.items() if existing.labels.get(k) != v)
+            wrong = _differing_labels(existing, labels)
             if wrong:
                 raise LaunchError(
                     f"Cloud Run job {name} already exists and is not this worker's (its "
@@ -1056,15 +1053,10 @@ class CloudRunExecutor(BaseExecutor):
         """:meth:`find_attempt` on the attempt's reused job."""
         name, labels = self._shared_job(spec)
         with job_lock(f"{self._scope} {name}"):
-            job = self._call(
-                f"get Cloud Run job {name}",
-                self._client("jobs").get_job,
-                name=name,
-                none_if=("NotFound",),
-            )
+            job = self._get_job(name)
             if job is None:
                 return None
-            wrong = sorted(k for k, v in labels.items() if job.labels.get(k) != v)
+            wrong = _differing_labels(job, labels)
             if wrong:
                 logger.warning("Cloud Run job %s is not this worker's (labels %s differ)",
                                name, ", ".join(wrong))
@@ -1161,12 +1153,7 @@ class CloudRunExecutor(BaseExecutor):
     def _existing_execution(self, job_name: str, job: Any = None) -> str | None:
         """The name of the (latest) execution of a Cloud Run job, or None."""
         if job is None:
-            job = self._call(
-                f"get Cloud Run job {job_name}",
-                self._client("jobs").get_job,
-                name=job_name,
-                none_if=("NotFound",),
-            )
+            job = self._get_job(job_name)
             if job is None:
                 return None
         if job.latest_created_execution.name:
@@ -1455,12 +1442,7 @@ class CloudRunExecutor(BaseExecutor):
             if self._get_execution(launched) is not None:
                 return launched
         name = self.job_name(execution_id)
-        job = self._call(
-            f"get Cloud Run job {name}",
-            self._client("jobs").get_job,
-            name=name,
-            none_if=("NotFound",),
-        )
+        job = self._get_job(name)
         if job is None:
             return None
         label = job.labels.get(cloudrun_label_key(LABEL_EXECUTION))
@@ -1789,3 +1771,8 @@ class CloudRunExecutor(BaseExecutor):
         except Exception as exc:  # noqa: BLE001 - a health check never raises
             return HealthResult(ok=False, detail=str(exc))
         return HealthResult(ok=True, detail=f"Cloud Run Admin API v2 answered for {parent}")
+
+
+def _differing_labels(job: Any, wanted: dict[str, str]) -> list[str]:
+    """The keys of ``wanted`` whose value the Cloud Run ``job``'s labels do not carry, sorted."""
+    return sorted(key for key, value in wanted.items() if job.labels.get(key) != value)
