@@ -39,18 +39,22 @@ import dataclasses
 import datetime
 import functools
 import logging
+import operator
 import os
 import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import F
+from django.core.signals import setting_changed
+from django.db.models import DateTimeField, F
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
 from container_manager import logcap, metrics, statements
 from container_manager.conf import get_settings
 from container_manager.executors import (
+    EXECUTOR_PATHS,
     BaseExecutor,
     ContainerLogs,
     ContainerStatus,
@@ -284,6 +288,14 @@ def validate_launch(
     as Cloud Run's memory and CPU rules, through :func:`spec_problems`).
     :func:`launch` (by hand) and :func:`launch_claimed` (the worker) both call it.
 
+    With ``related_loaded`` (a worker's launch) ``full_clean`` is skipped when the
+    job's values (each with its type), every field of its host and template, the
+    executor registry and the settings equal those of a job this process has
+    validated in full and accepted; the per-job fields (the primary key,
+    timestamps, the task's id and JSON) are still checked as ``clean_fields``
+    checks them, and any difference means a full validation with its own errors.
+    The executor's ``validate_spec`` is always asked.
+
     Args:
         job: The job.
         executor: The executor of the job's host; :func:`executor_for` when None
@@ -309,11 +321,13 @@ def validate_launch(
         django.core.exceptions.ValidationError: {'memory_limit': ['memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.']}
     """
     if related_loaded:
-        job.full_clean(
-            exclude=["docker_host", "environment_template"],
-            validate_unique=False,
-            validate_constraints=False,
-        )
+        if not _validated_before(job):
+            job.full_clean(
+                exclude=["docker_host", "environment_template"],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+            _remember_valid(job)
     else:
         job.full_clean()
     executor = executor or executor_for(job)
@@ -323,6 +337,215 @@ def validate_launch(
     if problems:
         raise ValidationError(problems)
     return executor
+
+
+#: Values a worker's launch found valid (:func:`validate_launch` with
+#: ``related_loaded``): :func:`_validation_key` -> None. Bounded; cleared when full
+#: and whenever a Django setting changes.
+_VALID_KEYS: dict[tuple[Any, ...], None] = {}
+_VALID_KEYS_MAX = 256
+
+
+def _forget_valid_keys(**kwargs: Any) -> None:
+    """Forget every remembered validation (``setting_changed``: validators read settings)."""
+    _VALID_KEYS.clear()
+
+
+setting_changed.connect(_forget_valid_keys)
+
+
+@functools.cache
+def _job_field_split(model: type) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Split the fields that a worker's ``full_clean`` checks into keyed ones and per-job ones.
+
+    Per-job fields (the primary key, timestamps, the task's id and JSON) differ on
+    every job, so they are checked on each launch as ``Model.clean_fields`` checks
+    them; the others' values make up :func:`_validation_key`.
+
+    Args:
+        model: The job model.
+
+    Returns:
+        ``(keyed fields, per-job fields)``.
+    """
+    per_job_types = {"AutoField", "BigAutoField", "SmallAutoField", "DateTimeField",
+                     "UUIDField", "JSONField"}
+    keyed, per_job = [], []
+    for field in model._meta.fields:
+        if field.name in ("docker_host", "environment_template") or field.generated:
+            continue
+        (per_job if field.get_internal_type() in per_job_types else keyed).append(field)
+    return tuple(keyed), tuple(per_job)
+
+
+@functools.cache
+def _keyed_getter(model: type) -> Any:
+    """An ``operator.attrgetter`` of the keyed fields of :func:`_job_field_split`.
+
+    Args:
+        model: The job model.
+
+    Returns:
+        The getter (it returns a tuple).
+    """
+    return operator.attrgetter(*[f.attname for f in _job_field_split(model)[0]])
+
+
+@functools.cache
+def _getter(model: type) -> Any:
+    """An ``operator.attrgetter`` of every concrete field value of ``model`` (by attname).
+
+    Args:
+        model: A model class.
+
+    Returns:
+        The getter (it returns a tuple).
+    """
+    return operator.attrgetter(*[f.attname for f in model._meta.concrete_fields])
+
+
+def _values(obj: Any) -> tuple[Any, ...]:
+    """Every concrete field value of ``obj`` and their types (a dict or list by its ``repr``).
+
+    Args:
+        obj: A model instance.
+
+    Returns:
+        ``(values, types)``, in field order.
+    """
+    values = _getter(type(obj))(obj)
+    kinds = tuple(map(type, values))
+    if dict in kinds or list in kinds:
+        values = tuple(repr(v) if type(v) in (dict, list) else v for v in values)
+    return values, kinds
+
+
+def _validation_key(job: ContainerJob) -> tuple[Any, ...]:
+    """Everything a worker's ``full_clean`` of ``job`` reads, except its per-job fields.
+
+    The job's class and keyed field values (each with its type, so ``1``, ``1.0``
+    and ``True`` differ), every field of its host and template (``executor_config``
+    by its ``repr``), the executor registry and the settings object.
+
+    Args:
+        job: A claimed job, its host and template loaded.
+
+    Returns:
+        The key; building it raises ``TypeError`` when a value is not hashable.
+    """
+    values = _keyed_getter(type(job))(job)
+    template = job.environment_template if job.environment_template_id is not None else None
+    return (
+        type(job),
+        values,
+        tuple(map(type, values)),
+        job.docker_host_id,
+        _values(job.docker_host) if job.docker_host_id is not None else None,
+        job.environment_template_id,
+        _values(template) if template is not None else None,
+        tuple(EXECUTOR_PATHS.items()),
+        _Same(get_settings()),
+    )
+
+
+class _Same:
+    """An object as a key part compared by identity (kept alive by the key)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        """Wrap ``obj``.
+
+        Args:
+            obj: The object.
+        """
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        """Hash by identity.
+
+        Returns:
+            ``id(obj)``.
+        """
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a wrapper of the same object.
+
+        Args:
+            other: Another key part.
+
+        Returns:
+            Whether both wrap the same object.
+        """
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+def _per_job_fields_valid(job: ContainerJob) -> bool:
+    """Check the job's per-job fields exactly as ``Model.clean_fields`` does.
+
+    An aware or naive ``datetime`` in a ``DateTimeField`` without validators or
+    choices passes Django's ``clean`` unchanged (``to_python`` returns it, no
+    validator runs), so it is accepted without the call; every other value is
+    cleaned by its field.
+
+    Args:
+        job: The job.
+
+    Returns:
+        True when every per-job field passes (cleaned values are set, as Django does).
+    """
+    _, per_job = _job_field_split(type(job))
+    for field in per_job:
+        value = getattr(job, field.attname)
+        if (field.blank and value in field.empty_values) or isinstance(value, DatabaseDefault):
+            continue
+        if (type(value) is datetime.datetime and type(field) is DateTimeField
+                and not field.validators and not field.choices):
+            continue
+        try:
+            setattr(job, field.attname, field.clean(value, job))
+        except ValidationError:
+            return False
+    return True
+
+
+def _validated_before(job: ContainerJob) -> bool:
+    """Whether ``job``'s checked values equal those of a job this process found valid.
+
+    Only values a full validation accepted are remembered, taken after it ran (so
+    after its conversions); any difference in the job, its host, its template, the
+    executor registry or the settings, or a per-job field that fails, means a full
+    ``full_clean`` again, with its own errors.
+
+    Args:
+        job: A claimed job, its host and template loaded.
+
+    Returns:
+        True when the full validation can be skipped.
+    """
+    try:
+        key = _validation_key(job)
+        if key not in _VALID_KEYS:
+            return False
+    except TypeError:  # an unhashable value: validate in full
+        return False
+    return _per_job_fields_valid(job)
+
+
+def _remember_valid(job: ContainerJob) -> None:
+    """Remember the values of ``job``, which a full validation has just accepted.
+
+    Args:
+        job: The job.
+    """
+    try:
+        key = _validation_key(job)
+    except TypeError:
+        return
+    if len(_VALID_KEYS) >= _VALID_KEYS_MAX:
+        _VALID_KEYS.clear()
+    _VALID_KEYS[key] = None
 
 
 def spec_problems(job: ContainerJob, executor: BaseExecutor) -> list[str]:

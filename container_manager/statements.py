@@ -643,7 +643,7 @@ def _prepare(
     save: bool,
 ) -> list[Any]:
     """The values as Django's ``get_db_prep_save`` (``save``) or ``get_db_prep_value`` make them."""
-    conn = connections[alias]
+    conn = None  # looked up only for a value its field prepares (a thread-local lookup)
     out = []
     for (field, kind), value in zip(preparers, values, strict=True):
         if value is None and kind:
@@ -652,10 +652,13 @@ def _prepare(
             out.append(value)
         elif kind == 2 and type(value) is datetime.datetime and value.utcoffset() is not None:
             out.append(value)
-        elif save:
-            out.append(field.get_db_prep_save(value, conn))
         else:
-            out.append(field.get_db_prep_value(value, conn))
+            if conn is None:
+                conn = connections[alias]
+            if save:
+                out.append(field.get_db_prep_save(value, conn))
+            else:
+                out.append(field.get_db_prep_value(value, conn))
     return out
 
 

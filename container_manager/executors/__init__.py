@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 from container_manager.executors.base import (
@@ -190,6 +191,13 @@ def get_executor_class(executor_type: str) -> type[BaseExecutor]:
             f"Unknown executor type {executor_type!r}; known: {', '.join(sorted(paths))}."
         )
     module_name, _, class_name = path.partition(":")
+    # An imported module's class, without import_module's locking (a worker asks per job);
+    # anything else (not imported yet, still importing) takes the import below.
+    module = sys.modules.get(module_name)
+    if module is not None and not getattr(module.__spec__, "_initializing", False):
+        executor_class = getattr(module, class_name, None)
+        if isinstance(executor_class, type) and issubclass(executor_class, BaseExecutor):
+            return executor_class
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
