@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cm_proofs import _root
+from cm_records import track_page_records
 from docutils import nodes
 from docutils.parsers.rst.states import Inliner
 from sphinx.application import Sphinx
@@ -271,21 +272,6 @@ def _table(figures: dict[str, Any]) -> nodes.table:
     return table
 
 
-def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
-    env.cm_bench.pop(docname, None)  # type: ignore[attr-defined]
-
-
-def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: Any) -> None:
-    for docname in docnames:
-        if docname in other.cm_bench:
-            env.cm_bench[docname] = other.cm_bench[docname]  # type: ignore[attr-defined]
-
-
-def _init_env(env: BuildEnvironment) -> None:
-    if not hasattr(env, "cm_bench"):
-        env.cm_bench = {}  # type: ignore[attr-defined]
-
-
 def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list:
     """Read again the pages that quote a result file that changed."""
     folder = results_dir(env)
@@ -339,10 +325,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_role("bench", bench_role)
     app.add_role("bench-run", bench_run_role)
     app.add_directive("bench-results", BenchResults)
-    app.connect("builder-inited", lambda app: _init_env(app.env))
-    app.connect("env-before-read-docs", lambda app, env, docnames: _init_env(env))
-    app.connect("env-purge-doc", _purge)
-    app.connect("env-merge-info", _merge)
+    track_page_records(app, "cm_bench")
     app.connect("env-get-outdated", _outdated)
     app.connect("env-check-consistency", _check)
     app.connect("doctree-resolved", _resolve)

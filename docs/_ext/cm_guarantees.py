@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cm_records import track_page_records
 from docutils import nodes
 from docutils.parsers.rst.states import Inliner
 from sphinx.application import Sphinx
@@ -152,21 +153,6 @@ def _remove(app: Sphinx, doctree: nodes.document, fromdocname: str) -> None:
         node.parent.remove(node)
 
 
-def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
-    env.cm_unproven.pop(docname, None)  # type: ignore[attr-defined]
-
-
-def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: Any) -> None:
-    for docname in docnames:
-        if docname in other.cm_unproven:
-            env.cm_unproven[docname] = other.cm_unproven[docname]  # type: ignore[attr-defined]
-
-
-def _init_env(env: BuildEnvironment) -> None:
-    if not hasattr(env, "cm_unproven"):
-        env.cm_unproven = {}  # type: ignore[attr-defined]
-
-
 def _check(app: Sphinx, env: BuildEnvironment) -> None:
     """Warn (fail the strict build) for every guarantee that names no proof."""
     for docname, found in sorted(env.cm_unproven.items()):  # type: ignore[attr-defined]
@@ -179,11 +165,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """Register the exemption role and the check."""
     app.add_node(no_proof_node)
     app.add_role("no-proof", no_proof_role)
-    app.connect("builder-inited", lambda app: _init_env(app.env))
-    app.connect("env-before-read-docs", lambda app, env, docnames: _init_env(env))
+    track_page_records(app, "cm_unproven")
     app.connect("doctree-read", _read)
-    app.connect("env-purge-doc", _purge)
-    app.connect("env-merge-info", _merge)
     app.connect("env-check-consistency", _check)
     app.connect("doctree-resolved", _remove)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,

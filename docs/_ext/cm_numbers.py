@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cm_records import track_page_records
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
@@ -288,21 +289,6 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
         env.cm_numbers[env.docname] = find_figures(doctree)  # type: ignore[attr-defined]
 
 
-def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
-    env.cm_numbers.pop(docname, None)  # type: ignore[attr-defined]
-
-
-def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: Any) -> None:
-    for docname in docnames:
-        if docname in other.cm_numbers:
-            env.cm_numbers[docname] = other.cm_numbers[docname]  # type: ignore[attr-defined]
-
-
-def _init_env(env: BuildEnvironment) -> None:
-    if not hasattr(env, "cm_numbers"):
-        env.cm_numbers = {}  # type: ignore[attr-defined]
-
-
 def _stamp(app: Sphinx) -> str:
     """What the findings and their verdict depend on besides the pages: the list, the patterns."""
     path = Path(app.srcdir) / ALLOW_LIST
@@ -353,11 +339,8 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the check."""
-    app.connect("builder-inited", lambda app: _init_env(app.env))
-    app.connect("env-before-read-docs", lambda app, env, docnames: _init_env(env))
+    track_page_records(app, "cm_numbers")
     app.connect("doctree-read", _read)
-    app.connect("env-purge-doc", _purge)
-    app.connect("env-merge-info", _merge)
     app.connect("env-get-outdated", _outdated)
     app.connect("env-check-consistency", _check)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,

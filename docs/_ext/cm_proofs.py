@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cm_records import track_page_records
 from docutils import nodes
 from docutils.parsers.rst.states import Inliner
 from sphinx.application import Sphinx
@@ -229,21 +230,6 @@ def test_value_role(
     return [nodes.inline(rawtext, shown, classes=["cm-test-value"])], []
 
 
-def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
-    env.cm_proofs.pop(docname, None)  # type: ignore[attr-defined]
-
-
-def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: Any) -> None:
-    for docname in docnames:
-        if docname in other.cm_proofs:
-            env.cm_proofs[docname] = other.cm_proofs[docname]  # type: ignore[attr-defined]
-
-
-def _init_env(app: Sphinx, env: BuildEnvironment, *args: Any) -> None:
-    if not hasattr(env, "cm_proofs"):
-        env.cm_proofs = {}  # type: ignore[attr-defined]
-
-
 def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list:
     """Read again the pages whose tests' files changed (their links and checks follow)."""
     root = _root(env)
@@ -388,10 +374,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(proof_node)
     app.add_role("proof", proof_role)
     app.add_role("test-value", test_value_role)
-    app.connect("builder-inited", lambda app: _init_env(app, app.env))
-    app.connect("env-before-read-docs", lambda app, env, docnames: _init_env(app, env))
-    app.connect("env-purge-doc", _purge)
-    app.connect("env-merge-info", _merge)
+    track_page_records(app, "cm_proofs")
     app.connect("env-get-outdated", _outdated)
     app.connect("env-check-consistency", _check)
     app.connect("doctree-resolved", _resolve)

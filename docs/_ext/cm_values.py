@@ -24,6 +24,7 @@ import dataclasses
 import importlib
 from typing import Any
 
+from cm_records import track_page_records
 from docutils import nodes
 from docutils.parsers.rst.states import Inliner
 from sphinx.application import Sphinx
@@ -122,21 +123,6 @@ def code_value_role(
     return [nodes.abbreviation(rawtext, shown, explanation=title, classes=["cm-code-value"])], []
 
 
-def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
-    env.cm_values.pop(docname, None)  # type: ignore[attr-defined]
-
-
-def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: Any) -> None:
-    for docname in docnames:
-        if docname in other.cm_values:
-            env.cm_values[docname] = other.cm_values[docname]  # type: ignore[attr-defined]
-
-
-def _init_env(env: BuildEnvironment) -> None:
-    if not hasattr(env, "cm_values"):
-        env.cm_values = {}  # type: ignore[attr-defined]
-
-
 def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list:
     """Read again the pages that quote a value that changed."""
     return [
@@ -159,10 +145,7 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the role and its checks."""
     app.add_role("code-value", code_value_role)
-    app.connect("builder-inited", lambda app: _init_env(app.env))
-    app.connect("env-before-read-docs", lambda app, env, docnames: _init_env(env))
-    app.connect("env-purge-doc", _purge)
-    app.connect("env-merge-info", _merge)
+    track_page_records(app, "cm_values")
     app.connect("env-get-outdated", _outdated)
     app.connect("env-check-consistency", _check)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
