@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.cloudrun.standin import CloudRunStandIn
+
+if TYPE_CHECKING:
+    from container_manager.models import ContainerExecution, ContainerJob
 
 PROJECT = "test-project"
 REGION = "europe-west1"
@@ -45,6 +49,18 @@ def cloudrun_host(db, standin):
     )
     host.full_clean()
     return host
+
+
+def make_job(host, command, **fields) -> ContainerJob:
+    """Create a busybox job running ``command`` on ``host`` (other fields as given)."""
+    from container_manager.models import ContainerJob
+
+    return ContainerJob.objects.create(image="busybox", command=command, docker_host=host, **fields)
+
+
+def execution(job) -> ContainerExecution | None:
+    """The latest attempt of ``job`` (None before its first)."""
+    return job.containerexecution_set.order_by("-attempt").first()
 
 
 def per_execution(host) -> None:

@@ -28,21 +28,15 @@ from container_manager.worker import Worker
 from tests.cloudrun.conftest import (
     PROJECT,
     REGION,
+    execution,
     harvest_until_done,
+    make_job,
     per_execution,
     standin_config,
 )
 from tests.cloudrun.standin import error_info, retry_info
 
 pytestmark = pytest.mark.django_db
-
-
-def make_job(host, command, **fields) -> ContainerJob:
-    return ContainerJob.objects.create(image="busybox", command=command, docker_host=host, **fields)
-
-
-def execution(job):
-    return job.containerexecution_set.order_by("-attempt").first()
 
 
 def created_job_body(standin):

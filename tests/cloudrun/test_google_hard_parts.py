@@ -15,17 +15,9 @@ import pytest
 from container_manager.executors import HostUnavailableError, get_executor
 from container_manager.executors.base import LaunchSpec
 from container_manager.models import ContainerJob
-from tests.cloudrun.conftest import harvest_until_done, per_execution
+from tests.cloudrun.conftest import execution, harvest_until_done, make_job, per_execution
 
 pytestmark = pytest.mark.django_db
-
-
-def make_job(host, command, **fields) -> ContainerJob:
-    return ContainerJob.objects.create(image="busybox", command=command, docker_host=host, **fields)
-
-
-def execution(job):
-    return job.containerexecution_set.order_by("-attempt").first()
 
 
 def test_a_queued_execution_is_running_until_it_starts_and_ends(cloudrun_host, standin):

@@ -19,18 +19,10 @@ from container_manager.operations import (
     start_attempt,
     transition,
 )
-from tests.cloudrun.conftest import harvest_until_done
+from tests.cloudrun.conftest import execution, harvest_until_done, make_job
 from tests.cloudrun.standin import error_info, retry_info
 
 pytestmark = pytest.mark.django_db
-
-
-def make_job(host, command, **fields) -> ContainerJob:
-    return ContainerJob.objects.create(image="busybox", command=command, docker_host=host, **fields)
-
-
-def execution(job):
-    return job.containerexecution_set.order_by("-attempt").first()
 
 
 def run_bodies(standin) -> list[dict]:
