@@ -164,8 +164,8 @@ def run_single(command: str, reuse: bool = False) -> dict[str, int]:
     length and on batching), as in the table. With ``reuse``, the execution is the
     reused job's second (the first, which creates the job, is not counted).
     """
-    from container_manager.models import ContainerJob, ExecutorHost
-    from tests.cloudrun.conftest import harvest_until_done, standin_config
+    from container_manager.models import ExecutorHost
+    from tests.cloudrun.conftest import run_counted_execution, standin_config
     from tests.cloudrun.standin import CloudRunStandIn
 
     standin = CloudRunStandIn("test-project", "europe-west1").start()
@@ -174,18 +174,7 @@ def run_single(command: str, reuse: bool = False) -> dict[str, int]:
             name=f"bench-single-{len(command)}-{time.monotonic_ns()}", executor_type="cloudrun",
             connection_string="projects/test-project/locations/europe-west1",
             executor_config=standin_config(standin.endpoint, poll_seconds=1, reuse_jobs=reuse))
-        if reuse:
-            first = ContainerJob.objects.create(image="busybox", command=command,
-                                                docker_host=host)
-            assert first.launch()
-            harvest_until_done(first)
-            time.sleep(1.05)  # the next status read is a fresh list
-            standin.bucket_calls.clear()
-            del standin.requests[:]
-        job = ContainerJob.objects.create(image="busybox", command=command, docker_host=host)
-        assert job.launch()
-        time.sleep(0.05)
-        harvest_until_done(job)
+        run_counted_execution(host, standin, command, reuse)
         counts = standin.bucket_counts()
         status_reads = [p for m, p in standin.calls("GET")
                         if "/executions" in p and "/tasks" not in p]

@@ -75,3 +75,25 @@ def harvest_until_done(job, timeout: float = 10.0) -> None:
     while not job.harvest():
         assert time.monotonic() < deadline, f"job {job.pk} still {job.status}"
         time.sleep(0.05)
+
+
+def run_counted_execution(host, standin, command: str, reuse: bool) -> ContainerJob:
+    """Run one job of ``command`` on ``host`` with only its own calls left in ``standin``'s counts.
+
+    With ``reuse`` (``host`` reuses its jobs), a first job runs before it: that run
+    creates the reused job, whose calls are counted apart (cleared here), and the
+    wait past ``poll_seconds`` 1 makes the next job's status read a fresh list. The
+    job is launched, and harvested once its execution has ended (one status read).
+    """
+    if reuse:
+        first = make_job(host, command)
+        assert first.launch()
+        harvest_until_done(first)
+        time.sleep(1.05)  # the next status read is a fresh list
+        standin.bucket_calls.clear()
+        del standin.requests[:]
+    job = make_job(host, command)
+    assert job.launch()
+    time.sleep(0.05)
+    harvest_until_done(job)
+    return job

@@ -136,24 +136,12 @@ def test_quota_per_minute_is_checked_at_validation(db):
 )
 def test_api_calls_per_execution_by_bucket(cloudrun_host, standin, reuse, command, expected):
     """The figures of the guide's cost table: one status read (the execution had ended)."""
-    from container_manager.models import ContainerJob
-    from tests.cloudrun.conftest import harvest_until_done
+    from tests.cloudrun.conftest import run_counted_execution
 
     cloudrun_host.executor_config["poll_seconds"] = 1  # the harvest's reads share one list
     cloudrun_host.executor_config["reuse_jobs"] = reuse
     cloudrun_host.save()
-    if reuse:  # the reused job's first run creates it: counted apart
-        first = ContainerJob.objects.create(image="busybox", command=command,
-                                            docker_host=cloudrun_host)
-        assert first.launch()
-        harvest_until_done(first)
-        time.sleep(1)  # a fresh status list for the next job
-        standin.bucket_calls.clear()
-        del standin.requests[:]
-    job = ContainerJob.objects.create(image="busybox", command=command, docker_host=cloudrun_host)
-    assert job.launch()
-    time.sleep(0.05)
-    harvest_until_done(job)
+    run_counted_execution(cloudrun_host, standin, command, reuse)
     assert standin.bucket_counts() == expected, "\n".join(f"{m} {p[-40:]}" for m, p in standin.calls())
     status_reads = [p for m, p in standin.calls("GET") if "/executions" in p and "/tasks" not in p]
     assert len(status_reads) == 1  # the one status read: the rest is the table's figures
