@@ -101,6 +101,28 @@ def stream_of(log_name: str) -> str:
     return next((stream for stream, known in LOG_IDS.items() if known == log_id), "")
 
 
+def _newest_first(client: Any, project: str, filter_: str) -> Iterator[Any]:
+    """The entries of ``project`` that ``filter_`` selects, newest first, a page at a time."""
+    from google.cloud import logging_v2
+
+    return iter(
+        client.list_entries(
+            resource_names=[f"projects/{project}"],
+            filter_=filter_,
+            order_by=logging_v2.DESCENDING,
+            page_size=LOG_PAGE_SIZE,
+        )
+    )
+
+
+def _oldest_first(lines: list[str], size: int, cut: bool, limit: int | None) -> str:
+    """The text of ``lines`` read newest first; the marker first if cut below ``limit``."""
+    text = "".join(reversed(lines))
+    if cut and (limit is None or size < limit):
+        text = OLDER_ENTRIES_MARKER + text
+    return text
+
+
 def read_streams(
     client: Any,
     project: str,
@@ -147,8 +169,6 @@ def read_streams(
         >>> read_streams(Logging(), "p", 'logName="x"', limit=100)
         {'stdout': 'one\ntwo\n', 'stderr': 'oops\n'}
     """
-    from google.cloud import logging_v2
-
     def full(lines: dict[str, list[str]], size: dict[str, int], stream: str) -> bool:
         """Whether ``stream`` has its ``limit`` bytes or :data:`MAX_LOG_ENTRIES` entries."""
         return (limit is not None and size[stream] >= limit) or (
@@ -160,14 +180,7 @@ def read_streams(
         lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
         size = {"stdout": 0, "stderr": 0}
         cut = {"stdout": False, "stderr": False}
-        entries: Iterator[Any] = iter(
-            client.list_entries(
-                resource_names=[f"projects/{project}"],
-                filter_=filter_,
-                order_by=logging_v2.DESCENDING,
-                page_size=LOG_PAGE_SIZE,
-            )
-        )
+        entries = _newest_first(client, project, filter_)
         for number, entry in enumerate(entries, start=1):
             stream = stream_of(getattr(entry, "log_name", "")) or "stdout"
             if stream in lines and full(lines, size, stream):
@@ -200,11 +213,7 @@ def read_streams(
             out[stream] = read_stream(client, project, alone(stream), limit, before,
                                       throttle_seconds)
             continue
-        kept.reverse()
-        text = "".join(kept)
-        if cut[stream] and (limit is None or size[stream] < limit):
-            text = OLDER_ENTRIES_MARKER + text
-        out[stream] = text
+        out[stream] = _oldest_first(kept, size[stream], cut[stream], limit)
     return out
 
 
@@ -256,20 +265,11 @@ def read_stream(
         two
         three
     """
-    from google.cloud import logging_v2
-
     def attempt() -> tuple[list[str], int, bool]:
         """Read the stream once: its lines newest first, their size, whether more remain."""
         lines: list[str] = []
         size = 0
-        entries: Iterator[Any] = iter(
-            client.list_entries(
-                resource_names=[f"projects/{project}"],
-                filter_=filter_,
-                order_by=logging_v2.DESCENDING,
-                page_size=LOG_PAGE_SIZE,
-            )
-        )
+        entries = _newest_first(client, project, filter_)
         for number, entry in enumerate(entries):
             if (limit is not None and size >= limit) or len(lines) >= MAX_LOG_ENTRIES:
                 return lines, size, True
@@ -287,11 +287,7 @@ def read_stream(
         )
     except Exception as exc:  # noqa: BLE001
         raise_translated(exc, "read Cloud Logging entries")
-    lines.reverse()
-    text = "".join(lines)
-    if more and (limit is None or size < limit):
-        text = OLDER_ENTRIES_MARKER + text
-    return text
+    return _oldest_first(lines, size, more, limit)
 
 
 def entry_text(payload: Any) -> str:
