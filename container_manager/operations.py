@@ -379,29 +379,19 @@ def _job_field_split(model: type) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 
 
 @functools.cache
-def _keyed_getter(model: type) -> Any:
-    """An ``operator.attrgetter`` of the keyed fields of :func:`_job_field_split`.
-
-    Args:
-        model: The job model.
-
-    Returns:
-        The getter (it returns a tuple).
-    """
-    return operator.attrgetter(*[f.attname for f in _job_field_split(model)[0]])
-
-
-@functools.cache
-def _getter(model: type) -> Any:
-    """An ``operator.attrgetter`` of every concrete field value of ``model`` (by attname).
+def _getter(model: type, keyed: bool = False) -> Any:
+    """An ``operator.attrgetter`` of field values of ``model`` (by attname).
 
     Args:
         model: A model class.
+        keyed: Only the keyed fields of :func:`_job_field_split` (``model`` is the
+            job model); otherwise every concrete field.
 
     Returns:
         The getter (it returns a tuple).
     """
-    return operator.attrgetter(*[f.attname for f in model._meta.concrete_fields])
+    fields = _job_field_split(model)[0] if keyed else model._meta.concrete_fields
+    return operator.attrgetter(*[f.attname for f in fields])
 
 
 def _values(obj: Any) -> tuple[Any, ...]:
@@ -433,7 +423,7 @@ def _validation_key(job: ContainerJob) -> tuple[Any, ...]:
     Returns:
         The key; building it raises ``TypeError`` when a value is not hashable.
     """
-    values = _keyed_getter(type(job))(job)
+    values = _getter(type(job), keyed=True)(job)
     template = job.environment_template if job.environment_template_id is not None else None
     return (
         type(job),
