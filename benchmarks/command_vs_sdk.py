@@ -15,13 +15,20 @@ The setup of issue 10's speed benchmark, on a real Docker engine started here
 * the engine's own limit: the same number of containers through the docker SDK
   (``APIClient``) in 8 threads, each doing the lifecycle the worker does:
   create, start, wait, logs, remove;
-* the two alternate, ``--repeat`` (3) rounds, each side first in turn.
+* the two alternate in a balanced order, ``--repeat`` (6) rounds: worker then
+  SDK loop, SDK loop then worker, and so on (worker, SDK, SDK, worker, worker,
+  SDK...), so that with an even number of rounds each side runs first as often as
+  the other and a load that rises or falls through the run favours neither.
 
-Prints each round, the ratio SDK time / worker time per round and over all
-rounds (1.0x: the worker is as fast as the engine allows; also without the
-worker's start-up), and where the worker's time went (``--profile``, from the
-timestamps the worker records: start-up, each job's phases, how busy the
-threads were and the median time a thread spends between two jobs).
+Prints each round's ratio (SDK time / worker time; 1.0x: the worker is as fast
+as the engine allows), then the ratio over all rounds (total SDK time / total
+worker time; also without the worker's start-up), the median, lowest and
+highest round and the rounds' standard deviation, and a verdict against issue
+10's target (0.9x): met when the overall ratio and the median round reach it,
+"on every round" when the lowest round does too, else how many rounds fell
+short. ``--profile`` adds where the worker's time went, from the timestamps the
+worker records: start-up, each job's phases, how busy the threads were and the
+median time a thread spends between two jobs.
 ``--tmpfs`` puts the project and its database in memory (``/dev/shm``), where a
 commit costs no disk sync, to show the database's share (recorded apart, as
 ``command_vs_sdk_tmpfs``). See "Where the remaining time goes" in
@@ -29,13 +36,14 @@ commit costs no disk sync, to show the database's share (recorded apart, as
 
 Usage (as root, which dockerd needs)::
 
-    .nox/tests-3-13/bin/python benchmarks/command_vs_sdk.py [--jobs 80] [--repeat 3]
+    .nox/tests-3-13/bin/python benchmarks/command_vs_sdk.py [--jobs 80] [--repeat 6]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import os
 import re
 import resource
@@ -55,6 +63,8 @@ from benchmarks.record import record  # noqa: E402
 
 SDK_THREADS = 8
 COMMAND = "echo hello"
+#: Issue 10's target: SDK loop time / worker time.
+TARGET = 0.9
 #: Figure keys of the recorded result -> the phase names printed with --profile.
 PHASE_KEYS = {
     "cpu": "CPU, user + sys (s)",
@@ -209,10 +219,63 @@ def sdk_round(engine, jobs: int) -> tuple[float, dict[str, float]]:
     return elapsed, phases
 
 
+@dataclasses.dataclass
+class Summary:
+    """The verdict over all rounds: the lines printed and the figures recorded."""
+
+    lines: list[str]
+    figures: dict[str, tuple[float, str, str]]
+
+
+def summarize(ratios: list[float], sdk_total: float, cm_total: float,
+              startup_total: float) -> Summary:
+    """Overall ratio, median, spread and the verdict against :data:`TARGET`.
+
+    Example:
+        >>> s = summarize([0.95, 0.91, 0.88, 0.97], 4.0, 4.3, 0.2)
+        >>> print(s.lines[-1])
+        target 0.9x: met by the overall ratio and the median round; 1 of 4 rounds below it (lowest 0.88x)
+    """
+    overall = sdk_total / cm_total
+    without = sdk_total / (cm_total - startup_total)
+    median = statistics.median(ratios)
+    low, high = min(ratios), max(ratios)
+    stdev = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+    below = sum(r < TARGET for r in ratios)
+    shown = ", ".join(f"{r:.2f}" for r in ratios)
+    lines = [
+        f"ratio SDK loop / worker over all rounds: {overall:.2f}x (without the worker's "
+        f"start-up: {without:.2f}x)",
+        f"rounds: {shown}; median {median:.2f}x, lowest {low:.2f}x, highest {high:.2f}x, "
+        f"standard deviation {stdev:.2f}",
+    ]
+    if overall >= TARGET and median >= TARGET and not below:
+        verdict = f"met on every round (lowest {low:.2f}x)"
+    elif overall >= TARGET and median >= TARGET:
+        verdict = (f"met by the overall ratio and the median round; {below} of {len(ratios)} "
+                   f"rounds below it (lowest {low:.2f}x)")
+    else:
+        verdict = (f"NOT met (overall {overall:.2f}x, median {median:.2f}x; {below} of "
+                   f"{len(ratios)} rounds below it)")
+    lines.append(f"target {TARGET}x: {verdict}")
+    figures = {
+        "ratio": (overall, "x", ".2f"),
+        "ratio_without_startup": (without, "x", ".2f"),
+        "ratio_median": (median, "x", ".2f"),
+        "ratio_min": (low, "x", ".2f"),
+        "ratio_max": (high, "x", ".2f"),
+        "ratio_stdev": (stdev, "", ".2f"),
+        "rounds": (len(ratios), "", "d"),
+        "rounds_below_target": (below, "", "d"),
+    }
+    return Summary(lines, figures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=80)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", "--rounds", type=int, default=6,
+                        help="Rounds (default 6); an even number balances the order.")
     parser.add_argument("--profile", action="store_true",
                         help="Also print where the time went in each round, side by side.")
     parser.add_argument("--dir", default=None,
@@ -226,6 +289,8 @@ def main() -> None:
                         help="Start the worker under this command, e.g. 'py-spy record -o "
                         "out.txt -f raw --' (it gets SIGINT at the end, as with Ctrl-C).")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1 round")
 
     from tests.plugins.docker_engine import start_engine
 
@@ -243,11 +308,14 @@ def main() -> None:
               f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}")
         print(f"{args.jobs} jobs ({COMMAND}): `manage.py process_container_jobs` in a "
               f"startproject site (default settings, file SQLite), start-up included, vs a "
-              f"docker-SDK loop in {SDK_THREADS} threads; {args.repeat} rounds, interleaved")
+              f"docker-SDK loop in {SDK_THREADS} threads; {args.repeat} rounds, interleaved "
+              f"({'balanced' if args.repeat % 2 == 0 else 'unbalanced: an odd number'})",
+              flush=True)
         cm_total = sdk_total = startup_total = 0.0
+        ratios: list[float] = []
         figures: dict[str, tuple[float, str, str]] = {}
         for i in range(args.repeat):
-            if i % 2:
+            if i % 2:  # worker, SDK | SDK, worker | worker, SDK ...
                 sdk, sdk_phases = sdk_round(engine, args.jobs)
                 cm, phases = worker_round(root, host, engine.image, args.jobs, args.wrap.split())
             else:
@@ -256,13 +324,16 @@ def main() -> None:
             cm_total += cm
             sdk_total += sdk
             startup_total += phases[PHASE_KEYS["startup"]]
-            print(f"  round {i + 1}: worker {cm:6.2f} s ({args.jobs / cm:5.1f} jobs/s)   "
-                  f"SDK loop {sdk:6.2f} s ({args.jobs / sdk:5.1f} jobs/s)   "
-                  f"ratio {sdk / cm:.2f}x   (load {os.getloadavg()[0]:.1f})")
+            ratios.append(sdk / cm)
+            load = os.getloadavg()[0]
+            print(f"  round {i + 1} ({'SDK loop' if i % 2 else 'worker'} first): worker "
+                  f"{cm:6.2f} s ({args.jobs / cm:5.1f} jobs/s)   SDK loop {sdk:6.2f} s "
+                  f"({args.jobs / sdk:5.1f} jobs/s)   ratio {sdk / cm:.2f}x   (load {load:.1f})",
+                  flush=True)
             figures[f"round{i + 1}_worker"] = (cm, "s", ".2f")
             figures[f"round{i + 1}_sdk"] = (sdk, "s", ".2f")
             figures[f"round{i + 1}_ratio"] = (sdk / cm, "x", ".2f")
-            figures[f"round{i + 1}_load"] = (os.getloadavg()[0], "", ".1f")
+            figures[f"round{i + 1}_load"] = (load, "", ".1f")
             for key, name in PHASE_KEYS.items():
                 figures[f"round{i + 1}_worker_{key}"] = (phases[name], *PHASE_UNITS[key])
                 figures[f"round{i + 1}_sdk_{key}"] = (sdk_phases[name], *PHASE_UNITS[key])
@@ -270,15 +341,16 @@ def main() -> None:
                 print(f"      {'':42s} {'worker':>8s} {'SDK loop':>9s}")
                 for name, value in phases.items():
                     print(f"      {name:42s} {value:8.2f} {sdk_phases[name]:9.2f}")
-        print(f"  ratio SDK loop / worker over all rounds: {sdk_total / cm_total:.2f}x "
-              f"(without the worker's start-up: {sdk_total / (cm_total - startup_total):.2f}x)")
-        figures["ratio"] = (sdk_total / cm_total, "x", ".2f")
-        figures["ratio_without_startup"] = (sdk_total / (cm_total - startup_total), "x", ".2f")
+        summary = summarize(ratios, sdk_total, cm_total, startup_total)
+        for line in summary.lines:
+            print(f"  {line}")
+        figures.update(summary.figures)
         figures["load"] = (os.getloadavg()[0], "", ".1f")
         figures["worker_jobs_per_s"] = (args.jobs * args.repeat / cm_total, "jobs/s", ".1f")
         figures["sdk_jobs_per_s"] = (args.jobs * args.repeat / sdk_total, "jobs/s", ".1f")
         record("command_vs_sdk_tmpfs" if args.tmpfs else "command_vs_sdk", figures,
-               parameters={"jobs": args.jobs, "repeat": args.repeat,
+               parameters={"jobs": args.jobs, "repeat": args.repeat, "target": TARGET,
+                           "order": "worker, SDK | SDK, worker | ... (balanced)",
                            "sdk_threads": SDK_THREADS, "command": COMMAND,
                            "docker": host.last_health_check_detail, "wrap": args.wrap,
                            "database_dir": "/dev/shm" if args.tmpfs else (args.dir or "$TMPDIR")})

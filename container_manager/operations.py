@@ -91,12 +91,14 @@ __all__ = [
     "OOM_MESSAGE",
     "attempt_logs",
     "PERMANENT_LAUNCH_ERRORS",
+    "begin_claimed",
     "Resumed",
     "build_spec",
     "cancel",
     "cancel_problem",
     "cap_log",
     "current_execution",
+    "drop_unlaunched",
     "duplicate",
     "duplicate_problem",
     "executor_for",
@@ -619,18 +621,22 @@ def launch(job: ContainerJob) -> bool:
     return start_attempt(job, executor) is not None
 
 
-def launch_claimed(job: ContainerJob, executor: BaseExecutor) -> ContainerExecution | None:
+def launch_claimed(
+    job: ContainerJob, executor: BaseExecutor, begun: ContainerExecution | None = None
+) -> ContainerExecution | None:
     """Validate and start the current attempt of a job a worker claimed (or adopted).
 
     The same validation as :func:`launch` (:func:`validate_launch`); an invalid
     job can never launch, so it fails at once (``invalid job: ...``) without an
     attempt. A host that does not answer puts the job back to ``pending`` (see
-    :func:`start_attempt`).
+    :func:`start_attempt`). An attempt :func:`begin_claimed` created with the
+    claim was validated then: it is launched as it is.
 
     Args:
         job: A ``starting`` job whose ``attempts`` counts this attempt, with its
             host (and template) loaded.
         executor: The executor of the job's host.
+        begun: The attempt :func:`begin_claimed` created for it, if any.
 
     Returns:
         The running attempt, or None when nothing runs.
@@ -648,6 +654,11 @@ def launch_claimed(job: ContainerJob, executor: BaseExecutor) -> ContainerExecut
         >>> claimed.status, claimed.status_message
         ('failed', 'invalid job: memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.')
     """
+    if begun is not None:
+        try:
+            return start_attempt(job, executor, begun)
+        except HostUnavailableError:
+            return None  # the job is back to pending, with backoff
     try:
         validate_launch(job, executor, related_loaded=True)
     except ValidationError as exc:
@@ -666,13 +677,17 @@ def launch_claimed(job: ContainerJob, executor: BaseExecutor) -> ContainerExecut
         return None  # the job is back to pending, with backoff
 
 
-def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecution | None:
+def start_attempt(
+    job: ContainerJob, executor: BaseExecutor, begun: ContainerExecution | None = None
+) -> ContainerExecution | None:
     """Create the execution for a ``starting`` job and ask the executor to launch it.
 
     Args:
         job: A job already moved to ``starting`` (by :func:`launch` or a worker's claim),
             whose ``attempts`` counts this attempt.
         executor: The executor of the job's host.
+        begun: The execution, when :func:`begin_claimed` created it already (its
+            executor has no launch guard).
 
     Returns:
         The attempt, ``running``, when the container runs; None when the launch
@@ -692,6 +707,12 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         >>> attempt.attempt, attempt.status, job.status
         (1, 'running', 'running')
     """
+    if begun is not None:
+        result = _launch_and_record(job, begun, executor)
+        if result is None:
+            return None
+        metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
+        return begun
     worker_id = job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
     # Held from the attempt's creation until its container id is recorded: an
     # executor that shares backend resources between attempts (Cloud Run's reused
@@ -708,6 +729,94 @@ def start_attempt(job: ContainerJob, executor: BaseExecutor) -> ContainerExecuti
         return None
     metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
     return execution
+
+
+def begin_claimed(job: ContainerJob, on: Any) -> ContainerExecution | None:
+    """Create the attempt of a job just claimed, in the claim's transaction, if its launch is sure.
+
+    A worker's driving thread claims its next job in the commit of the harvest
+    of the job it finished (:func:`~container_manager.statements.companion`);
+    this creates that job's attempt in the same commit, so that the thread goes
+    from one container to the next with one commit, not two. It writes nothing
+    (and returns None: the thread then validates and begins the attempt as
+    :func:`launch_claimed` does) unless the attempt would be created anyway:
+
+    * nothing stops a launch on the job's host
+      (:func:`~container_manager.executors.launch_problem`);
+    * its executor holds no launch guard (a guard, such as Cloud Run's for reused
+      jobs, must be held from the attempt's creation on, see :func:`start_attempt`);
+    * the job passes :func:`validate_launch` as a worker's launch checks it: its
+      values equal those of a job this process validated in full (only the
+      per-job fields are checked, as ``clean_fields`` checks them) and the
+      executor's ``validate_spec`` accepts it. A job that would need a full
+      validation is left to it, so that an invalid job still fails without an
+      attempt.
+
+    Args:
+        job: A job the claim on cursor ``on`` has just moved to ``starting`` (its
+            host loaded, ``claimed_by`` set).
+        on: The claim's cursor, inside its transaction.
+
+    Returns:
+        The attempt (``starting``, saved with the claim), or None.
+
+    Example:
+        >>> from container_manager import claiming
+        >>> from django.db import connection
+        >>> host = ExecutorHost.objects.create(
+        ...     name="bc-mock", executor_type="mock", connection_string="mock://bc")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> claim = claiming.prepare_claim("bc-worker", 1, hosts=["bc-mock"])
+        >>> with connection.cursor() as c:
+        ...     [claimed] = claim.jobs(claim.run(c))
+        ...     begin_claimed(claimed, c) is None  # never validated in full by this process
+        True
+        >>> validate_launch(claimed, related_loaded=True) and None  # now it was
+        >>> release = claiming.release_unlaunched(claimed)
+        >>> with connection.cursor() as c:
+        ...     [claimed] = claim.jobs(claim.run(c))
+        ...     attempt = begin_claimed(claimed, c)
+        >>> attempt.attempt, attempt.status, attempt.worker_id
+        (1, 'starting', 'bc-worker')
+    """
+    host = job.docker_host
+    if not job.claimed_by or launch_problem(host) is not None:
+        return None
+    try:
+        executor = get_executor(host)
+        if type(executor).launch_guard is not BaseExecutor.launch_guard:
+            return None
+        if not _validated_before(job) or spec_problems(job, executor):
+            return None
+    except (ExecutorError, ValidationError):
+        return None
+    return job.containerexecution_set.model.objects.begin(job, job.claimed_by, on=on)
+
+
+def drop_unlaunched(execution: ContainerExecution) -> bool:
+    """Delete an attempt :func:`begin_claimed` created that nothing was launched for.
+
+    A worker asked to stop launches nothing more: the attempt created with the
+    claim goes, so that releasing the worker's claims
+    (:func:`~container_manager.claiming.release_jobs`) puts the job back to
+    ``pending`` as it was. Only an attempt still ``starting`` with no container
+    is deleted.
+
+    Args:
+        execution: The attempt.
+
+    Returns:
+        True when it was deleted.
+
+    Example:
+        >>> host = mock_host("du-mock")  # doctest setup: a saved mock host
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host, attempts=1)
+        >>> drop_unlaunched(ContainerExecution.objects.begin(job, "du-worker"))
+        True
+    """
+    deleted, _ = type(execution).objects.filter(
+        pk=execution.pk, status=JobStatus.STARTING, container_id="").delete()
+    return bool(deleted)
 
 
 def _guard_spec(job: ContainerJob, worker_id: str) -> LaunchSpec | None:

@@ -855,7 +855,9 @@ def _insert_sql(
     )
 
 
-def insert_row(obj: models.Model, using: str = "default") -> None:
+def insert_row(
+    obj: models.Model, using: str = "default", *, on: CursorWrapper | None = None
+) -> None:
     """Insert a new model instance with one ``INSERT ... RETURNING id`` and set its primary key.
 
     The values are what ``save()`` would write (each field's ``pre_save`` and
@@ -865,6 +867,9 @@ def insert_row(obj: models.Model, using: str = "default") -> None:
     Args:
         obj: An unsaved instance whose primary key is an auto field.
         using: The database alias.
+        on: Run the INSERT on this cursor, in whatever transaction it is in (a
+            write's function handed to a :class:`GroupCommit`), instead of as a
+            write of its own.
 
     Example:
         >>> host = ExecutorHost.objects.create(
@@ -887,7 +892,7 @@ def insert_row(obj: models.Model, using: str = "default") -> None:
         c.execute(sql, params)
         return c.fetchone()[0]
 
-    obj.pk = write(run, using)
+    obj.pk = run(on) if on is not None else write(run, using)
     obj._state.adding = False
     obj._state.db = using
 

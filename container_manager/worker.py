@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("container_manager.worker")
 
+#: What a driving thread is handed: the job, its longest wait, whether it comes
+#: straight from a claim, and the attempt created with that claim (or None).
+_Item = tuple["ContainerJob", "float | None", bool, "ContainerExecution | None"]
+
 #: Longest single wait on a container, so that a stop request is honoured promptly.
 MAX_WAIT_CHUNK = 1.0
 
@@ -214,7 +218,7 @@ class Worker:
         self._busy = 0
         self._driving: set[int] = set()  # jobs in hand: their leases are renewed
         self._lost: set[int] = set()  # jobs no longer ours (cancelled, adopted elsewhere)
-        self._queue: queue.SimpleQueue[tuple[ContainerJob, float | None, bool] | None] | None = None
+        self._queue: queue.SimpleQueue[_Item | None] | None = None
         self._threads: list[threading.Thread] = []
         self._heartbeat_done = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -254,7 +258,12 @@ class Worker:
                 setattr(self.stats, name, getattr(self.stats, name) + value)
 
     def drive(
-        self, job: ContainerJob, max_wait: float | None = None, *, fresh: bool = False
+        self,
+        job: ContainerJob,
+        max_wait: float | None = None,
+        *,
+        fresh: bool = False,
+        begun: ContainerExecution | None = None,
     ) -> None:
         """Take one claimed job as far as it goes: launch it if needed, wait, harvest.
 
@@ -276,6 +285,9 @@ class Worker:
             fresh: The job comes straight from
                 :func:`~container_manager.claiming.claim_jobs`: no execution exists
                 for its attempt, so none is looked up.
+            begun: Its attempt, created in the claim's commit
+                (:func:`~container_manager.operations.begin_claimed`): it is launched
+                as it is (``fresh`` is implied).
 
         Example:
             >>> host = ExecutorHost.objects.create(
@@ -292,7 +304,7 @@ class Worker:
             delay = DB_RETRY_DELAY
             for retry in range(DB_RETRIES + 1):
                 try:
-                    self._drive(job, max_wait, fresh)
+                    self._drive(job, max_wait, fresh, begun)
                     break
                 except (OperationalError, InterfaceError) as exc:
                     if retry == DB_RETRIES or self.stopping:
@@ -305,7 +317,7 @@ class Worker:
                     delay = min(delay * 2, DB_RETRY_MAX_DELAY)
                     _check_connections()
                     job.refresh_from_db()
-                    fresh = False  # the step may have been recorded: read what was
+                    fresh, begun = False, None  # the step may have been recorded: read what was
         except ConcurrentTransitionError as exc:
             logger.info("Job %s changed under worker %s: %s", job.pk, self.worker_id, exc)
         except Exception:
@@ -316,8 +328,27 @@ class Worker:
                 self._driving.discard(job.pk)
                 self._lost.discard(job.pk)
 
-    def _drive(self, job: ContainerJob, max_wait: float | None, fresh: bool) -> None:
+    def _drive(
+        self,
+        job: ContainerJob,
+        max_wait: float | None,
+        fresh: bool,
+        begun: ContainerExecution | None,
+    ) -> None:
         executor = get_executor(job.docker_host)
+        if begun is not None:
+            # Claimed with its attempt, which was validated then (begin_claimed).
+            if self.stopping:
+                # Nothing launched: the attempt goes, and release_jobs() puts the
+                # job back to pending.
+                operations.drop_unlaunched(begun)
+                return
+            execution = operations.launch_claimed(job, executor, begun)
+            self._count(launched=int(execution is not None),
+                        launch_failures=int(execution is None))
+            if execution is not None:
+                self._wait_and_harvest(job, execution, executor, max_wait)
+            return
         execution = None if fresh else operations.current_execution(job)
         if operations.needs_launch(job, execution):
             # Claimed (or adopted) with nothing launched for this attempt.
@@ -509,8 +540,8 @@ class Worker:
                     following = None
                     try:
                         _check_connections()
-                        job, max_wait, fresh = item
-                        self.drive(job, max_wait, fresh=fresh)
+                        job, max_wait, fresh, begun = item
+                        self.drive(job, max_wait, fresh=fresh, begun=begun)
                     finally:
                         claim, self._local.claim = getattr(self._local, "claim", None), None
                         if claim is not None:  # claimed with the harvest: finish the claim
@@ -531,7 +562,7 @@ class Worker:
             in_hand = len(self._driving)
         metrics.record_worker_alive(self.worker_id, in_hand)
 
-    def _refill(self) -> tuple[ContainerJob, float | None, bool] | None:
+    def _refill(self) -> _Item | None:
         """Claim the next jobs from a driving thread that just finished one (``run()`` only).
 
         Claims for this thread's slot and every other free one, under the claim
@@ -555,12 +586,12 @@ class Worker:
                     self._busy += len(claimed) - 1
                     self._add_threads()
                 for job in claimed[1:]:
-                    self._queue.put((job, None, True))  # type: ignore[union-attr]
+                    self._queue.put((job, None, True, None))  # type: ignore[union-attr]
         except Exception:  # the main loop claims again at its next pass
             logger.exception("Worker %s could not claim jobs", self.worker_id)
             self._count(errors=1)
             return None
-        return claimed[0], None, True
+        return claimed[0], None, True, None
 
     def _prepare_refill(self) -> Callable[[Any], Any] | None:
         """The claim a driving thread sends with its harvest (``statements.companion``).
@@ -568,12 +599,15 @@ class Worker:
         Called on the driving thread right before its harvest's write is handed to
         the group commit, when its job took at least :data:`REFILL_AFTER_SECONDS`.
         Takes the claim lock (released by :meth:`_refilled`) and counts this
-        thread's slot as free: the claim commits with the harvest that frees it.
-        Never raises.
+        thread's slot as free: the claim commits with the harvest that frees it,
+        and so does the attempt of the job this thread drives next, when
+        :func:`~container_manager.operations.begin_claimed` finds its launch
+        sure. Never raises.
 
         Returns:
-            The claim's statement, or None (the thread then claims after the
-            harvest, as :meth:`_refill` does).
+            The claim's function (its result: the jobs claimed and the attempt
+            begun, or None), or None (the thread then claims after the harvest,
+            as :meth:`_refill` does).
         """
         started = getattr(self._local, "started", None)
         if (not self._refilling or self.stopping or started is None
@@ -593,7 +627,22 @@ class Worker:
             self._claim_lock.release()
             return None
         self._local.prepared = prepared
-        return prepared.run
+
+        def claim_and_begin(c: Any) -> tuple[list[ContainerJob], ContainerExecution | None]:
+            """The claim, then the attempt of the job this thread drives next (if sure)."""
+            claimed = prepared.jobs(prepared.run(c))
+            if not claimed:
+                return claimed, None
+            c.execute("SAVEPOINT cm_begin")
+            try:
+                begun = operations.begin_claimed(claimed[0], c)
+            except Exception:  # the claim stands; the thread begins the attempt itself
+                c.execute("ROLLBACK TO cm_begin")
+                begun = None
+            c.execute("RELEASE cm_begin")
+            return claimed, begun
+
+        return claim_and_begin
 
     def _keep_refill(self, claim: statements.Companion) -> None:
         """After the harvest: keep a committed claim for :meth:`_refilled`; drop a failed one."""
@@ -606,7 +655,7 @@ class Worker:
         self._local.prepared = None
         self._claim_lock.release()
 
-    def _refilled(self, claim: statements.Companion) -> tuple[ContainerJob, float | None, bool] | None:
+    def _refilled(self, claim: statements.Companion) -> _Item | None:
         """Take the jobs claimed in the harvest's commit (see :meth:`_prepare_refill`).
 
         Releases the claim lock. The first job stays with this thread; the others
@@ -618,22 +667,22 @@ class Worker:
         Returns:
             The job this thread drives next, or None (its slot is then released).
         """
-        prepared, self._local.prepared = self._local.prepared, None
+        self._local.prepared = None
+        claimed, begun = claim.result
         try:
-            claimed = prepared.jobs(claim.result)
             if claimed:
                 with self._changed:
                     self._busy += len(claimed) - 1
                     self._add_threads()
                 for job in claimed[1:]:
-                    self._queue.put((job, None, True))  # type: ignore[union-attr]
+                    self._queue.put((job, None, True, None))  # type: ignore[union-attr]
         except Exception:
             logger.exception("Worker %s could not take the jobs it claimed", self.worker_id)
             claimed = None
             self._count(errors=1)
         finally:
             self._claim_lock.release()
-        return (claimed[0], None, True) if claimed else None
+        return (claimed[0], None, True, begun) if claimed else None
 
     def _heartbeat_main(self) -> None:
         statements.worker_thread()
@@ -648,10 +697,10 @@ class Worker:
         self, adopted: list[ContainerJob], claimed: list[ContainerJob], max_wait: float | None
     ) -> None:
         """Drive adopted and freshly claimed jobs (a claim is fresh: nothing launched yet)."""
-        items = [(job, max_wait, False) for job in adopted]
-        items += [(job, max_wait, True) for job in claimed]
+        items: list[_Item] = [(job, max_wait, False, None) for job in adopted]
+        items += [(job, max_wait, True, None) for job in claimed]
         if self._queue is None:
-            for job, wait, fresh in items:
+            for job, wait, fresh, _ in items:
                 self.drive(job, wait, fresh=fresh)
             return
         with self._changed:

@@ -172,12 +172,16 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
                         using=router.db_for_write(self.model))
         return PreparedRecord(execution, fields, update)
 
-    def begin(self, job: ContainerJob, worker_id: str) -> ContainerExecution:
+    def begin(
+        self, job: ContainerJob, worker_id: str, *, on: Any = None
+    ) -> ContainerExecution:
         """Create the ``starting`` attempt for the job's current attempt number (one INSERT).
 
         Args:
             job: The job, whose ``attempts`` counts this attempt.
             worker_id: Who launches it.
+            on: A cursor to run the INSERT on, inside its transaction (see
+                :func:`~container_manager.statements.insert_row`).
 
         Returns:
             The new attempt, saved.
@@ -192,7 +196,7 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
         """
         execution = self.model(job=job, attempt=job.attempts, status=ExecutionStatus.STARTING.value,
                                worker_id=worker_id)
-        insert_row(execution, using=router.db_for_write(self.model))
+        insert_row(execution, using=router.db_for_write(self.model), on=on)
         return execution
 
     def record_launch(

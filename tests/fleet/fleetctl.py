@@ -276,12 +276,15 @@ def _refill(count: int, concurrency: int) -> int:
                                  "executor_config": {
                                      "run_seconds": worker_module.REFILL_AFTER_SECONDS * 2}})
     jobs = [ContainerJob.objects.create(image="busybox", docker_host=host) for _ in range(count)]
-    seen = {"with_harvest": 0, "claim_jobs_by_threads": 0, "groups": []}
+    seen = {"with_harvest": 0, "begun_with_harvest": 0, "claim_jobs_by_threads": 0,
+            "groups": []}
     real_refilled, real_claim = worker_module.Worker._refilled, claiming.claim_jobs
     real_group = statements.GroupCommit.start
 
     def refilled(self, claim):
-        seen["with_harvest"] += bool(claim.result)
+        claimed, begun = claim.result
+        seen["with_harvest"] += bool(claimed)
+        seen["begun_with_harvest"] += begun is not None
         return real_refilled(self, claim)
 
     def claim_jobs(*args, **kwargs):
@@ -314,6 +317,7 @@ def _refill(count: int, concurrency: int) -> int:
         .values("job_id").distinct().count(),
         "peak_in_hand": peak, "errors": worker.stats.errors,
         "claims_with_harvest": seen["with_harvest"],
+        "attempts_with_harvest": seen["begun_with_harvest"],
         "claim_jobs_by_threads": seen["claim_jobs_by_threads"],
         "commits": group.commits if group else None, "writes": group.writes if group else None,
     }))

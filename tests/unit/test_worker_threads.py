@@ -83,8 +83,9 @@ def test_a_thread_whose_job_ran_long_enough_claims_its_next_job_itself(monkeypat
 
 
 def test_on_a_sqlite_file_a_thread_claims_its_next_job_in_its_harvests_commit(tmp_path):
-    """Issue 10: one commit between two long jobs (the harvest and the claim together,
-    through the worker's group commit), the jobs in hand never above the concurrency."""
+    """Issue 10: one commit between two long jobs (the harvest, the claim and the next
+    job's attempt together, through the worker's group commit), the jobs in hand never
+    above the concurrency."""
     import json
     import os
     import subprocess
@@ -107,8 +108,10 @@ def test_on_a_sqlite_file_a_thread_claims_its_next_job_in_its_harvests_commit(tm
     assert result["completed"] == 8 and result["errors"] == 0
     assert result["executions"] == result["jobs_launched"] == 8  # each launched once
     assert result["peak_in_hand"] <= 2
-    # The first two come from the main loop's claim; the others ride on harvests.
+    # The first two come from the main loop's claim; the others ride on harvests,
+    # and so do their attempts (operations.begin_claimed: the job was validated).
     assert result["claims_with_harvest"] >= 3, result
+    assert result["attempts_with_harvest"] == result["claims_with_harvest"], result
     # (How many writes share a commit depends on how the threads' writes overlap in
     # time; tests/unit/test_sqlite_writes.py plays that with writes held together.)
     assert 0 < result["commits"] <= result["writes"], result
