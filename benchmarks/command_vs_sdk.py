@@ -26,7 +26,8 @@ worker time; also without the worker's start-up), the median, lowest and
 highest round and the rounds' standard deviation, and a verdict against issue
 10's target (0.9x): met when the overall ratio and the median round reach it,
 "on every round" when the lowest round does too, else how many rounds fell
-short. ``--profile`` adds where the worker's time went, from the timestamps the
+short; and the ratio of each balanced pair of rounds (rounds 1-2, 3-4...),
+in which a load that rises or falls steadily cancels out. ``--profile`` adds where the worker's time went, from the timestamps the
 worker records: start-up, each job's phases, how busy the threads were and the
 median time a thread spends between two jobs.
 ``--tmpfs`` puts the project and its database in memory (``/dev/shm``), where a
@@ -228,14 +229,19 @@ class Summary:
 
 
 def summarize(ratios: list[float], sdk_total: float, cm_total: float,
-              startup_total: float) -> Summary:
+              startup_total: float, pairs: list[float] | None = None) -> Summary:
     """Overall ratio, median, spread and the verdict against :data:`TARGET`.
+
+    ``pairs``: the ratio of each balanced pair of rounds (worker, SDK | SDK,
+    worker: the SDK loop's time over the worker's in the two rounds), in which a
+    load that rises or falls steadily cancels out.
 
     Example:
         >>> s = summarize([0.95, 0.91, 0.88, 0.97], 4.0, 4.3, 0.2)
         >>> print(s.lines[-1])
         target 0.9x: met by the overall ratio and the median round; 1 of 4 rounds below it (lowest 0.88x)
     """
+    pairs = pairs or []
     overall = sdk_total / cm_total
     without = sdk_total / (cm_total - startup_total)
     median = statistics.median(ratios)
@@ -249,6 +255,9 @@ def summarize(ratios: list[float], sdk_total: float, cm_total: float,
         f"rounds: {shown}; median {median:.2f}x, lowest {low:.2f}x, highest {high:.2f}x, "
         f"standard deviation {stdev:.2f}",
     ]
+    if pairs:
+        lines.append(f"balanced pairs of rounds (worker, SDK | SDK, worker): "
+                     f"{', '.join(f'{p:.2f}' for p in pairs)}; lowest {min(pairs):.2f}x")
     if overall >= TARGET and median >= TARGET and not below:
         verdict = f"met on every round (lowest {low:.2f}x)"
     elif overall >= TARGET and median >= TARGET:
@@ -268,6 +277,10 @@ def summarize(ratios: list[float], sdk_total: float, cm_total: float,
         "rounds": (len(ratios), "", "d"),
         "rounds_below_target": (below, "", "d"),
     }
+    for i, p in enumerate(pairs):
+        figures[f"pair{i + 1}_ratio"] = (p, "x", ".2f")
+    if pairs:
+        figures["pair_ratio_min"] = (min(pairs), "x", ".2f")
     return Summary(lines, figures)
 
 
@@ -313,6 +326,8 @@ def main() -> None:
               flush=True)
         cm_total = sdk_total = startup_total = 0.0
         ratios: list[float] = []
+        cms: list[float] = []
+        sdks: list[float] = []
         figures: dict[str, tuple[float, str, str]] = {}
         for i in range(args.repeat):
             if i % 2:  # worker, SDK | SDK, worker | worker, SDK ...
@@ -325,6 +340,8 @@ def main() -> None:
             sdk_total += sdk
             startup_total += phases[PHASE_KEYS["startup"]]
             ratios.append(sdk / cm)
+            cms.append(cm)
+            sdks.append(sdk)
             load = os.getloadavg()[0]
             print(f"  round {i + 1} ({'SDK loop' if i % 2 else 'worker'} first): worker "
                   f"{cm:6.2f} s ({args.jobs / cm:5.1f} jobs/s)   SDK loop {sdk:6.2f} s "
@@ -341,7 +358,9 @@ def main() -> None:
                 print(f"      {'':42s} {'worker':>8s} {'SDK loop':>9s}")
                 for name, value in phases.items():
                     print(f"      {name:42s} {value:8.2f} {sdk_phases[name]:9.2f}")
-        summary = summarize(ratios, sdk_total, cm_total, startup_total)
+        pairs = [(sdks[i] + sdks[i + 1]) / (cms[i] + cms[i + 1])
+                 for i in range(0, len(cms) - 1, 2)]
+        summary = summarize(ratios, sdk_total, cm_total, startup_total, pairs)
         for line in summary.lines:
             print(f"  {line}")
         figures.update(summary.figures)
