@@ -528,6 +528,16 @@ class Worker:
                     self._group = None
 
     def _thread_main(self) -> None:
+        """Drive the jobs handed to this thread until it is handed None.
+
+        Nothing escapes it while the worker runs: an error outside
+        :meth:`drive` (which never raises) is logged and counted in
+        :attr:`WorkerStats.errors`, the job's slot is released all the same (a
+        lost slot would keep the main loop waiting for it forever), and the
+        thread goes on with the next job. The job stays claimed by this worker:
+        :func:`~container_manager.claiming.release_jobs` gives it back when the
+        worker stops, or another worker adopts it once its lease lapses.
+        """
         assert self._queue is not None
         statements.worker_thread()  # its own connection: may prepare (if direct)
         try:
@@ -536,25 +546,34 @@ class Worker:
                 if item is None:
                     return
                 while item is not None:
-                    started = self._local.started = time.monotonic()
-                    following = None
-                    try:
-                        _check_connections()
-                        job, max_wait, fresh, begun = item
-                        self.drive(job, max_wait, fresh=fresh, begun=begun)
-                    finally:
-                        claim, self._local.claim = getattr(self._local, "claim", None), None
-                        if claim is not None:  # claimed with the harvest: finish the claim
-                            following = self._refilled(claim)
-                        elif time.monotonic() - started >= REFILL_AFTER_SECONDS:
-                            following = self._refill()
-                        if following is None:
-                            with self._changed:
-                                self._busy -= 1
-                                self._changed.notify_all()
-                    item = following
+                    item = self._drive_item(item)
         finally:
             connections.close_all()
+
+    def _drive_item(self, item: _Item) -> _Item | None:
+        """Drive one job handed to this thread; return the next one it keeps, if any."""
+        started = self._local.started = time.monotonic()
+        following = None
+        try:
+            try:
+                _check_connections()
+                job, max_wait, fresh, begun = item
+                self.drive(job, max_wait, fresh=fresh, begun=begun)
+            finally:
+                claim, self._local.claim = getattr(self._local, "claim", None), None
+                if claim is not None:  # claimed with the harvest: finish the claim
+                    following = self._refilled(claim)
+                elif time.monotonic() - started >= REFILL_AFTER_SECONDS:
+                    following = self._refill()
+        except Exception:
+            logger.exception("Worker %s: a driving thread failed outside job %s",
+                             self.worker_id, getattr(item[0], "pk", None))
+            self._count(errors=1)
+        if following is None:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+        return following
 
     def _report_alive(self) -> None:
         """Set this worker's liveness gauges (in memory; see :mod:`container_manager.metrics`)."""

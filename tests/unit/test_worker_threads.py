@@ -137,3 +137,42 @@ def test_a_threaded_worker_warms_up_the_executors_of_its_hosts_as_it_starts(monk
     warmed.clear()
     Worker(worker_id="warm-1", concurrency=1).run_once()  # one thread: nothing to overlap
     assert not warmed.is_set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_outside_a_job_never_stops_a_driving_thread_nor_loses_its_slot(monkeypatch):
+    """An error that escapes a driving thread outside ``drive()`` (here: checking its
+    connections) used to kill the thread; once every thread had died, the jobs queued for
+    them were never driven and ``run_once`` waited for their slots forever. Now the error
+    is logged and counted, the thread goes on, and the job it could not drive is given
+    back (pending) when the pass ends."""
+    from container_manager import worker as worker_module
+    from container_manager.models import ContainerJob
+
+    monkeypatch.setattr(worker_module, "shares_one_connection", lambda: False)
+    real_check = worker_module._check_connections
+    failures = iter(range(2))
+
+    def check():
+        if threading.current_thread().name.startswith("cm-worker-broken-") and next(
+            failures, None
+        ) is not None:
+            raise RuntimeError("injected")
+        real_check()
+
+    monkeypatch.setattr(worker_module, "_check_connections", check)
+    host = make_host("threads-broken")
+    jobs = [make_job(host) for _ in range(4)]
+    worker = Worker(worker_id="broken", concurrency=2, poll_interval=0.05)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(stats=worker.run_once()), daemon=True)
+    runner.start()
+    runner.join(20)
+    if runner.is_alive():
+        worker.request_stop()
+    assert not runner.is_alive(), "run_once never returned: a slot was lost"
+    stats = result["stats"]
+    assert (stats.errors, stats.launched) == (2, 2)
+    statuses = sorted(ContainerJob.objects.filter(pk__in=[j.pk for j in jobs])
+                      .values_list("status", flat=True))
+    assert statuses == ["completed", "completed", "pending", "pending"]
