@@ -10,7 +10,8 @@ needed (see tests/plugins/postgres_server.py); the script starts its own server,
 with ``pg_stat_statements`` loaded, and stops it at the end.
 
 For each round, each number of worker processes and each system, in turn (so that
-the machine's other load falls on both alike), on a fresh database:
+the machine's other load falls on both alike; the systems' order is reversed every
+other round, so that neither always runs first), on a fresh database:
 
 * N trivial jobs are created, due at a time T0 a few seconds ahead: ours are
   ``ContainerJob`` rows on a mock host whose containers finish at once (each job
@@ -378,7 +379,7 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
         for rnd in range(1, args.rounds + 1):
             for workers in args.workers:
-                for name in args.systems:
+                for name in (args.systems if rnd % 2 else args.systems[::-1]):
                     r = one_run(server, classes[name], workers, args.jobs, concurrency[name],
                                 args.lead, f"{name}_{workers}_{rnd}", args.history)
                     results.setdefault((name, workers), []).append(r)

@@ -42,7 +42,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -281,6 +281,25 @@ class PreparedClaim:
     params: list[Any]
     fields: list[Any]
     hosts: dict[int, ExecutorHost]
+    #: PostgreSQL (:func:`prepare_carried_claim`): the candidates' SELECT and the
+    #: UPDATE, which :meth:`ctes` makes two CTEs of another statement.
+    candidates: str = ""
+    update: str = ""
+
+    def ctes(self) -> tuple[str, str]:
+        """The claim as CTEs for another statement to carry (PostgreSQL; see :func:`prepare_carried_claim`).
+
+        Returns:
+            The CTEs' text (``candidates AS MATERIALIZED (...), claimed AS (UPDATE
+            ... RETURNING ...)``; their parameters are :attr:`params`, in order) and
+            the name of the CTE whose rows are the claimed jobs' (``claimed``).
+
+        Example:
+            >>> PreparedClaim("", [], [], {}, "SELECT 1", "UPDATE ...").ctes()
+            ('candidates AS MATERIALIZED (SELECT 1), claimed AS (UPDATE ...)', 'claimed')
+        """
+        return f"candidates AS MATERIALIZED ({self.candidates}), claimed AS ({self.update})", \
+            "claimed"
 
     def run(self, cursor: Any) -> list[tuple[object, ...]]:
         """Send the claim on ``cursor`` (inside whatever transaction it is in).
@@ -369,6 +388,56 @@ def prepare_claim(
     return _sqlite_claim(worker_id, limit, host_objs, timezone.now(), lease_seconds)
 
 
+def prepare_carried_claim(
+    worker_id: str,
+    limit: int,
+    hosts: Sequence[str] | None = None,
+    lease_seconds: float | None = None,
+    snapshot: HostSnapshot | None = None,
+) -> PreparedClaim | None:
+    """Write the one-statement claim of PostgreSQL for another statement to carry.
+
+    A worker's driving thread claims its own next job in the statement that
+    records the result of the job it finished
+    (:func:`~container_manager.statements.update_both` with a
+    :func:`~container_manager.statements.companion`): one round trip between two
+    jobs, and no hand-over to the main loop. The claim is the statement
+    :func:`claim_jobs` sends when no candidate host has a capacity limit (a
+    ``MATERIALIZED`` CTE of at most ``limit`` candidates locked with
+    ``FOR UPDATE SKIP LOCKED``, and the ``UPDATE``), as two CTEs
+    (:meth:`PreparedClaim.ctes`); the statement is atomic, so the claim
+    commits with the write that carries it, or neither does. The arguments are
+    :func:`claim_jobs`'.
+
+    Args:
+        worker_id: The claiming worker's unique id.
+        limit: Most jobs to claim.
+        hosts: Only jobs on hosts with these names (all hosts when None).
+        lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
+        snapshot: The worker's :class:`HostSnapshot`.
+
+    Returns:
+        The prepared claim; None when the claim is not that single statement
+        (not PostgreSQL, a host with a capacity limit, no launchable host,
+        ``limit`` 0): call :func:`claim_jobs` then.
+
+    Example:
+        >>> prepare_carried_claim("worker-c", 1) is None  # the docs build on SQLite
+        True
+    """
+    if limit <= 0 or connection.vendor != "postgresql" or not _locking():
+        return None
+    host_objs = snapshot.hosts(hosts) if snapshot is not None else _launchable_hosts(hosts)
+    if not host_objs or any(h.max_concurrent_jobs is not None for h in host_objs.values()):
+        return None
+    candidates, update, fields = _claim_parts(False)
+    now = timezone.now()
+    params = [sorted(host_objs), now, limit,
+              JobStatus.STARTING.value, worker_id, _lease_expiry(lease_seconds), now]
+    return PreparedClaim(f"WITH candidates AS MATERIALIZED ({candidates}) {update}", params,
+                         fields, host_objs, candidates, update)
+
+
 def _sqlite_claim(
     worker_id: str,
     limit: int,
@@ -429,14 +498,20 @@ def _jobs_from_rows(
     """Jobs from the rows of a claim's ``RETURNING``, converted as the ORM converts them."""
     from container_manager.models import ContainerJob
 
-    converters = []
-    for i, field in enumerate(fields):
-        expression = field.get_col(ContainerJob._meta.db_table)
-        funcs = (connection.ops.get_db_converters(expression)
-                 + expression.get_db_converters(connection))
-        if funcs:
-            converters.append((i, expression, funcs))
-    names = [f.attname for f in fields]
+    # Worked out once per connection (the converters are its backend's) for the
+    # claim statement's fields (a list built once), else on every call.
+    conn = connections[DEFAULT_DB_ALIAS]
+    entry = conn.__dict__.get("_cm_claim_converters")
+    if entry is None or entry[0] is not fields:
+        converters = []
+        for i, field in enumerate(fields):
+            expression = field.get_col(ContainerJob._meta.db_table)
+            funcs = (connection.ops.get_db_converters(expression)
+                     + expression.get_db_converters(connection))
+            if funcs:
+                converters.append((i, expression, funcs))
+        entry = conn._cm_claim_converters = (fields, converters, [f.attname for f in fields])
+    _, converters, names = entry
     chosen = []
     for row in rows:
         values = list(row)
@@ -638,6 +713,17 @@ def _claim_in_one_statement(
 @functools.cache
 def _claim_sql(within_capacity: bool) -> tuple[str, list]:
     """The claim statement's text (and the job fields it returns), built once."""
+    candidates, update, fields = _claim_parts(within_capacity)
+    return f"WITH candidates AS MATERIALIZED ({candidates}) {update}", fields
+
+
+@functools.cache
+def _claim_parts(within_capacity: bool) -> tuple[str, str, list]:
+    """The claim's candidates (a SELECT) and its UPDATE ... FROM candidates, built once.
+
+    :func:`_claim_sql` joins them into the claim statement; a statement that
+    carries a claim (:meth:`PreparedClaim.ctes`) makes them two of its CTEs.
+    """
     from container_manager.models import ContainerJob, ExecutorHost
 
     meta = ContainerJob._meta
@@ -692,15 +778,14 @@ def _claim_sql(within_capacity: bool) -> tuple[str, list]:
             f"FOR UPDATE SKIP LOCKED) c "
             f"ORDER BY c.{col('priority')} DESC, c.{col('created_at')} LIMIT %s"
         )
-    sql = (
-        f"WITH candidates AS MATERIALIZED ({candidates}) "
+    update = (
         f"UPDATE {table} SET {status} = %s, {col('claimed_by')} = %s, "
         f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
         f"{col('updated_at')} = %s "
         f"FROM candidates WHERE {table}.{pk} = candidates.{pk} "
         f"RETURNING {', '.join(f'{table}.{qn(f.column)}' for f in fields)}"
     )
-    return sql, fields
+    return candidates, update, fields
 
 
 def adopt_jobs(

@@ -415,8 +415,15 @@ class Companion:
             handed to the group commit; returns the companion's function (run
             with the writer's cursor after the write, in a savepoint of its own),
             or None for no companion.
-        prepared: True once ``prepare`` returned a function.
-        result: What that function returned, once committed (else None).
+        carry: On PostgreSQL, called by this thread's next :func:`update_both`
+            right before it sends its statement; returns what that statement
+            carries as more CTEs (an object with a ``ctes()`` method returning
+            their text and the name of the one whose rows come back, a first
+            column that is never NULL, and ``params``, e.g. :class:`~container_manager.claiming.PreparedClaim`),
+            or None (also when ``carry`` is None) for nothing.
+        prepared: True once ``prepare`` returned a function (or ``carry`` a part).
+        result: What that function returned, once committed (else None); for a
+            carried part, the rows of its CTE.
         error: What it raised, or the commit's error; None when it succeeded.
 
     Example:
@@ -424,13 +431,19 @@ class Companion:
         False
     """
 
-    def __init__(self, prepare: Callable[[], Callable[[CursorWrapper], Any] | None]) -> None:
-        """Hold the preparation; nothing runs yet.
+    def __init__(
+        self,
+        prepare: Callable[[], Callable[[CursorWrapper], Any] | None],
+        carry: Callable[[], Any] | None = None,
+    ) -> None:
+        """Hold the preparations; nothing runs yet.
 
         Args:
             prepare: See :attr:`prepare`.
+            carry: See :attr:`carry`.
         """
         self.prepare = prepare
+        self.carry = carry
         self.prepared = False
         self.used = False
         self.result: Any = None
@@ -443,6 +456,7 @@ _companions = threading.local()
 @contextlib.contextmanager
 def companion(
     prepare: Callable[[], Callable[[CursorWrapper], Any] | None],
+    carry: Callable[[], Any] | None = None,
 ) -> Iterator[Companion]:
     """Let this thread's next write through a :class:`GroupCommit` carry a second write.
 
@@ -453,8 +467,13 @@ def companion(
     group commit (or when the block writes nothing) nothing is prepared and the
     caller does the second write itself.
 
+    On PostgreSQL, with ``carry``, the block's first :func:`update_both` sends
+    the second write in its own statement, as more CTEs: one round trip
+    instead of two; the statement is atomic, so both are written or neither.
+
     Args:
         prepare: See :attr:`Companion.prepare`.
+        carry: See :attr:`Companion.carry`.
 
     Yields:
         The companion, to read once the block is done.
@@ -466,7 +485,7 @@ def companion(
         >>> extra.prepared
         False
     """
-    extra = Companion(prepare)
+    extra = Companion(prepare, carry)
     previous = getattr(_companions, "current", None)
     _companions.current = extra
     try:
@@ -829,15 +848,54 @@ def update_both(first: Update, second: Update) -> tuple[int, int]:
         with writing(using), transaction.atomic(using=using, savepoint=False), \
                 cursor(using) as c:
             return run(c)
+    both = (f"WITH a AS ({first.sql} RETURNING 1), "
+            f"b AS ({second.sql} AND EXISTS (SELECT 1 FROM a) RETURNING 1)")
+    counts = "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)"
+    extra = _carried()
+    if extra is not None:
+        return _update_both_carrying(using, both, counts, [*first.params, *second.params], *extra)
     with cursor(using) as c:
-        c.execute(
-            f"WITH a AS ({first.sql} RETURNING 1), "
-            f"b AS ({second.sql} AND EXISTS (SELECT 1 FROM a) RETURNING 1) "
-            "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)",
-            [*first.params, *second.params],
-        )
+        c.execute(f"{both} {counts}", [*first.params, *second.params])
         matched_first, matched_second = c.fetchone()
         return matched_first, matched_second
+
+
+def _carried() -> tuple[Companion, Any] | None:
+    """This thread's companion and the part its ``carry`` prepared, once (see :func:`companion`)."""
+    extra: Companion | None = getattr(_companions, "current", None)
+    if extra is None or extra.used or extra.carry is None:
+        return None
+    extra.used = True
+    try:
+        part = extra.carry()
+    except Exception as exc:  # never lose the write itself
+        extra.error = exc
+        return None
+    if part is None:
+        return None
+    extra.prepared = True
+    return extra, part
+
+
+def _update_both_carrying(
+    using: str, both: str, counts: str, params: list[Any], extra: Companion, part: Any
+) -> tuple[int, int]:
+    """:func:`update_both`'s statement with the companion's CTEs; their rows go to ``extra.result``.
+
+    One row per row of the carried CTE (a LEFT JOIN: one row with NULLs when it
+    returned none), each starting with the two counts.
+    """
+    ctes, name = part.ctes()
+    try:
+        with cursor(using) as c:
+            c.execute(f"{both}, {ctes} {counts}, {name}.* FROM (SELECT 1) AS one "
+                      f"LEFT JOIN {name} ON true", [*params, *part.params])
+            rows = c.fetchall()
+    except BaseException as exc:
+        extra.error = exc  # neither was written
+        raise
+    extra.result = [row[2:] for row in rows if row[2] is not None]
+    return rows[0][0], rows[0][1]
 
 
 @functools.cache

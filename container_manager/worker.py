@@ -406,8 +406,10 @@ class Worker:
             if state is not None:
                 # Records the result when finished; stops and fails a timed-out job.
                 # A thread that will claim its next job itself claims it in the
-                # harvest's commit (a SQLite file's group commit; else after it).
-                with statements.companion(self._prepare_refill) as claim:
+                # harvest's commit (a SQLite file's group commit), or statement
+                # (PostgreSQL); else after it.
+                with statements.companion(self._prepare_refill,
+                                          carry=self._prepare_carried_claim) as claim:
                     try:
                         harvested = operations.harvest(job, executor, state, execution)
                     finally:
@@ -572,7 +574,11 @@ class Worker:
         if following is None:
             with self._changed:
                 self._busy -= 1
-                self._changed.notify_all()
+                # Wake the main loop only when that changes what it waits for
+                # (see _wait_for_slot, _wait_idle).
+                free = self.concurrency - self._busy
+                if free == 1 or free >= self.claim_batch or not self._busy:
+                    self._changed.notify_all()
         return following
 
     def _report_alive(self) -> None:
@@ -645,7 +651,7 @@ class Worker:
         if prepared is None:
             self._claim_lock.release()
             return None
-        self._local.prepared = prepared
+        self._local.prepared, self._local.carried = prepared, False
 
         def claim_and_begin(c: Any) -> tuple[list[ContainerJob], ContainerExecution | None]:
             """The claim, then the attempt of the job this thread drives next (if sure)."""
@@ -662,6 +668,50 @@ class Worker:
             return claimed, begun
 
         return claim_and_begin
+
+    def _prepare_carried_claim(self) -> claiming.PreparedClaim | None:
+        """The claim that this thread's harvest statement carries (PostgreSQL; ``run()``, threaded).
+
+        Called on the driving thread right before its harvest's
+        :func:`~container_manager.statements.update_both` is sent. The thread
+        claims there, for its own slot (which that harvest frees) and every other
+        free one, under the claim lock (released by :meth:`_refilled`), and goes
+        on with the first job it got: when its job took at least
+        :data:`REFILL_AFTER_SECONDS` (what :meth:`_refill` would claim after the
+        harvest, one round trip sooner), and when its slot completes a batch of
+        :attr:`claim_batch` free slots (the main loop's batch, without the main
+        loop; only if the claim lock is free). The jobs in hand never exceed
+        ``concurrency``. Never raises.
+
+        Returns:
+            The claim (see :func:`~container_manager.claiming.prepare_carried_claim`),
+            or None: the thread goes on as without it.
+        """
+        started = getattr(self._local, "started", None)
+        if (not self._refilling or self.stopping or started is None
+                or getattr(self._local, "claim", None) is not None):  # one already in hand
+            return None
+        if time.monotonic() - started >= REFILL_AFTER_SECONDS:
+            self._claim_lock.acquire()
+        else:
+            with self._changed:
+                if self.concurrency - self._busy + 1 < self.claim_batch:
+                    return None  # the main loop gathers the batch (or a later thread)
+            if not self._claim_lock.acquire(blocking=False):  # a claim is on its way
+                return None
+        try:
+            with self._changed:
+                free = self.concurrency - self._busy + 1  # this thread's slot too
+            prepared = claiming.prepare_carried_claim(
+                self.worker_id, free, self.hosts, self.lease_seconds, snapshot=self._host_snapshot)
+        except Exception:
+            logger.exception("Worker %s could not prepare a claim", self.worker_id)
+            prepared = None
+        if prepared is None:
+            self._claim_lock.release()
+            return None
+        self._local.prepared, self._local.carried = prepared, True
+        return prepared
 
     def _keep_refill(self, claim: statements.Companion) -> None:
         """After the harvest: keep a committed claim for :meth:`_refilled`; drop a failed one."""
@@ -686,9 +736,11 @@ class Worker:
         Returns:
             The job this thread drives next, or None (its slot is then released).
         """
-        self._local.prepared = None
-        claimed, begun = claim.result
+        prepared, self._local.prepared = self._local.prepared, None
         try:
+            # A claim carried by the harvest's statement (PostgreSQL) returns its rows.
+            claimed, begun = ((prepared.jobs(claim.result), None) if self._local.carried
+                              else claim.result)
             if claimed:
                 with self._changed:
                     self._busy += len(claimed) - 1

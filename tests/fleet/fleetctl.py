@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         "refill", help="run a threaded worker over long-enough mock jobs; print how it claimed")
     refill.add_argument("count", type=int)
     refill.add_argument("--concurrency", type=int, default=2)
+    refill.add_argument("--run-seconds", type=float, default=None,
+                        help="how long each mock job runs (default: twice REFILL_AFTER_SECONDS)")
     sub.add_parser(
         "capacity-claims", help="claims across capped and uncapped hosts; print what each took")
     sub.add_parser(
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "races":
         return _races()
     if args.cmd == "refill":
-        return _refill(args.count, args.concurrency)
+        return _refill(args.count, args.concurrency, args.run_seconds)
     if args.cmd == "lifecycle":
         return _lifecycle(args.host, args.max_concurrent)
     if args.cmd == "claim":
@@ -263,7 +265,7 @@ def _capacity_claims() -> int:
     return 0
 
 
-def _refill(count: int, concurrency: int) -> int:
+def _refill(count: int, concurrency: int, run_seconds: float | None = None) -> int:
     """A threaded worker on this database: who claimed, with which commit, jobs in hand."""
     import threading
     import time
@@ -271,19 +273,32 @@ def _refill(count: int, concurrency: int) -> int:
     from container_manager import claiming, statements, worker as worker_module
     from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
 
+    if run_seconds is None:
+        run_seconds = worker_module.REFILL_AFTER_SECONDS * 2
     host, _ = ExecutorHost.objects.get_or_create(
         name="refill", defaults={"executor_type": "mock", "connection_string": "mock://refill",
-                                 "executor_config": {
-                                     "run_seconds": worker_module.REFILL_AFTER_SECONDS * 2}})
+                                 "executor_config": {"run_seconds": run_seconds}})
     jobs = [ContainerJob.objects.create(image="busybox", docker_host=host) for _ in range(count)]
-    seen = {"with_harvest": 0, "begun_with_harvest": 0, "claim_jobs_by_threads": 0,
+    seen = {"with_harvest": 0, "jobs_with_harvest": 0, "begun_with_harvest": 0,
+            "claim_jobs_by_threads": 0, "carrying_statements": 0,
             "groups": []}
     real_refilled, real_claim = worker_module.Worker._refilled, claiming.claim_jobs
     real_group = statements.GroupCommit.start
+    real_carrying = statements._update_both_carrying
+
+    def carrying(*args, **kwargs):
+        seen["carrying_statements"] += 1  # a harvest's statement with a claim in it
+        return real_carrying(*args, **kwargs)
+
+    statements._update_both_carrying = carrying
 
     def refilled(self, claim):
-        claimed, begun = claim.result
+        if getattr(self._local, "carried", False):  # PostgreSQL: the carried claim's rows
+            claimed, begun = claim.result, None
+        else:
+            claimed, begun = claim.result
         seen["with_harvest"] += bool(claimed)
+        seen["jobs_with_harvest"] += len(claimed or ())
         seen["begun_with_harvest"] += begun is not None
         return real_refilled(self, claim)
 
@@ -318,7 +333,9 @@ def _refill(count: int, concurrency: int) -> int:
         "peak_in_hand": peak, "errors": worker.stats.errors,
         "claims_with_harvest": seen["with_harvest"],
         "attempts_with_harvest": seen["begun_with_harvest"],
+        "jobs_claimed_with_harvest": seen["jobs_with_harvest"],
         "claim_jobs_by_threads": seen["claim_jobs_by_threads"],
+        "carrying_statements": seen["carrying_statements"],
         "commits": group.commits if group else None, "writes": group.writes if group else None,
     }))
     return 0

@@ -175,3 +175,34 @@ def test_a_worker_host_snapshot_never_claims_for_an_inactive_or_capped_host(flee
     # through the snapshot (the capped host's jobs wait for the next reading, which
     # takes the locked path that counts its active jobs).
     assert (out["first"], out["inactive"], out["capped"], out["uncapped"]) == (2, 0, 0, 3)
+
+
+@pytest.mark.parametrize("run_seconds", [0.0, 0.2])
+def test_on_postgres_a_thread_claims_its_next_jobs_in_its_harvests_statement(
+    postgres_database, run_seconds
+):
+    """Issue 18: a driving thread's claim rides in its harvest's statement: after a long
+    job (a real container) always, one statement between two jobs instead of two; after
+    a trivial one when its slot completes the main loop's batch, which the main loop
+    then does not claim. The jobs in hand never exceed the concurrency, every job runs
+    once."""
+    from tests.plugins.postgres_server import settings_env
+
+    count, concurrency = 24, 4
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fleet.fleetctl", "refill", str(count), "--concurrency",
+         str(concurrency), "--run-seconds", str(run_seconds)],
+        env=settings_env(postgres_database), cwd=REPO, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["completed"] == count and result["errors"] == 0, result
+    assert result["executions"] == result["jobs_launched"] == count, result  # each once
+    assert result["peak_in_hand"] <= concurrency, result
+    assert result["commits"] is None  # no group commit on PostgreSQL
+    assert result["carrying_statements"] >= result["claims_with_harvest"] > 0, result
+    if run_seconds:
+        # The main loop's first claim takes the first jobs; the harvests' statements
+        # claim (nearly) all the others, and no thread sends a claim of its own.
+        assert result["jobs_claimed_with_harvest"] >= count - 2 * concurrency, result
+        assert result["claim_jobs_by_threads"] == 0, result
