@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +164,48 @@ def _reuse_connections(client: Any) -> None:
         return pool
 
     adapter.get_connection = get_connection
+    client._cm_pool = pool  # the executor's direct calls (DockerExecutor._direct) use it too
+
+
+@contextlib.contextmanager
+def _transport() -> Iterator[None]:
+    """Raise urllib3's errors of a direct call as requests raises them for the SDK.
+
+    So that :meth:`DockerExecutor._calling` and the read-timeout checks treat a
+    direct call's failure exactly as the same call's through the SDK.
+    """
+    import requests
+    import urllib3
+
+    exceptions = requests.exceptions
+    try:
+        yield
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise exceptions.ReadTimeout(exc) from None
+    except urllib3.exceptions.NewConnectionError as exc:
+        raise exceptions.ConnectionError(exc) from None
+    except urllib3.exceptions.ConnectTimeoutError as exc:
+        raise exceptions.ConnectTimeout(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise exceptions.ConnectionError(exc) from None
+
+
+def _raise_api_error(response: Any, url: str) -> None:
+    """Raise the SDK's error for a direct call's HTTP error status (as its own calls do)."""
+    import requests
+    import requests.structures
+
+    docker = _docker()
+    copy = requests.Response()
+    copy.status_code = response.status
+    copy.reason = response.reason
+    copy.url = url
+    copy.headers = requests.structures.CaseInsensitiveDict(response.headers)
+    copy._content = response.data if response.data is not None else b""
+    try:
+        copy.raise_for_status()
+    except requests.exceptions.HTTPError as exc:
+        docker.errors.create_api_error_from_http_exception(exc)
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -647,6 +691,76 @@ class DockerExecutor(BaseExecutor):
         except OSError as exc:
             raise HostUnavailableError(self._unreachable(exc)) from None
 
+    def _direct(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Any:
+        """Send one API call straight to the unix socket's pool, without requests' Session.
+
+        The calls of every job (create, start, wait, inspect, logs, remove) go
+        this way on a ``unix://`` host: the same request the SDK sends (path,
+        query, JSON body, timeout, kept-alive connection), without the Session's
+        per-call preparation (cookies, hooks, merged settings, a response object
+        copied from urllib3's), which cost the worker about as much CPU as the
+        HTTP exchange itself. Errors are the SDK's (:func:`_transport`,
+        :func:`_raise_api_error`), so callers handle them as before inside
+        :meth:`_calling`.
+
+        Args:
+            method: ``GET``, ``POST`` or ``DELETE``.
+            path: The API path without the version (``/containers/ID/start``).
+            params: The query.
+            body: Sent as JSON (``None`` values left out, as the SDK does).
+            timeout: Seconds to connect and to read (the executor's by default).
+            stream: Return the response unread (the caller reads it and calls
+                :func:`_release`); otherwise it is read whole.
+
+        Returns:
+            urllib3's response, or None when the host is not a unix socket (the
+            caller then uses the SDK).
+        """
+        client = self.client
+        pool = getattr(client, "_cm_pool", None)
+        if pool is None:
+            return None
+        import urllib3
+
+        url = f"/v{client._version}{path}"
+        if params:
+            url = f"{url}?{urllib.parse.urlencode(params)}"
+        headers = {"User-Agent": client.headers.get("User-Agent", "")}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps({k: v for k, v in body.items() if v is not None})
+        seconds = self.timeout if timeout is None else timeout
+        with _transport():
+            response = pool.urlopen(
+                method, url, body=data, headers=headers, retries=False, redirect=False,
+                assert_same_host=False, timeout=urllib3.Timeout(connect=seconds, read=seconds),
+                preload_content=not stream, decode_content=False,
+            )
+        if response.status >= 400:
+            if stream:
+                with _transport():
+                    response.read()
+                _release(response)
+            _raise_api_error(response, url)
+        return response
+
+    def _direct_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`_direct`, the answer decoded from JSON (None when not a unix socket)."""
+        response = self._direct(method, path, **kwargs)
+        if response is None:
+            return None
+        return json.loads(response.data) if response.data else {}
+
     # -- launch ----------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> LaunchResult:
         """Create and start the container of ``spec`` (pulling its image if allowed).
@@ -754,6 +868,11 @@ class DockerExecutor(BaseExecutor):
         try:
             with self._calling("create container"):
                 try:
+                    created = self._direct_json("POST", "/containers/create",
+                                                params={"name": kwargs["name"]},
+                                                body=_container_config(client, host_config, kwargs))
+                    if created is not None:
+                        return created["Id"]
                     return client.create_container(host_config=host_config, **kwargs)["Id"]
                 except docker.errors.APIError as exc:
                     if exc.status_code == 409 or isinstance(exc, docker.errors.ImageNotFound):
@@ -767,7 +886,8 @@ class DockerExecutor(BaseExecutor):
         try:
             with self._calling("start container"):
                 try:
-                    self.client.start(container_id)
+                    if self._direct("POST", f"/containers/{_quoted(container_id)}/start") is None:
+                        self.client.start(container_id)
                 except docker.errors.APIError as exc:
                     raise _PassThrough(exc) from None
         except _PassThrough as wrapped:
@@ -847,7 +967,9 @@ class DockerExecutor(BaseExecutor):
         """  # noqa: DOC502, DOC503
         try:
             with self._calling("inspect container"):
-                info = self.client.inspect_container(container_id)
+                info = self._direct_json("GET", f"/containers/{_quoted(container_id)}/json")
+                if info is None:
+                    info = self.client.inspect_container(container_id)
         except ContainerNotFoundError as exc:
             return ContainerStatus("missing", error=str(exc))
         return self._state(info.get("State") or {})
@@ -900,7 +1022,10 @@ class DockerExecutor(BaseExecutor):
         try:
             with self._calling("wait for container"):
                 try:
-                    result = self.client.wait(container_id, timeout=timeout)
+                    result = self._direct_json(
+                        "POST", f"/containers/{_quoted(container_id)}/wait", timeout=timeout)
+                    if result is None:
+                        result = self.client.wait(container_id, timeout=timeout)
                 except requests.exceptions.RequestException as exc:
                     if _is_timeout(exc) and not isinstance(exc, _docker().errors.APIError):
                         raise _PassThrough(exc) from None
@@ -943,18 +1068,22 @@ class DockerExecutor(BaseExecutor):
             container_manager.executors.errors.HostUnavailableError: Docker daemon of host 'gone' at unix:///nonexistent/docker.sock is not reachable: ... Check that dockerd is running and that this process may open its socket (or TCP port and TLS files).
         """  # noqa: DOC502, DOC503
         streams = {_STDOUT: StreamTail(max_bytes), _STDERR: StreamTail(max_bytes)}
-        client = self.client
+        params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0, "tail": "all"}
         with self._calling("read logs"):
-            response = client.get(
-                client._url("/containers/{0}/logs", container_id),
-                params={"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0, "tail": "all"},
-                stream=True,
-                timeout=self.timeout,
-            )
+            path = f"/containers/{_quoted(container_id)}/logs"
+            direct = self._direct("GET", path, params=params, stream=True)
+            if direct is not None:
+                response, chunks = direct, _chunks(direct)
+            else:
+                client = self.client
+                response = client.get(client._url("/containers/{0}/logs", container_id),
+                                      params=params, stream=True, timeout=self.timeout)
+                chunks = response.iter_content(chunk_size=65536)
             try:
-                client._raise_for_status(response)
+                if direct is None:
+                    client._raise_for_status(response)
                 buffer = bytearray()
-                for chunk in response.iter_content(chunk_size=65536):
+                for chunk in chunks:
                     buffer += chunk
                     offset = 0
                     while len(buffer) - offset >= 8:
@@ -967,7 +1096,10 @@ class DockerExecutor(BaseExecutor):
                         offset += 8 + size
                     del buffer[:offset]
             finally:
-                response.close()
+                if direct is not None:
+                    _release(direct)
+                else:
+                    response.close()
         return ContainerLogs(stdout=streams[_STDOUT].text(), stderr=streams[_STDERR].text())
 
     def follow_logs(self, container_id: str) -> Iterator[LogChunk]:
@@ -1120,7 +1252,10 @@ class DockerExecutor(BaseExecutor):
         """  # noqa: DOC502, DOC503
         try:
             with self._calling("remove container"):
-                self.client.remove_container(container_id, v=True, force=True)
+                params = {"v": True, "link": False, "force": True}  # as the SDK sends them
+                if self._direct("DELETE", f"/containers/{_quoted(container_id)}",
+                                params=params) is None:
+                    self.client.remove_container(container_id, v=True, force=True)
         except ContainerNotFoundError:
             return
         except ExecutorError as exc:
@@ -1252,6 +1387,39 @@ class _PassThrough(Exception):  # noqa: N818 - internal signal, never escapes th
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _container_config(client: Any, host_config: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The body ``client.create_container(host_config=host_config, **kwargs)`` would send.
+
+    As the SDK makes it: the environment as ``KEY=value`` items with the proxy
+    settings of the Docker client configuration added, then its ``ContainerConfig``.
+    """
+    docker = _docker()
+    fields = {key: value for key, value in kwargs.items() if key != "name"}
+    environment = fields.get("environment")
+    if isinstance(environment, dict):
+        environment = docker.utils.utils.format_environment(environment)
+    fields["environment"] = client._proxy_configs.inject_proxy_environment(environment) or None
+    return client.create_container_config(host_config=host_config, **fields)
+
+
+def _quoted(container_id: str) -> str:
+    """A container id or name in an API path, quoted as the SDK quotes it."""
+    return urllib.parse.quote(container_id, safe="/:")
+
+
+def _chunks(response: Any) -> Iterator[bytes]:
+    """The body of a direct call's response in chunks of up to 64 KiB, errors as the SDK's."""
+    with _transport():
+        yield from response.stream(65536, decode_content=False)
+
+
+def _release(response: Any) -> None:
+    """Give a direct call's connection back to the pool (closed first if not read to the end)."""
+    if not response.closed:
+        response.close()
+    response.release_conn()
 
 
 def _int_or_none(value: Any) -> int | None:

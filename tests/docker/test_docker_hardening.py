@@ -304,15 +304,15 @@ def test_api_calls_per_job_with_a_secret_file(docker_engine, tmp_path, monkeypat
     path = tmp_path / "token"
     path.write_text(SECRET)
     host = make_host(docker_engine, secret_files={"api_token": str(path)})
-    client = get_executor(host).client
+    pool = get_executor(host).client._cm_pool  # direct calls and the SDK's go through it
     calls = []
-    real_send = client.send
+    real_urlopen = pool.urlopen
 
-    def counting_send(request, **kwargs):
-        calls.append(f"{request.method} {request.path_url.split('?')[0]}")
-        return real_send(request, **kwargs)
+    def counting_urlopen(method, url, *args, **kwargs):
+        calls.append(f"{method} {url.split('?')[0]}")
+        return real_urlopen(method, url, *args, **kwargs)
 
-    monkeypatch.setattr(client, "send", counting_send)
+    monkeypatch.setattr(pool, "urlopen", counting_urlopen)
     job = make_job(host, "cat /run/secrets/api_token")
     [claimed] = claiming.claim_jobs("count", 1)
     Worker(worker_id="count", concurrency=1).drive(claimed)

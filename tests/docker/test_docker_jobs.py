@@ -515,17 +515,21 @@ def test_worker_runs_a_batch_concurrently(docker_host, docker_engine):
 
 
 def _count_api_calls(executor, monkeypatch):
-    """The Docker API calls the executor's shared client sends: 'VERB /last-path-part'."""
+    """The Docker API calls the executor's shared client sends: 'VERB /last-path-part'.
+
+    Counted at its unix socket's connection pool, where both the executor's direct
+    calls and the SDK's (through requests) go.
+    """
     calls = []
-    client = executor.client
-    real_send = client.send
+    pool = executor.client._cm_pool
+    real_urlopen = pool.urlopen
 
-    def counting_send(request, **kwargs):
-        path = request.path_url.split("?")[0]
-        calls.append(f"{request.method} {path.rsplit('/', 1)[-1] if '/containers/' in path else path.split('/', 2)[-1]}")
-        return real_send(request, **kwargs)
+    def counting_urlopen(method, url, *args, **kwargs):
+        path = url.split("?")[0]
+        calls.append(f"{method} {path.rsplit('/', 1)[-1] if '/containers/' in path else path.split('/', 2)[-1]}")
+        return real_urlopen(method, url, *args, **kwargs)
 
-    monkeypatch.setattr(client, "send", counting_send)
+    monkeypatch.setattr(pool, "urlopen", counting_urlopen)
     return calls
 
 
@@ -569,6 +573,50 @@ def test_a_jobs_api_calls_reuse_one_connection_to_the_unix_socket(docker_host, m
         assert job.status == "completed"
     assert len(calls) == 10  # five per job, one after the other
     assert connects == []  # all on the connection the negotiation opened
+
+
+def _count_session_sends(executor, monkeypatch):
+    """The requests that go through the client's requests Session (the SDK's way)."""
+    sent = []
+    client = executor.client
+    real_send = client.send
+
+    def counting_send(request, **kwargs):
+        sent.append(f"{request.method} {request.path_url.split('?')[0]}")
+        return real_send(request, **kwargs)
+
+    monkeypatch.setattr(client, "send", counting_send)
+    return sent
+
+
+@pytest.mark.parametrize("command", ["echo direct", "exit 3"])
+def test_a_jobs_api_calls_on_a_unix_socket_skip_the_requests_session(
+        docker_host, monkeypatch, command):
+    """Create, start, wait, inspect, logs and remove go straight to the socket's pool."""
+    executor = get_executor(docker_host)
+    sent = _count_session_sends(executor, monkeypatch)
+    calls = _count_api_calls(executor, monkeypatch)
+    job = make_job(docker_host, command)
+    [claimed] = claiming.claim_jobs("direct", 1)
+    Worker(worker_id="direct", concurrency=1).drive(claimed)
+    job.refresh_from_db()
+    assert job.status == ("completed" if command.startswith("echo") else "failed")
+    assert len(calls) == (5 if command.startswith("echo") else 6)  # all of them sent...
+    assert sent == []  # ...none through the Session
+
+
+def test_a_jobs_api_calls_over_tcp_go_through_the_sdk(docker_engine, monkeypatch):
+    host = ExecutorHost.objects.create(
+        name="tcp-sdk", executor_type="docker", connection_string=docker_engine.tcp_url,
+        executor_config={"pull_policy": "never"})
+    sent = _count_session_sends(get_executor(host), monkeypatch)
+    job = make_job(host, "echo via sdk")
+    [claimed] = claiming.claim_jobs("sdk", 1)
+    Worker(worker_id="sdk", concurrency=1).drive(claimed)
+    job.refresh_from_db()
+    assert (job.status, execution(job).stdout) == ("completed", "via sdk\n")
+    assert [c.rsplit("/", 1)[-1] for c in sent] == [
+        "create", "start", "wait", "logs", execution(job).container_id]
 
 
 @pytest.mark.parametrize("policy,calls_expected", [
