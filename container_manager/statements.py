@@ -496,14 +496,9 @@ def companion(
 
 def _with_companion(fn: Callable[[CursorWrapper], Any], extra: Companion) -> Any:
     """``fn`` followed, in the same transaction, by the companion's function."""
-    try:
-        second = extra.prepare()
-    except Exception as exc:  # never lose the write itself
-        extra.error = exc
-        return fn
+    second = _prepared_part(extra, extra.prepare)
     if second is None:
         return fn
-    extra.prepared = True
     outcome: dict[str, Any] = {}
 
     def both(c: CursorWrapper) -> Any:
@@ -866,15 +861,24 @@ def _carried() -> tuple[Companion, Any] | None:
     if extra is None or extra.used or extra.carry is None:
         return None
     extra.used = True
+    part = _prepared_part(extra, extra.carry)
+    return None if part is None else (extra, part)
+
+
+def _prepared_part(extra: Companion, prepare: Callable[[], Any]) -> Any:
+    """What the companion's ``prepare`` (or ``carry``) returns; None when nothing or it failed.
+
+    A failure is kept in ``extra.error``, never raised: the write itself is never lost.
+    ``extra.prepared`` tells whether there is a part.
+    """
     try:
-        part = extra.carry()
+        part = prepare()
     except Exception as exc:  # never lose the write itself
         extra.error = exc
         return None
-    if part is None:
-        return None
-    extra.prepared = True
-    return extra, part
+    if part is not None:
+        extra.prepared = True
+    return part
 
 
 def _update_both_carrying(

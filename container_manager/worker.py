@@ -640,16 +640,8 @@ class Worker:
                 or getattr(self._local, "claim", None) is not None):  # one already in hand
             return None
         self._claim_lock.acquire()
-        try:
-            with self._changed:
-                free = self.concurrency - self._busy + 1  # this thread's slot too
-            prepared = claiming.prepare_claim(self.worker_id, free, self.hosts,
-                                              self.lease_seconds, snapshot=self._host_snapshot)
-        except Exception:
-            logger.exception("Worker %s could not prepare a claim", self.worker_id)
-            prepared = None
+        prepared = self._prepare_locked(claiming.prepare_claim)
         if prepared is None:
-            self._claim_lock.release()
             return None
         self._local.prepared, self._local.carried = prepared, False
 
@@ -699,18 +691,35 @@ class Worker:
                     return None  # the main loop gathers the batch (or a later thread)
             if not self._claim_lock.acquire(blocking=False):  # a claim is on its way
                 return None
+        prepared = self._prepare_locked(claiming.prepare_carried_claim)
+        if prepared is None:
+            return None
+        self._local.prepared, self._local.carried = prepared, True
+        return prepared
+
+    def _prepare_locked(
+        self, prepare: Callable[..., claiming.PreparedClaim | None]
+    ) -> claiming.PreparedClaim | None:
+        """Prepare, with the claim lock held, a claim for this thread's slot and every free one.
+
+        Args:
+            prepare: :func:`~container_manager.claiming.prepare_claim` or
+                :func:`~container_manager.claiming.prepare_carried_claim`.
+
+        Returns:
+            The prepared claim, the lock still held; None, the lock released, when
+            there is none or preparing it failed (logged).
+        """
         try:
             with self._changed:
                 free = self.concurrency - self._busy + 1  # this thread's slot too
-            prepared = claiming.prepare_carried_claim(
-                self.worker_id, free, self.hosts, self.lease_seconds, snapshot=self._host_snapshot)
+            prepared = prepare(self.worker_id, free, self.hosts, self.lease_seconds,
+                               snapshot=self._host_snapshot)
         except Exception:
             logger.exception("Worker %s could not prepare a claim", self.worker_id)
             prepared = None
         if prepared is None:
             self._claim_lock.release()
-            return None
-        self._local.prepared, self._local.carried = prepared, True
         return prepared
 
     def _keep_refill(self, claim: statements.Companion) -> None:
