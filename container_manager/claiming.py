@@ -382,8 +382,8 @@ def prepare_claim(
     """
     if limit <= 0 or _locking() or not _sqlite_returning():
         return None
-    host_objs = snapshot.hosts(hosts) if snapshot is not None else _launchable_hosts(hosts)
-    if not host_objs or any(h.max_concurrent_jobs is not None for h in host_objs.values()):
+    host_objs = _uncapped_hosts(hosts, snapshot)
+    if host_objs is None:
         return None
     return _sqlite_claim(worker_id, limit, host_objs, timezone.now(), lease_seconds)
 
@@ -427,15 +427,35 @@ def prepare_carried_claim(
     """
     if limit <= 0 or connection.vendor != "postgresql" or not _locking():
         return None
+    host_objs = _uncapped_hosts(hosts, snapshot)
+    if host_objs is None:
+        return None
+    candidates, update, fields = _claim_parts(False)
+    params = _uncapped_claim_params(worker_id, limit, host_objs, timezone.now(), lease_seconds)
+    return PreparedClaim(f"WITH candidates AS MATERIALIZED ({candidates}) {update}", params,
+                         fields, host_objs, candidates, update)
+
+
+def _uncapped_hosts(
+    hosts: Sequence[str] | None, snapshot: HostSnapshot | None
+) -> dict[int, ExecutorHost] | None:
+    """The launchable hosts (the snapshot's, else read now) when none has a capacity limit; else None."""
     host_objs = snapshot.hosts(hosts) if snapshot is not None else _launchable_hosts(hosts)
     if not host_objs or any(h.max_concurrent_jobs is not None for h in host_objs.values()):
         return None
-    candidates, update, fields = _claim_parts(False)
-    now = timezone.now()
-    params = [sorted(host_objs), now, limit,
-              JobStatus.STARTING.value, worker_id, _lease_expiry(lease_seconds), now]
-    return PreparedClaim(f"WITH candidates AS MATERIALIZED ({candidates}) {update}", params,
-                         fields, host_objs, candidates, update)
+    return host_objs
+
+
+def _uncapped_claim_params(
+    worker_id: str,
+    limit: int,
+    hosts: Collection[int],
+    now: datetime.datetime,
+    lease_seconds: float | None,
+) -> list[Any]:
+    """The parameters of PostgreSQL's claim statement for hosts without a capacity limit."""
+    return [sorted(hosts), now, limit,
+            JobStatus.STARTING.value, worker_id, _lease_expiry(lease_seconds), now]
 
 
 def _sqlite_claim(
@@ -681,16 +701,14 @@ def _claim_in_one_statement(
     from container_manager.models import ContainerJob
 
     sql, fields = _claim_sql(locked_caps is not None)
-    expiry = _lease_expiry(lease_seconds)
-    update = [JobStatus.STARTING.value, worker_id, expiry, now]
     if locked_caps is None:
-        params = [sorted(hosts), now, limit, *update]
+        params = _uncapped_claim_params(worker_id, limit, hosts, now, lease_seconds)
     else:
         capped = sorted(locked_caps)
         params = [
             capped, [locked_caps[pk] if locked_caps[pk] is not None else limit for pk in capped],
-            limit, sorted(pk for pk in hosts if pk not in locked_caps),
-            now, limit, limit, *update,
+            limit, sorted(pk for pk in hosts if pk not in locked_caps), now, limit, limit,
+            JobStatus.STARTING.value, worker_id, _lease_expiry(lease_seconds), now,
         ]
     with statements.cursor() as cursor:
         cursor.execute(sql, params)
