@@ -607,16 +607,24 @@ class Worker:
                                               self.lease_seconds, snapshot=self._host_snapshot)
                 if not claimed:
                     return None
-                with self._changed:
-                    self._busy += len(claimed) - 1
-                    self._add_threads()
-                for job in claimed[1:]:
-                    self._queue.put((job, None, True, None))  # type: ignore[union-attr]
+                self._hand_out(claimed)
         except Exception:  # the main loop claims again at its next pass
             logger.exception("Worker %s could not claim jobs", self.worker_id)
             self._count(errors=1)
             return None
         return claimed[0], None, True, None
+
+    def _hand_out(self, claimed: list[ContainerJob]) -> None:
+        """Keep the first of the jobs a driving thread claimed for it; queue the others.
+
+        The thread's own slot is the first job's, so the jobs in hand grow by one
+        less than were claimed; threads are started for the others.
+        """
+        with self._changed:
+            self._busy += len(claimed) - 1
+            self._add_threads()
+        for job in claimed[1:]:
+            self._queue.put((job, None, True, None))  # type: ignore[union-attr]
 
     def _prepare_refill(self) -> Callable[[Any], Any] | None:
         """The claim a driving thread sends with its harvest (``statements.companion``).
@@ -751,11 +759,7 @@ class Worker:
             claimed, begun = ((prepared.jobs(claim.result), None) if self._local.carried
                               else claim.result)
             if claimed:
-                with self._changed:
-                    self._busy += len(claimed) - 1
-                    self._add_threads()
-                for job in claimed[1:]:
-                    self._queue.put((job, None, True, None))  # type: ignore[union-attr]
+                self._hand_out(claimed)
         except Exception:
             logger.exception("Worker %s could not take the jobs it claimed", self.worker_id)
             claimed = None
