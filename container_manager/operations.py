@@ -708,27 +708,30 @@ def start_attempt(
         (1, 'running', 'running')
     """
     if begun is not None:
-        result = _launch_and_record(job, begun, executor)
-        if result is None:
-            return None
-        metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
-        return begun
-    worker_id = job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
-    # Held from the attempt's creation until its container id is recorded: an
-    # executor that shares backend resources between attempts (Cloud Run's reused
-    # jobs) can then tell which of its runs an unrecorded attempt owns.
-    guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if type(executor).launch_guard is not BaseExecutor.launch_guard:  # not for nothing
-        guard_spec = _guard_spec(job, worker_id)
-        if guard_spec is not None:
-            guard = executor.launch_guard(guard_spec)
-    with guard:
-        execution = job.containerexecution_set.model.objects.begin(job, worker_id)
+        execution = begun
         result = _launch_and_record(job, execution, executor)
+    else:
+        worker_id = job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
+        # Held from the attempt's creation until its container id is recorded: an
+        # executor that shares backend resources between attempts (Cloud Run's
+        # reused jobs) can then tell which of its runs an unrecorded attempt owns.
+        guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if _has_launch_guard(executor):  # not for nothing
+            guard_spec = _guard_spec(job, worker_id)
+            if guard_spec is not None:
+                guard = executor.launch_guard(guard_spec)
+        with guard:
+            execution = job.containerexecution_set.model.objects.begin(job, worker_id)
+            result = _launch_and_record(job, execution, executor)
     if result is None:
         return None
     metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
     return execution
+
+
+def _has_launch_guard(executor: BaseExecutor) -> bool:
+    """Whether the executor overrides :meth:`~container_manager.executors.base.BaseExecutor.launch_guard`."""
+    return type(executor).launch_guard is not BaseExecutor.launch_guard
 
 
 def begin_claimed(job: ContainerJob, on: Any) -> ContainerExecution | None:
@@ -784,7 +787,7 @@ def begin_claimed(job: ContainerJob, on: Any) -> ContainerExecution | None:
         return None
     try:
         executor = get_executor(host)
-        if type(executor).launch_guard is not BaseExecutor.launch_guard:
+        if _has_launch_guard(executor):
             return None
         if not _validated_before(job) or spec_problems(job, executor):
             return None
