@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime
 import functools
@@ -42,7 +43,7 @@ import logging
 import operator
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -622,7 +623,12 @@ def launch(job: ContainerJob) -> bool:
 
 
 def launch_claimed(
-    job: ContainerJob, executor: BaseExecutor, begun: ContainerExecution | None = None
+    job: ContainerJob,
+    executor: BaseExecutor,
+    begun: ContainerExecution | None = None,
+    *,
+    record_after: float | None = None,
+    finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> ContainerExecution | None:
     """Validate and start the current attempt of a job a worker claimed (or adopted).
 
@@ -637,9 +643,12 @@ def launch_claimed(
             host (and template) loaded.
         executor: The executor of the job's host.
         begun: The attempt :func:`begin_claimed` created for it, if any.
+        record_after: See :func:`start_attempt`.
+        finishing: See :func:`start_attempt`.
 
     Returns:
-        The running attempt, or None when nothing runs.
+        The attempt: running, or finished when it ended within
+        ``record_after``; None when nothing runs.
 
     Example:
         >>> from container_manager import claiming
@@ -656,7 +665,8 @@ def launch_claimed(
     """
     if begun is not None:
         try:
-            return start_attempt(job, executor, begun)
+            return start_attempt(job, executor, begun, record_after=record_after,
+                                 finishing=finishing)
         except HostUnavailableError:
             return None  # the job is back to pending, with backoff
     try:
@@ -672,15 +682,30 @@ def launch_claimed(
         )
         return None
     try:
-        return start_attempt(job, executor)
+        return start_attempt(job, executor, record_after=record_after, finishing=finishing)
     except HostUnavailableError:
         return None  # the job is back to pending, with backoff
 
 
 def start_attempt(
-    job: ContainerJob, executor: BaseExecutor, begun: ContainerExecution | None = None
+    job: ContainerJob,
+    executor: BaseExecutor,
+    begun: ContainerExecution | None = None,
+    *,
+    record_after: float | None = None,
+    finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> ContainerExecution | None:
     """Create the execution for a ``starting`` job and ask the executor to launch it.
+
+    With ``record_after`` (a worker passes its executor's
+    :attr:`~container_manager.executors.base.BaseExecutor.record_launch_after`)
+    the launch is recorded only after one :meth:`~container_manager.executors.base.BaseExecutor.wait`
+    of at most that many seconds (0: one look; never past the job's ``timeout_seconds``):
+    a container that ended by then is harvested at once, its launch and its
+    result recorded in one write (a cancel recorded meanwhile wins, and the
+    container is removed all the same). Its container is removed after that
+    write, so that a process that dies before it leaves the container for the
+    worker that adopts the job to find (see :func:`recover_unrecorded_launch`).
 
     Args:
         job: A job already moved to ``starting`` (by :func:`launch` or a worker's claim),
@@ -688,10 +713,17 @@ def start_attempt(
         executor: The executor of the job's host.
         begun: The execution, when :func:`begin_claimed` created it already (its
             executor has no launch guard).
+        record_after: Most seconds to wait for the container before recording
+            its launch (0: look once; None: record it at once).
+        finishing: Entered around the write of a container that ended within
+            ``record_after`` (a worker's claim of its next job rides in it, see
+            :func:`~container_manager.statements.companion`); the launch's own
+            write never is.
 
     Returns:
-        The attempt, ``running``, when the container runs; None when the launch
-        failed and the job was failed or queued for a retry.
+        The attempt: ``running`` when the container runs, finished when it
+        ended within ``record_after``; None when the launch failed and the job
+        was failed or queued for a retry.
 
     Raises:
         HostUnavailableError: The host did not answer; the job was put back to
@@ -709,7 +741,7 @@ def start_attempt(
     """
     if begun is not None:
         execution = begun
-        result = _launch_and_record(job, execution, executor)
+        result = _launch_and_record(job, execution, executor, record_after, finishing)
     else:
         worker_id = job.claimed_by or f"{socket.gethostname()}:{os.getpid()}"
         # Held from the attempt's creation until its container id is recorded: an
@@ -722,7 +754,7 @@ def start_attempt(
                 guard = executor.launch_guard(guard_spec)
         with guard:
             execution = job.containerexecution_set.model.objects.begin(job, worker_id)
-            result = _launch_and_record(job, execution, executor)
+            result = _launch_and_record(job, execution, executor, record_after, finishing)
     if result is None:
         return None
     metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
@@ -835,9 +867,17 @@ def _guard_spec(job: ContainerJob, worker_id: str) -> LaunchSpec | None:
 
 
 def _launch_and_record(
-    job: ContainerJob, execution: ContainerExecution, executor: BaseExecutor
+    job: ContainerJob,
+    execution: ContainerExecution,
+    executor: BaseExecutor,
+    record_after: float | None = None,
+    finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> datetime.datetime | None:
-    """Launch the attempt and record its container id; the time recorded, or None on failure."""
+    """Launch the attempt and record its container id; the time recorded, or None on failure.
+
+    With ``record_after``, a container that ends within it is harvested before
+    its launch is recorded, both in one write (see :func:`start_attempt`).
+    """
     try:
         spec = build_spec(job, execution)
         result = executor.launch(spec)
@@ -851,6 +891,11 @@ def _launch_and_record(
         _launch_failed(job, execution, ExecutorError(f"{type(exc).__name__}: {exc}"))
         return None
     now = timezone.now()
+    ended = _ended_within(job, executor, result.container_id, record_after)
+    if ended is not None:
+        with finishing():
+            _finish(job, execution, executor, ended, "", launched=(result.container_id, now))
+        return now
     # Two conditional UPDATEs: the job first (it fails if the job was cancelled while
     # the executor launched), then the attempt, only if the job moved (it fails if a
     # cancel recorded it meanwhile). On PostgreSQL both are one statement, elsewhere
@@ -859,8 +904,7 @@ def _launch_and_record(
     # job whose attempt has no container id; the worker that adopts it asks the
     # executor (see recover_unrecorded_launch).
     try:
-        move = type(job).objects.prepare_transition(
-            job, JobStatus.RUNNING, started_at=now, finished_at=None, status_message="")
+        move = _launch_move(job, now)
         record = type(execution).objects.prepare_launch(execution, result.container_id, now)
         moved, recorded = statements.update_both(move.update, record.update)
         if not moved:
@@ -885,6 +929,32 @@ def _launch_and_record(
             logger.warning("Could not clean up container %s: %s", result.container_id, exc)
         raise
     return now
+
+
+def _launch_move(job: ContainerJob, started_at: datetime.datetime) -> PreparedMove:
+    """The move of a ``starting`` job whose container the executor accepted to ``running`` (not sent)."""
+    return type(job).objects.prepare_transition(
+        job, JobStatus.RUNNING, started_at=started_at, finished_at=None, status_message="")
+
+
+def _ended_within(
+    job: ContainerJob, executor: BaseExecutor, container_id: str, seconds: float | None
+) -> ContainerStatus | None:
+    """The state of a container just launched if it ends within ``seconds`` (one wait), else None.
+
+    Never past the job's ``timeout_seconds``; None also when ``seconds`` is None
+    or the executor cannot say (the launch is then recorded, and the worker's
+    wait finds out).
+    """
+    if seconds is None:
+        return None
+    if job.timeout_seconds:
+        seconds = min(seconds, job.timeout_seconds)
+    try:
+        state = executor.wait(container_id, seconds)
+    except ExecutorError:
+        return None
+    return state if state.finished and state.state != "missing" else None
 
 
 def _queue_wait(job: ContainerJob, now: datetime.datetime) -> float | None:
@@ -1250,13 +1320,20 @@ def _finish(
     read_logs: bool = True,
     cancelled: bool = False,
     timeout: bool = False,
+    launched: tuple[str, datetime.datetime] | None = None,
 ) -> None:
-    """Read logs, clean up, record the attempt, and move the job to its outcome."""
+    """Read logs, clean up, record the attempt, and move the job to its outcome.
+
+    With ``launched`` (the container id and start of a launch not recorded yet,
+    see :func:`start_attempt`) the launch is recorded in the same write, and the
+    container is removed after it.
+    """
+    container_id = launched[0] if launched is not None else execution.container_id
     stdout = stderr = raw_stdout = ""
     if read_logs:
         try:
             limit = get_settings().LOG_MAX_BYTES
-            logs = executor.logs(execution.container_id, max_bytes=limit)
+            logs = executor.logs(container_id, max_bytes=limit)
             raw_stdout = logs.stdout
             stdout, stderr = cap_log(logs.stdout, limit), cap_log(logs.stderr, limit)
         except ExecutorError as exc:
@@ -1277,11 +1354,22 @@ def _finish(
         # A task's own verdict is the envelope on its stdout (container_manager.task_envelope).
         outcome, message, task_result = read_outcome(job, outcome, message, raw_stdout)
     keep = outcome == JobStatus.FAILED and get_settings().KEEP_FAILED_CONTAINERS
-    if cleanup and not keep:
+    if launched is not None:
+        # Removed once recorded (or once a canceller's record won), never before: a
+        # write that fails leaves the container for the retry or the adopter to find.
         try:
-            executor.cleanup(execution.container_id)
-        except ExecutorError as exc:
-            logger.warning("Could not clean up container of job %s: %s", job.pk, exc)
+            _record_launched_result(job, execution, executor, launched, outcome.value, state,
+                                    exit_code, message, timeout, stdout=stdout, stderr=stderr,
+                                    task_result=task_result)
+        except ConcurrentTransitionError:
+            if not keep:
+                _cleanup_quietly(executor, container_id, job)
+            raise
+        if not keep:
+            _cleanup_quietly(executor, container_id, job)
+        return
+    if cleanup and not keep:
+        _cleanup_quietly(executor, container_id, job)
     # The attempt first, conditionally, so that the first finisher (harvest, cancel,
     # timeout) wins its record; then the job, from that record, only when the
     # attempt's record won. On PostgreSQL the two are one statement, elsewhere one
@@ -1307,6 +1395,79 @@ def _finish(
     _count_result(executor, execution, outcome.value, state, timeout, moved and move.new)
     if moved:
         move.apply(execution)  # its record won and is applied: task_finished needs no read
+    else:
+        _settle_conflict(job, move, execution.attempt)
+
+
+def _cleanup_quietly(executor: BaseExecutor, container_id: str, job: ContainerJob) -> None:
+    """Remove a finished container, logging (not raising) executor errors."""
+    try:
+        executor.cleanup(container_id)
+    except ExecutorError as exc:
+        logger.warning("Could not clean up container of job %s: %s", job.pk, exc)
+
+
+def _record_launched_result(
+    job: ContainerJob,
+    execution: ContainerExecution,
+    executor: BaseExecutor,
+    launched: tuple[str, datetime.datetime],
+    outcome: str,
+    state: ContainerStatus | None,
+    exit_code: int | None,
+    message: str,
+    timeout: bool,
+    **result: Any,
+) -> None:
+    """Record a launch and its result in one write: the attempt, then the job's two moves.
+
+    The attempt's UPDATE expects it still ``starting`` and the job's expects it
+    ``starting`` on this attempt (``starting`` to ``running`` to the outcome, each
+    move checked against the lifecycle, in one conditional UPDATE, see
+    :meth:`~container_manager.models.ContainerJobManager.chain`).
+
+    Args:
+        job: The ``starting`` job.
+        execution: Its attempt, ``starting``, no container id recorded.
+        executor: The executor of the job's host.
+        launched: The container id and when the executor accepted it.
+        outcome: The attempt's status (completed, failed, cancelled).
+        state: The container's final state.
+        exit_code: Its exit code.
+        message: The attempt's error message ("" when none).
+        timeout: The job timed out.
+        **result: The attempt's other result columns (logs, ``task_result``).
+
+    Raises:
+        ConcurrentTransitionError: A cancel (or another process) recorded the
+            attempt or moved the job first; the container id is then written on
+            the finished attempt, so that it is never taken for another attempt's.
+    """
+    container_id, started_at = launched
+    record = type(execution).objects.prepare_launch_and_record(
+        execution, container_id, started_at, status=outcome, exit_code=exit_code,
+        error_message=message, **result)
+    first = _launch_move(job, started_at)
+    running = copy.copy(job)
+    running.status = first.new
+    move = type(job).objects.chain(
+        first, _settlement(running, execution.attempt, outcome, exit_code, message))
+    won, moved = statements.update_both(record.update, move.update)
+    if not won:
+        type(execution).objects.filter(pk=execution.pk, container_id="").update(
+            container_id=container_id)
+        _lost_attempt(job, execution)
+    # The attempt as its launch alone records it, for the listeners of the first move
+    # (task_started describes the start, not the result).
+    as_launched = copy.copy(execution)
+    as_launched.container_id, as_launched.started_at = container_id, started_at
+    as_launched.status = JobStatus.RUNNING.value
+    record.apply()
+    _count_result(executor, execution, outcome, state, timeout, moved and move.new)
+    if moved:
+        to_running, to_outcome = move.steps
+        to_running.apply(as_launched)
+        to_outcome.apply(execution)
     else:
         _settle_conflict(job, move, execution.attempt)
 

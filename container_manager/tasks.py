@@ -537,6 +537,11 @@ def _errors(job: ContainerJob, executions: Iterable[ContainerExecution]) -> list
     return errors
 
 
+def _attempts(job: ContainerJob) -> list[ContainerExecution]:
+    """The job's attempts, oldest first, without their logs (the result is in ``task_result``)."""
+    return list(job.containerexecution_set.defer("stdout", "stderr").order_by("attempt"))
+
+
 def result_from_job(
     job: ContainerJob, executions: list[ContainerExecution] | None = None
 ) -> TaskResult:
@@ -574,8 +579,7 @@ def result_from_job(
         (TaskResultStatus.SUCCESSFUL, 9, 1)
     """
     if executions is None:
-        # The logs are not needed (the result is in task_result) and may be large.
-        executions = list(job.containerexecution_set.defer("stdout", "stderr").order_by("attempt"))
+        executions = _attempts(job)
     data = job.task or {}
     status = STATUS_MAP[job.status]
     started = [e.started_at for e in executions if e.started_at is not None]
@@ -666,7 +670,9 @@ def send_job_signal(
     elif execution is not None and execution.attempt == job.attempts == 1:
         executions = [execution]  # attempts are numbered from 1 per job: the only one
     else:
-        executions = None
+        executions = _attempts(job)
+        if execution is not None:  # the mover's view of its attempt (see _record_launched_result)
+            executions = [execution if e.attempt == execution.attempt else e for e in executions]
     result = result_from_job(job, executions)
     try:
         sender: type = type(task_backends[result.backend])

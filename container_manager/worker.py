@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
@@ -44,7 +44,7 @@ from container_manager.executors import (
     get_executor_class,
     launch_problem,
 )
-from container_manager.lifecycle import ConcurrentTransitionError
+from container_manager.lifecycle import FINISHED_EXECUTION_STATUSES, ConcurrentTransitionError
 
 if TYPE_CHECKING:
     from container_manager.executors import BaseExecutor
@@ -336,6 +336,11 @@ class Worker:
         begun: ContainerExecution | None,
     ) -> None:
         executor = get_executor(job.docker_host)
+        # A container that ends this soon is recorded with its launch (one write); a
+        # pass (max_wait 0) looks once.
+        record_after = executor.record_launch_after or None
+        if record_after is not None and max_wait is not None:
+            record_after = min(record_after, max_wait)
         if begun is not None:
             # Claimed with its attempt, which was validated then (begin_claimed).
             if self.stopping:
@@ -343,11 +348,10 @@ class Worker:
                 # job back to pending.
                 operations.drop_unlaunched(begun)
                 return
-            execution = operations.launch_claimed(job, executor, begun)
-            self._count(launched=int(execution is not None),
-                        launch_failures=int(execution is None))
-            if execution is not None:
-                self._wait_and_harvest(job, execution, executor, max_wait)
+            execution = operations.launch_claimed(
+                job, executor, begun, record_after=record_after,
+                finishing=self._finishing_launch)
+            self._launched(job, execution, executor, max_wait, looked=record_after == 0)
             return
         execution = None if fresh else operations.current_execution(job)
         if operations.needs_launch(job, execution):
@@ -361,10 +365,12 @@ class Worker:
                 if claiming.release_unlaunched(job):
                     logger.warning("Job %s not launched: %s", job.pk, problem)
                 return
-            execution = operations.launch_claimed(job, executor)
-            self._count(launched=int(execution is not None),
-                        launch_failures=int(execution is None))
-        elif execution is not None:
+            execution = operations.launch_claimed(
+                job, executor, record_after=record_after,
+                finishing=self._finishing_launch)
+            self._launched(job, execution, executor, max_wait, looked=record_after == 0)
+            return
+        if execution is not None:
             # Adopted, or driven again: a running launch's launcher may still be
             # recording it, so it gets a lease's time before it is recovered.
             resumed = operations.resume(
@@ -374,6 +380,60 @@ class Worker:
             execution = resumed.execution
         if execution is not None:
             self._wait_and_harvest(job, execution, executor, max_wait)
+
+    def _launched(
+        self,
+        job: ContainerJob,
+        execution: ContainerExecution | None,
+        executor: BaseExecutor,
+        max_wait: float | None,
+        *,
+        looked: bool,
+    ) -> None:
+        """Count a launch; wait for and harvest its container unless it already ended.
+
+        ``looked``: a pass's one look at the container was the launch's.
+        """
+        if execution is None:
+            self._count(launch_failures=1)
+            return
+        if execution.status in FINISHED_EXECUTION_STATUSES:  # ended within record_launch_after
+            self._count(harvested=1)  # its launch was counted by _finishing_launch
+            return
+        self._count(launched=1)
+        if not looked:
+            self._wait_and_harvest(job, execution, executor, max_wait)
+
+    @contextlib.contextmanager
+    def _finishing(self) -> Iterator[None]:
+        """Around the write that ends this thread's job: its claim of the next one rides in it.
+
+        A thread that will claim its next job itself claims it in that write's
+        commit (a SQLite file's group commit), or statement (PostgreSQL); else
+        after it.
+
+        Yields:
+            Nothing; the block makes the write.
+        """
+        with statements.companion(self._prepare_refill,
+                                  carry=self._prepare_carried_claim) as claim:
+            try:
+                yield
+            finally:
+                self._keep_refill(claim)
+
+    @contextlib.contextmanager
+    def _finishing_launch(self) -> Iterator[None]:
+        """:meth:`_finishing` for a container that ended before its launch was recorded.
+
+        The executor accepted it: it counts as launched, whatever becomes of the write.
+
+        Yields:
+            Nothing; the block makes the write.
+        """
+        self._count(launched=1)
+        with self._finishing():
+            yield
 
     def _wait_and_harvest(
         self,
@@ -405,15 +465,8 @@ class Worker:
                 state = None
             if state is not None:
                 # Records the result when finished; stops and fails a timed-out job.
-                # A thread that will claim its next job itself claims it in the
-                # harvest's commit (a SQLite file's group commit), or statement
-                # (PostgreSQL); else after it.
-                with statements.companion(self._prepare_refill,
-                                          carry=self._prepare_carried_claim) as claim:
-                    try:
-                        harvested = operations.harvest(job, executor, state, execution)
-                    finally:
-                        self._keep_refill(claim)
+                with self._finishing():
+                    harvested = operations.harvest(job, executor, state, execution)
                 if harvested:
                     self._count(harvested=1)
                     return

@@ -324,6 +324,14 @@ class BaseExecutor(abc.ABC):
             runs, in one sentence (shown in the Observability guide).
         follow_poll_seconds: Seconds between two reads of the default
             :meth:`follow_logs` (executors that poll).
+        record_launch_after: Most seconds a worker waits (one :meth:`wait`) for a
+            container it has just launched to end before it records the launch:
+            a container that ends by then has its launch and its result recorded
+            in one write (one commit instead of two); else the launch is recorded
+            then. 0 (the default): the launch is recorded at once, with no wait.
+            Meanwhile the job stays ``starting``, and a cancel takes effect when
+            the wait ends. For executors whose :meth:`wait` is cheap and whose
+            short containers are common.
         host: The host this executor talks to.
 
     Example:
@@ -343,6 +351,7 @@ class BaseExecutor(abc.ABC):
         "polls logs() and status() every follow_poll_seconds (1 s) and yields what is new"
     )
     follow_poll_seconds: ClassVar[float] = 1.0
+    record_launch_after: ClassVar[float] = 0.0
 
     def __init__(self, host: ExecutorHost) -> None:
         """Bind the executor to ``host``.

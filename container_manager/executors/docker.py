@@ -262,6 +262,7 @@ class DockerExecutor(BaseExecutor):
         f"stderr apart), made again from the last line's timestamp after {follow_idle_seconds:g} s "
         "without output"
     )
+    record_launch_after = 1.0
     label = "Docker engine"
     connection_format = "unix:///path/to/docker.sock or tcp://host:port"
     requires = ("docker",)

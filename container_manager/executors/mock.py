@@ -102,6 +102,7 @@ class MockExecutor(BaseExecutor):
         "healthy": ConfigKey((bool,), "Health checks pass (default true); false refuses launches."),
     }
     follow_poll_seconds = 0.1
+    record_launch_after = 1.0
     follow_method = (
         f"polls the configured output every {follow_poll_seconds:g} s and yields the lines the "
         "run has reached"

@@ -172,6 +172,45 @@ class ContainerExecutionManager(models.Manager["ContainerExecution"]):
                         using=router.db_for_write(self.model))
         return PreparedRecord(execution, fields, update)
 
+    def prepare_launch_and_record(
+        self,
+        execution: ContainerExecution,
+        container_id: str,
+        started_at: datetime.datetime,
+        **fields: Any,
+    ) -> PreparedRecord:
+        """Write one UPDATE that records an attempt's launch and its result (not sent).
+
+        For a container that ended before its launch was recorded (see
+        :attr:`BaseExecutor.record_launch_after <container_manager.executors.base.BaseExecutor.record_launch_after>`):
+        :meth:`prepare_launch`'s columns and condition (the attempt is still
+        ``starting``, so a cancel recorded meanwhile wins) with the result's
+        columns, as :meth:`prepare_record` writes them.
+
+        Args:
+            execution: The attempt.
+            container_id: The executor's id of the container.
+            started_at: When the executor accepted it.
+            **fields: The result's columns (``finished_at`` defaults to now).
+
+        Returns:
+            The prepared record.
+
+        Example:
+            >>> from django.utils import timezone
+            >>> record = ContainerExecution.objects.prepare_launch_and_record(
+            ...     ContainerExecution(pk=4), "c-4", timezone.now(), status="completed", exit_code=0)
+            >>> record.fields["container_id"], record.fields["status"], record.update.params[-2:]
+            ('c-4', 'completed', [4, 'starting'])
+        """
+        launch = self.prepare_launch(execution, container_id, started_at)
+        fields = {**launch.fields, **fields}
+        fields.setdefault("finished_at", timezone.now())
+        update = Update(self.model, execution.pk, fields,
+                        {"status": ExecutionStatus.STARTING.value},
+                        using=router.db_for_write(self.model))
+        return PreparedRecord(execution, fields, update)
+
     def begin(
         self, job: ContainerJob, worker_id: str, *, on: Any = None
     ) -> ContainerExecution:
@@ -327,7 +366,9 @@ class ContainerExecution(models.Model):
     Lifecycle of a row: created (``starting``) just before the executor is asked
     to launch; ``container_id`` recorded and ``running`` once the executor accepts
     it; logs, exit code and ``finished_at`` recorded when the job is harvested,
-    cancelled or times out.
+    cancelled or times out. A worker records a container that ended within its
+    executor's ``record_launch_after`` with its result, in one write: the row
+    goes from ``starting`` to its outcome.
 
     Stored logs are capped at ``CONTAINER_MANAGER["LOG_MAX_BYTES"]`` per stream
     (1 MiB by default). Longer output keeps its end; the start is replaced by a

@@ -141,6 +141,9 @@ class PreparedMove:
         now: Its new ``updated_at``.
         fields: The other columns set.
         update: The conditional UPDATE.
+        where: Its conditions besides the id and ``status = old``.
+        steps: The moves it makes one after the other, when it chains two
+            (:meth:`~container_manager.models.ContainerJobManager.chain`); empty for a single move.
 
     Example:
         >>> move = ContainerJob.objects.prepare_transition(
@@ -155,6 +158,8 @@ class PreparedMove:
     now: Any
     fields: dict[str, Any]
     update: Update | None
+    where: dict[str, Any] = dataclasses.field(default_factory=dict)
+    steps: tuple[PreparedMove, ...] = ()
 
     def apply(self, execution: ContainerExecution | None = None) -> None:
         """The UPDATE matched: update the instance and tell the task listeners.
@@ -171,6 +176,10 @@ class PreparedMove:
             >>> job.status, job.exit_code
             ('failed', 1)
         """
+        if self.steps:  # each step in turn: a listener hears every move
+            for step in self.steps:
+                step.apply(execution)
+            return
         job = self.job
         job.status = self.new
         job.updated_at = self.now
@@ -360,7 +369,54 @@ class ContainerJobManager(models.Manager["ContainerJob"]):
             self.model, job.pk, {"status": new, "updated_at": now, **fields},
             {"status": old, **(where or {})}, using=router.db_for_write(self.model),
         )
-        return PreparedMove(job, old, new, now, fields, update)
+        return PreparedMove(job, old, new, now, fields, update, dict(where or {}))
+
+    def chain(self, first: PreparedMove, second: PreparedMove) -> PreparedMove:
+        """Two consecutive moves of one job as one conditional UPDATE (not sent).
+
+        ``second`` was prepared from the status ``first`` reaches. The UPDATE
+        expects the row in ``first``'s old status, with both moves' conditions,
+        and sets the columns of both (``second``'s where both set one): the row
+        goes from ``first.old`` to ``second.new`` at once, and nobody ever reads
+        it in between. :meth:`PreparedMove.apply` applies the two moves in turn,
+        so listeners hear both. Each move was checked against the lifecycle
+        when it was prepared.
+
+        Args:
+            first: The first move.
+            second: The move from ``first.new`` on (of the same job, or of a
+                copy of it in ``first.new``).
+
+        Returns:
+            The chained move, on ``first``'s job.
+
+        Raises:
+            ValueError: ``second`` does not start where ``first`` ends.
+
+        Example:
+            >>> job = ContainerJob(pk=6, status="starting", attempts=1)
+            >>> first = ContainerJob.objects.prepare_transition(job, "running", exit_code=None)
+            >>> running = ContainerJob(pk=6, status="running", attempts=1)
+            >>> second = ContainerJob.objects.prepare_transition(
+            ...     running, "completed", where={"attempts": 1}, exit_code=0)
+            >>> both = ContainerJob.objects.chain(first, second)
+            >>> both.old, both.new, both.update.params[-3:]
+            ('starting', 'completed', [6, 1, 'starting'])
+            >>> both.apply(); job.status, job.exit_code
+            ('completed', 0)
+        """
+        if second.old != first.new:
+            raise ValueError(f"Job {first.job.pk}: a move from {second.old!r} cannot follow "
+                             f"one to {first.new!r}.")
+        second = dataclasses.replace(second, job=first.job)
+        fields = {**first.fields, **second.fields}
+        where = {**first.where, **second.where}
+        update = Update(
+            self.model, first.job.pk, {"status": second.new, "updated_at": second.now, **fields},
+            {**where, "status": first.old}, using=router.db_for_write(self.model),
+        )
+        return PreparedMove(first.job, first.old, second.new, second.now, fields, update, where,
+                            (first, second))
 
     def get_queryset(self) -> ContainerJobQuerySet:
         """Return a :class:`ContainerJobQuerySet` over all jobs.

@@ -346,7 +346,10 @@ def _races() -> int:
 
     On PostgreSQL both of a launch's UPDATEs, and both of a finish's, are one
     statement (container_manager.statements.update_both): each branch of its
-    outcome is played here by changing the rows while the executor is busy.
+    outcome is played here by changing the rows while the executor is busy. The
+    ``*_before_recorded`` races launch with ``record_after``, as a worker does: the
+    container ends before its launch is recorded, which is then one statement
+    with its result.
     """
     from container_manager import operations, statements
     from container_manager.lifecycle import ConcurrentTransitionError
@@ -356,7 +359,7 @@ def _races() -> int:
                                        connection_string="mock://races")
     out: dict[str, object] = {"combined": statements.can_combine()}
 
-    def play(name, during_launch=None, before_finish=None):
+    def play(name, during_launch=None, before_finish=None, record_after=None):
         job = ContainerJob.objects.create(image="busybox", command="true", docker_host=host)
         executor = operations.executor_for(job)
         calls = []
@@ -375,7 +378,7 @@ def _races() -> int:
         error = None
         try:
             operations.transition(job, "starting", attempts=1)
-            execution = operations.start_attempt(job, executor)
+            execution = operations.start_attempt(job, executor, record_after=record_after)
             operations.harvest(job, executor, execution=execution)
         except ConcurrentTransitionError as exc:
             error = type(exc).__name__
@@ -406,6 +409,9 @@ def _races() -> int:
     play("attempt_cancelled_during_launch", during_launch=cancel_attempt)
     play("finished_elsewhere_first", before_finish=finish_elsewhere)
     play("job_moved_before_finish", before_finish=move_job_only)
+    play("ended_before_recorded", record_after=1.0)
+    play("job_cancelled_before_recorded", during_launch=cancel_job, record_after=1.0)
+    play("attempt_cancelled_before_recorded", during_launch=cancel_attempt, record_after=1.0)
     json.dump(out, sys.stdout)
     return 0
 

@@ -45,6 +45,21 @@ EXPECTED = {
     "job_moved_before_finish": {
         "error": "ConcurrentTransitionError", "job": "cancelled", "memory": "cancelled",
         "calls": ["launch", "logs", "cleanup"], "executions": [["completed", True]]},
+    # The container ended before its launch was recorded (record_after, as a worker
+    # launches): launch and result in one write, the container removed after it.
+    "ended_before_recorded": {
+        "error": None, "job": "completed", "memory": "completed",
+        "calls": ["launch", "logs", "cleanup"], "executions": [["completed", True]]},
+    # The job was cancelled meanwhile: the attempt's record stands, the job is not
+    # moved, the container is removed.
+    "job_cancelled_before_recorded": {
+        "error": "ConcurrentTransitionError", "job": "cancelled", "memory": "cancelled",
+        "calls": ["launch", "logs", "cleanup"], "executions": [["completed", True]]},
+    # A cancel recorded the attempt meanwhile: its record wins (the container's id
+    # written on it), the job follows it, the container is removed.
+    "attempt_cancelled_before_recorded": {
+        "error": "ConcurrentTransitionError", "job": "cancelled", "memory": "cancelled",
+        "calls": ["launch", "logs", "cleanup"], "executions": [["cancelled", True]]},
 }
 
 

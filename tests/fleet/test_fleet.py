@@ -288,8 +288,8 @@ def test_sigterm_exits_quickly_and_leaves_no_abandoned_claim(fleet):
 
 #: SQL statements of one job, claim to harvest, on PostgreSQL (the workers guide
 #: quotes these values): a host without a capacity limit, and a capped host.
-STATEMENTS_PER_JOB = 5
-STATEMENTS_PER_JOB_CAPPED_HOST = 8
+STATEMENTS_PER_JOB = 4
+STATEMENTS_PER_JOB_CAPPED_HOST = 7
 
 
 @pytest.mark.parametrize("max_concurrent", [None, 3])
@@ -306,8 +306,9 @@ def test_one_job_lifecycle_statement_count_on_postgres(fleet, max_concurrent):
     assert result["cursor"] == "ServerBindingCursor"
     statements = result["sql"]
     if max_concurrent is None:
-        # SELECT hosts, UPDATE ... RETURNING (claim), INSERT + one statement of two
-        # UPDATEs (launch), one statement of two UPDATEs (harvest); no transaction at all.
+        # SELECT hosts, UPDATE ... RETURNING (claim), INSERT, then one statement of two
+        # UPDATEs (launch and result: the container ended within the mock's
+        # record_launch_after); no transaction at all.
         assert len(statements) == STATEMENTS_PER_JOB, statements
         assert not [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")]
     else:

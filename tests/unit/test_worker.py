@@ -24,13 +24,18 @@ from tests.unit.factories import make_host, make_job
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: SQL statements of one job, claim to harvest, on SQLite, BEGIN and COMMIT not counted
-#: (the workers guide quotes it).
-SQLITE_STATEMENTS_PER_JOB = 7
-#: Commits of one job on SQLite (each write outside BEGIN ... COMMIT is one; the
-#: workers guide quotes it): the claim, the attempt's INSERT, the launch's two
-#: UPDATEs, the harvest's two UPDATEs.
-SQLITE_COMMITS_PER_JOB = 4
+#: SQL statements of one job, claim to harvest, on SQLite, BEGIN and COMMIT not counted,
+#: when its container ends within its executor's record_launch_after (the workers
+#: guide quotes it).
+SQLITE_STATEMENTS_PER_JOB = 5
+#: Commits of that job on SQLite (each write outside BEGIN ... COMMIT is one; the
+#: workers guide quotes it): the claim, the attempt's INSERT, the launch and the
+#: result's two UPDATEs.
+SQLITE_COMMITS_PER_JOB = 3
+#: The same for a job that runs longer: its launch is recorded first (two UPDATEs in
+#: one commit), its result at harvest (two more).
+SQLITE_STATEMENTS_PER_LONG_JOB = 7
+SQLITE_COMMITS_PER_LONG_JOB = 4
 
 
 def _data_and_commits(statements):
@@ -76,9 +81,8 @@ def test_statements_per_job_lifecycle_are_few():
         worker.run_once()
     assert ContainerJob.objects.completed().count() == 20
     data, commits = _data_and_commits([q["sql"] for q in ctx.captured_queries])
-    # INSERT execution, UPDATE job + execution (launched, one transaction); UPDATE
-    # execution, UPDATE job (harvested, one transaction); plus the claim queries
-    # shared by the batch.
+    # INSERT execution; UPDATE execution, UPDATE job (launched and harvested, one
+    # transaction); plus the claim queries shared by the batch.
     assert len(data) / 20 <= SQLITE_STATEMENTS_PER_JOB, [q[:80] for q in data[:20]]
     assert commits / 20 <= SQLITE_COMMITS_PER_JOB, commits
 
@@ -343,16 +347,52 @@ def test_one_job_lifecycle_statement_count_on_sqlite():
     assert job.status == "completed"
     statements = [q["sql"] for q in ctx.captured_queries]
     # SELECT hosts, UPDATE ... RETURNING (claim); INSERT execution, then BEGIN, UPDATE
-    # job, UPDATE execution, COMMIT (launch); BEGIN, UPDATE execution, UPDATE job,
-    # COMMIT (harvest). A commit is what a write costs on SQLite (its journal written
-    # and synced), so each pair of UPDATEs is one short transaction with nothing else
-    # inside it (no executor call: see test_no_transaction_around_executor.py).
+    # execution, UPDATE job, COMMIT: the container ended within the mock's
+    # record_launch_after, so its launch and its result are one write. A commit is
+    # what a write costs on SQLite (its journal written and synced), so the pair of
+    # UPDATEs is one short transaction with nothing else inside it (no executor
+    # call: see test_no_transaction_around_executor.py).
     data, commits = _data_and_commits(statements)
     assert len(data) == SQLITE_STATEMENTS_PER_JOB, statements
     assert commits == SQLITE_COMMITS_PER_JOB, statements
     words = [s.split()[0].upper() for s in statements]
-    assert words == ["SELECT", "UPDATE", "INSERT", "BEGIN", "UPDATE", "UPDATE", "COMMIT",
-                     "BEGIN", "UPDATE", "UPDATE", "COMMIT"], statements
+    assert words == ["SELECT", "UPDATE", "INSERT", "BEGIN", "UPDATE", "UPDATE", "COMMIT"], \
+        statements
+    execution = job.containerexecution_set.get()
+    assert execution.status == "completed" and execution.container_id
+    assert execution.started_at is not None and job.started_at == execution.started_at
+    assert job.status_message == "exited with code 0"
+
+
+@pytest.mark.django_db(transaction=True)  # no test transaction: no savepoints counted
+def test_a_longer_job_has_its_launch_recorded_before_it_ends():
+    """A container still running after record_launch_after: launch, then result, two writes."""
+    host = make_host(executor_config={"run_seconds": 1.5})
+    job = make_job(host)
+    assert get_executor(host).record_launch_after < 1.5
+    worker = Worker(worker_id="w", concurrency=1)
+    seen = []
+
+    def watch():
+        """What the database says while the container runs, after record_launch_after."""
+        time.sleep(get_executor(host).record_launch_after + 0.3)
+        row = ContainerJob.objects.filter(pk=job.pk).values_list(
+            "status", "containerexecution__container_id").get()
+        seen.append(row)
+
+    watcher = threading.Thread(target=watch)
+    with CaptureQueriesContext(connection) as ctx:
+        [claimed] = claiming.claim_jobs("w", 1)
+        watcher.start()
+        worker.drive(claimed, fresh=True)
+    watcher.join()
+    job.refresh_from_db()
+    assert job.status == "completed"
+    [(status, container_id)] = seen
+    assert status == "running" and container_id
+    data, commits = _data_and_commits([q["sql"] for q in ctx.captured_queries])
+    assert len(data) == SQLITE_STATEMENTS_PER_LONG_JOB
+    assert commits == SQLITE_COMMITS_PER_LONG_JOB
 
 
 def _finisher_stopped_after_recording(host, **recorded):
@@ -461,3 +501,36 @@ def test_both_launch_paths_validate_alike_and_the_worker_fails_an_unlaunchable_j
     assert job.status_message == (
         "invalid job: memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.")
     assert job.containerexecution_set.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_before_the_launch_is_recorded_wins_and_the_container_goes():
+    """Cancelled while its container runs and its launch waits for record_launch_after."""
+    host = make_host(executor_config={"run_seconds": 0.6})
+    job = make_job(host)
+    executor = get_executor(host)
+    assert executor.record_launch_after > 0.6
+    worker = Worker(worker_id="w", concurrency=1)
+    [claimed] = claiming.claim_jobs("w", 1)
+    driving = threading.Thread(target=worker.drive, args=(claimed,), kwargs={"fresh": True})
+    driving.start()
+    deadline = time.monotonic() + 5
+    while not ContainerExecution.objects.filter(job=job).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    execution = ContainerExecution.objects.get(job=job)
+    while executor.find(execution.pk) is None:  # the mock's containers are this process's
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    execution.refresh_from_db()
+    assert execution.container_id == ""  # launched, not recorded yet
+    job.refresh_from_db()
+    assert job.cancel() is True
+    driving.join(10)
+    job.refresh_from_db()
+    execution.refresh_from_db()
+    assert job.status == "cancelled" and execution.status == "cancelled"
+    # The container id is written on the finished attempt, and the container is removed.
+    assert execution.container_id.startswith("mock-")
+    assert executor.find(execution.pk) is None
+    assert worker.stats.errors == 0

@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError
 
-from container_manager import operations, worker as worker_module
+from container_manager import operations, statements, worker as worker_module
+from container_manager.executors.mock import MockExecutor
 from container_manager.models import ContainerJob
 from container_manager.worker import Worker
 from tests.unit.factories import make_host, make_job
@@ -66,22 +67,34 @@ def test_idle_threads_are_not_started_ahead_of_work(monkeypatch):
 @pytest.mark.django_db
 def test_a_transient_database_error_is_retried_in_place_and_logged(monkeypatch, caplog):
     """Item 12: the job was dropped until its lease lapsed; now it completes in the same pass."""
-    job = make_job(make_host("flaky", executor_config={"run_seconds": 0}))
-    real = operations.harvest
+    job = make_job(make_host("flaky", executor_config={"run_seconds": 0, "logs": "out\n"}))
+    real = statements.update_both
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
+        # The result's write fails twice: with its launch (the container ended within
+        # the mock's record_launch_after), then at the harvest of the retry.
         calls["n"] += 1
         if calls["n"] <= 2:
             raise OperationalError("database is locked")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(operations, "harvest", flaky)
+    removed = []
+    real_cleanup = MockExecutor.cleanup
+    monkeypatch.setattr(statements, "update_both", flaky)
+    monkeypatch.setattr(MockExecutor, "cleanup",
+                        lambda self, cid: (removed.append(cid), real_cleanup(self, cid))[1])
     with caplog.at_level(logging.WARNING, logger="container_manager.worker"):
         stats = Worker(worker_id="retry", concurrency=1).run_once()
     job.refresh_from_db()
     assert job.status == "completed" and stats.errors == 0 and stats.launched == 1
     assert job.containerexecution_set.count() == 1  # launched once, not twice
+    execution = job.containerexecution_set.get()
+    # The container outlived the failed write of its launch and result (the mock forgets a
+    # removed container, so the retry would have relaunched it): the retry found it and
+    # read its result. The harvest's failed write came after its removal (the mock's
+    # result outlives it).
+    assert execution.stdout == "out\n" and set(removed) == {execution.container_id}
     retries = [r for r in caplog.records if "transient database error" in r.message]
     assert len(retries) == 2 and "retrying in" in retries[0].message
 
@@ -95,9 +108,10 @@ def test_a_lasting_database_error_is_bounded_and_counted(monkeypatch):
     def down(*args, **kwargs):
         raise OperationalError("the database went away")
 
-    monkeypatch.setattr(operations, "harvest", down)
+    monkeypatch.setattr(statements, "update_both", down)
     started = time.monotonic()
     stats = Worker(worker_id="down", concurrency=1).run_once()
     assert stats.errors == 1 and time.monotonic() - started < 5
     job.refresh_from_db()
     assert job.status == "running"  # left for adoption, not lost
+    assert job.containerexecution_set.get().container_id  # found again by the retries
