@@ -57,7 +57,7 @@ from container_manager.executors import (
 from container_manager.lifecycle import ACTIVE_STATUSES, JobStatus
 
 if TYPE_CHECKING:
-    from container_manager.models import ContainerJob, ExecutorHost
+    from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
 
 _ACTIVE = sorted(ACTIVE_STATUSES)
 
@@ -285,6 +285,11 @@ class PreparedClaim:
     #: UPDATE, which :meth:`ctes` makes two CTEs of another statement.
     candidates: str = ""
     update: str = ""
+    #: With attempts (:func:`prepare_carried_claim` with ``begin``): the INSERT's
+    #: CTE (``begun AS (INSERT ... RETURNING ...)``, its parameters after the
+    #: claim's in :attr:`params`) and the values the attempts share.
+    begin: str = ""
+    attempt_values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def ctes(self) -> tuple[str, str]:
         """The claim as CTEs for another statement to carry (PostgreSQL; see :func:`prepare_carried_claim`).
@@ -294,12 +299,18 @@ class PreparedClaim:
             ... RETURNING ...)``; their parameters are :attr:`params`, in order) and
             the name of the CTE whose rows are the claimed jobs' (``claimed``).
 
+        With attempts (``begin``) two more follow, the INSERT and
+        ``claimed_begun``, whose rows are the claimed ones with their attempt's
+        id last (NULL for a job that got none).
+
         Example:
             >>> PreparedClaim("", [], [], {}, "SELECT 1", "UPDATE ...").ctes()
             ('candidates AS MATERIALIZED (SELECT 1), claimed AS (UPDATE ...)', 'claimed')
         """
-        return f"candidates AS MATERIALIZED ({self.candidates}), claimed AS ({self.update})", \
-            "claimed"
+        claim = f"candidates AS MATERIALIZED ({self.candidates}), claimed AS ({self.update})"
+        if not self.begin:
+            return claim, "claimed"
+        return f"{claim}, {self.begin}, {_CLAIMED_BEGUN}", "claimed_begun"
 
     def run(self, cursor: Any) -> list[tuple[object, ...]]:
         """Send the claim on ``cursor`` (inside whatever transaction it is in).
@@ -343,6 +354,28 @@ class PreparedClaim:
             True
         """
         return _jobs_from_rows(rows, self.fields, self.hosts)
+
+    def pairs(
+        self, rows: list[tuple[object, ...]]
+    ) -> list[tuple[ContainerJob, ContainerExecution | None]]:
+        """The claimed jobs, each with the attempt the claim created for it (or None).
+
+        Args:
+            rows: The claimed rows (for a claim prepared with ``begin``, those of
+                its ``claimed_begun`` CTE).
+
+        Returns:
+            ``(job, attempt)`` pairs, in claim order; every attempt is None for a
+            claim prepared without ``begin``.
+
+        Example:
+            >>> PreparedClaim("", [], [], {}).pairs([])
+            []
+        """
+        jobs = self.jobs(rows)
+        if not self.begin:
+            return [(job, None) for job in jobs]
+        return _with_attempts(jobs, rows, len(self.fields), self.attempt_values)
 
 
 def prepare_claim(
@@ -394,6 +427,8 @@ def prepare_carried_claim(
     hosts: Sequence[str] | None = None,
     lease_seconds: float | None = None,
     snapshot: HostSnapshot | None = None,
+    *,
+    begin: bool = False,
 ) -> PreparedClaim | None:
     """Write the one-statement claim of PostgreSQL for another statement to carry.
 
@@ -407,7 +442,8 @@ def prepare_carried_claim(
     ``FOR UPDATE SKIP LOCKED``, and the ``UPDATE``), as two CTEs
     (:meth:`PreparedClaim.ctes`); the statement is atomic, so the claim
     commits with the write that carries it, or neither does. The arguments are
-    :func:`claim_jobs`'.
+    :func:`claim_jobs`', and ``begin``: the claim creates the claimed jobs'
+    attempts too, as :func:`claim_and_begin` does (see :meth:`PreparedClaim.pairs`).
 
     Args:
         worker_id: The claiming worker's unique id.
@@ -415,6 +451,7 @@ def prepare_carried_claim(
         hosts: Only jobs on hosts with these names (all hosts when None).
         lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
         snapshot: The worker's :class:`HostSnapshot`.
+        begin: Create the attempts too.
 
     Returns:
         The prepared claim; None when the claim is not that single statement
@@ -431,9 +468,142 @@ def prepare_carried_claim(
     if host_objs is None:
         return None
     candidates, update, fields = _claim_parts(False)
-    params = _uncapped_claim_params(worker_id, limit, host_objs, timezone.now(), lease_seconds)
-    return PreparedClaim(f"WITH candidates AS MATERIALIZED ({candidates}) {update}", params,
-                         fields, host_objs, candidates, update)
+    now = timezone.now()
+    params = _uncapped_claim_params(worker_id, limit, host_objs, now, lease_seconds)
+    sql = f"WITH candidates AS MATERIALIZED ({candidates}) {update}"
+    if not begin:
+        return PreparedClaim(sql, params, fields, host_objs, candidates, update)
+    cte, begin_params, values = _begin_cte(worker_id, host_objs, now)
+    return PreparedClaim(sql, [*params, *begin_params], fields, host_objs, candidates, update,
+                         cte, values)
+
+
+def claim_and_begin(
+    worker_id: str,
+    limit: int,
+    hosts: Sequence[str] | None = None,
+    lease_seconds: float | None = None,
+    snapshot: HostSnapshot | None = None,
+) -> list[tuple[ContainerJob, ContainerExecution | None]]:
+    """Claim as :func:`claim_jobs` does and, on PostgreSQL, create the attempts in the same statement.
+
+    The claim statement of hosts without a capacity limit gets one more CTE,
+    ``INSERT INTO <executions> ... SELECT ... FROM claimed``: each claimed job
+    on a host whose executor holds no launch guard gets its ``starting`` attempt
+    (numbered ``attempts``, this worker's id) at once, and the launch needs no
+    INSERT of its own. Nothing about the job is validated in SQL: the caller
+    validates it before launching, and deletes the attempt of a job that cannot
+    launch (:func:`~container_manager.operations.launch_claimed` with
+    ``validated=False``). Elsewhere (SQLite, a capacity-limited host) it is
+    :func:`claim_jobs`, and no attempt is created. The arguments are
+    :func:`claim_jobs`'.
+
+    Args:
+        worker_id: The claiming worker's unique id.
+        limit: Most jobs to claim.
+        hosts: Only jobs on hosts with these names (all hosts when None).
+        lease_seconds: Lease length; ``LEASE_SECONDS`` by default.
+        snapshot: The worker's :class:`HostSnapshot`.
+
+    Returns:
+        ``(job, attempt)`` pairs, in claim order; the attempt is None where none
+        was created.
+
+    Example:
+        >>> host = ExecutorHost.objects.create(
+        ...     name="cab-mock", executor_type="mock", connection_string="mock://cab")
+        >>> job = ContainerJob.objects.create(image="busybox", docker_host=host)
+        >>> [(j.pk == job.pk, attempt) for j, attempt in claim_and_begin("w-cab", 1, ["cab-mock"])]
+        [(True, None)]
+    """
+    if snapshot is None and connection.vendor == "postgresql":
+        snapshot = HostSnapshot()  # the hosts read once, whichever claim follows
+    claim = prepare_carried_claim(worker_id, limit, hosts, lease_seconds, snapshot, begin=True)
+    if claim is None:
+        return [(job, None) for job in claim_jobs(worker_id, limit, hosts, lease_seconds,
+                                                  snapshot=snapshot)]
+    ctes, name = claim.ctes()
+    with statements.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} SELECT * FROM {name}", claim.params)
+        rows = cursor.fetchall()
+    return claim.pairs(rows)
+
+
+#: The CTE of a claim with attempts whose rows come back: the claimed jobs' columns,
+#: then their attempt's id (NULL where none was created).
+_CLAIMED_BEGUN = ("claimed_begun AS (SELECT claimed.*, begun.cm_attempt FROM claimed "
+                  "LEFT JOIN begun ON begun.cm_job = claimed.id)")
+
+
+def _begin_cte(
+    worker_id: str, hosts: dict[int, ExecutorHost], now: datetime.datetime
+) -> tuple[str, list[Any], dict[str, Any]]:
+    """The CTE that creates the claimed jobs' attempts (PostgreSQL), its parameters, the shared values.
+
+    Only jobs on hosts whose executor holds no launch guard get one (a guard is
+    held from the attempt's creation on, see
+    :func:`~container_manager.operations.start_attempt`).
+    """
+    from container_manager.models import ContainerExecution, ContainerJob
+
+    guarded = [pk for pk, host in hosts.items() if _has_launch_guard(host.executor_type)]
+    values = {"status": JobStatus.STARTING.value, "worker_id": worker_id, "created_at": now}
+    meta, jmeta = ContainerExecution._meta, ContainerJob._meta
+    qn = connection.ops.quote_name
+    template = ContainerExecution(attempt=0, **values)
+    from_claimed = {"job": f"claimed.{qn(jmeta.pk.column)}",
+                    "attempt": f"claimed.{qn(jmeta.get_field('attempts').column)}"}
+    columns, selects, params = [], [], []
+    for field in meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(qn(field.column))
+        if field.name in from_claimed:
+            selects.append(from_claimed[field.name])
+        else:
+            selects.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(template, True), connection))
+    where = f"claimed.{qn(jmeta.get_field('docker_host').column)} <> ALL(%s::bigint[])"
+    params.append(guarded)
+    cte = (f"begun AS (INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join(selects)} FROM claimed WHERE {where} "
+           f"RETURNING {qn(meta.pk.column)} AS cm_attempt, "
+           f"{qn(meta.get_field('job').column)} AS cm_job)")
+    return cte, params, {f.attname: getattr(template, f.attname) for f in meta.concrete_fields
+                         if not f.primary_key and f.name not in from_claimed}
+
+
+def _has_launch_guard(executor_type: str) -> bool:
+    """Whether the executor of this type holds a launch guard (its attempts are not created with a claim)."""
+    from container_manager.executors.base import BaseExecutor
+
+    try:
+        cls = get_executor_class(executor_type)
+    except Exception:  # noqa: BLE001 - an unusable type launches nothing (never claimed)
+        return True
+    return cls.launch_guard is not BaseExecutor.launch_guard
+
+
+def _with_attempts(
+    jobs: list[ContainerJob],
+    rows: list[tuple[object, ...]],
+    width: int,
+    values: dict[str, Any],
+) -> list[tuple[ContainerJob, ContainerExecution | None]]:
+    """Pair each claimed job with the attempt its row names (the column after ``width``)."""
+    from container_manager.models import ContainerExecution
+
+    ids = {row[0]: row[width] for row in rows}
+    pairs: list[tuple[ContainerJob, ContainerExecution | None]] = []
+    for job in jobs:
+        attempt_id = ids.get(job.pk)
+        attempt = None
+        if attempt_id is not None:
+            attempt = ContainerExecution(pk=attempt_id, job=job, attempt=job.attempts, **values)
+            attempt._state.adding = False
+            attempt._state.db = connection.alias
+        pairs.append((job, attempt))
+    return pairs
 
 
 def _uncapped_hosts(

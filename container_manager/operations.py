@@ -627,6 +627,7 @@ def launch_claimed(
     executor: BaseExecutor,
     begun: ContainerExecution | None = None,
     *,
+    validated: bool = True,
     record_after: float | None = None,
     finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> ContainerExecution | None:
@@ -636,13 +637,16 @@ def launch_claimed(
     job can never launch, so it fails at once (``invalid job: ...``) without an
     attempt. A host that does not answer puts the job back to ``pending`` (see
     :func:`start_attempt`). An attempt :func:`begin_claimed` created with the
-    claim was validated then: it is launched as it is.
+    claim was validated then: it is launched as it is. One that the claim
+    statement created (:func:`~container_manager.claiming.claim_and_begin`,
+    ``validated`` False) is validated first, and deleted if the job fails.
 
     Args:
         job: A ``starting`` job whose ``attempts`` counts this attempt, with its
             host (and template) loaded.
         executor: The executor of the job's host.
-        begun: The attempt :func:`begin_claimed` created for it, if any.
+        begun: The attempt created with the claim, if any.
+        validated: ``begun`` was created once the job was found valid.
         record_after: See :func:`start_attempt`.
         finishing: See :func:`start_attempt`.
 
@@ -663,7 +667,7 @@ def launch_claimed(
         >>> claimed.status, claimed.status_message
         ('failed', 'invalid job: memory_limit: Cloud Run jobs need at least 512 MB (512Mi); got 128 MB.')
     """
-    if begun is not None:
+    if begun is not None and validated:
         try:
             return start_attempt(job, executor, begun, record_after=record_after,
                                  finishing=finishing)
@@ -672,6 +676,8 @@ def launch_claimed(
     try:
         validate_launch(job, executor, related_loaded=True)
     except ValidationError as exc:
+        if begun is not None:
+            drop_unlaunched(begun)  # nothing was launched for it: the job fails without one
         transition(
             job,
             JobStatus.FAILED,
@@ -682,7 +688,8 @@ def launch_claimed(
         )
         return None
     try:
-        return start_attempt(job, executor, record_after=record_after, finishing=finishing)
+        return start_attempt(job, executor, begun, record_after=record_after,
+                             finishing=finishing)
     except HostUnavailableError:
         return None  # the job is back to pending, with backoff
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -54,7 +55,7 @@ logger = logging.getLogger("container_manager.worker")
 
 #: What a driving thread is handed: the job, its longest wait, whether it comes
 #: straight from a claim, and the attempt created with that claim (or None).
-_Item = tuple["ContainerJob", "float | None", bool, "ContainerExecution | None"]
+_Item = tuple["ContainerJob", "float | None", bool, "ContainerExecution | None", bool]
 
 #: Longest single wait on a container, so that a stop request is honoured promptly.
 MAX_WAIT_CHUNK = 1.0
@@ -264,6 +265,7 @@ class Worker:
         *,
         fresh: bool = False,
         begun: ContainerExecution | None = None,
+        validated: bool = True,
     ) -> None:
         """Take one claimed job as far as it goes: launch it if needed, wait, harvest.
 
@@ -285,9 +287,14 @@ class Worker:
             fresh: The job comes straight from
                 :func:`~container_manager.claiming.claim_jobs`: no execution exists
                 for its attempt, so none is looked up.
-            begun: Its attempt, created in the claim's commit
-                (:func:`~container_manager.operations.begin_claimed`): it is launched
-                as it is (``fresh`` is implied).
+            begun: Its attempt, created with the claim (in the claim's commit,
+                :func:`~container_manager.operations.begin_claimed`, or by the claim
+                statement): it is launched as it is (``fresh`` is implied).
+            validated: ``begun`` was created once the job was found valid
+                (:func:`~container_manager.operations.begin_claimed`); False when
+                the claim statement created it
+                (:func:`~container_manager.claiming.claim_and_begin`): the job is
+                validated before its launch.
 
         Example:
             >>> host = ExecutorHost.objects.create(
@@ -304,7 +311,7 @@ class Worker:
             delay = DB_RETRY_DELAY
             for retry in range(DB_RETRIES + 1):
                 try:
-                    self._drive(job, max_wait, fresh, begun)
+                    self._drive(job, max_wait, fresh, begun, validated)
                     break
                 except (OperationalError, InterfaceError) as exc:
                     if retry == DB_RETRIES or self.stopping:
@@ -334,6 +341,7 @@ class Worker:
         max_wait: float | None,
         fresh: bool,
         begun: ContainerExecution | None,
+        validated: bool = True,
     ) -> None:
         executor = get_executor(job.docker_host)
         # A container that ends this soon is recorded with its launch (one write); a
@@ -348,8 +356,10 @@ class Worker:
                 # job back to pending.
                 operations.drop_unlaunched(begun)
                 return
+            if not validated and not self._launchable(job, begun):
+                return
             execution = operations.launch_claimed(
-                job, executor, begun, record_after=record_after,
+                job, executor, begun, validated=validated, record_after=record_after,
                 finishing=self._finishing_launch)
             self._launched(job, execution, executor, max_wait, looked=record_after == 0)
             return
@@ -358,12 +368,7 @@ class Worker:
             # Claimed (or adopted) with nothing launched for this attempt.
             if self.stopping:
                 return  # release_jobs() puts it back to pending
-            problem = launch_problem(job.docker_host)
-            if problem is not None:
-                # An inactive or misconfigured host launches nothing, adopted jobs
-                # included: the job waits, pending and untouched, for its host.
-                if claiming.release_unlaunched(job):
-                    logger.warning("Job %s not launched: %s", job.pk, problem)
+            if not self._launchable(job):
                 return
             execution = operations.launch_claimed(
                 job, executor, record_after=record_after,
@@ -380,6 +385,22 @@ class Worker:
             execution = resumed.execution
         if execution is not None:
             self._wait_and_harvest(job, execution, executor, max_wait)
+
+    def _launchable(self, job: ContainerJob, begun: ContainerExecution | None = None) -> bool:
+        """Whether the job's host may be launched on; if not, put the job back, untouched.
+
+        An inactive or misconfigured host launches nothing, adopted jobs
+        included: the job waits, pending, for its host (an attempt its claim
+        created, which nothing was launched for, is deleted first).
+        """
+        problem = launch_problem(job.docker_host)
+        if problem is None:
+            return True
+        if begun is not None:
+            operations.drop_unlaunched(begun)
+        if claiming.release_unlaunched(job):
+            logger.warning("Job %s not launched: %s", job.pk, problem)
+        return False
 
     def _launched(
         self,
@@ -612,8 +633,8 @@ class Worker:
         try:
             try:
                 _check_connections()
-                job, max_wait, fresh, begun = item
-                self.drive(job, max_wait, fresh=fresh, begun=begun)
+                job, max_wait, fresh, begun, validated = item
+                self.drive(job, max_wait, fresh=fresh, begun=begun, validated=validated)
             finally:
                 claim, self._local.claim = getattr(self._local, "claim", None), None
                 if claim is not None:  # claimed with the harvest: finish the claim
@@ -660,24 +681,25 @@ class Worker:
                                               self.lease_seconds, snapshot=self._host_snapshot)
                 if not claimed:
                     return None
-                self._hand_out(claimed)
+                self._hand_out([(job, None) for job in claimed])
         except Exception:  # the main loop claims again at its next pass
             logger.exception("Worker %s could not claim jobs", self.worker_id)
             self._count(errors=1)
             return None
-        return claimed[0], None, True, None
+        return claimed[0], None, True, None, True
 
-    def _hand_out(self, claimed: list[ContainerJob]) -> None:
+    def _hand_out(self, claimed: list[tuple[ContainerJob, ContainerExecution | None]]) -> None:
         """Keep the first of the jobs a driving thread claimed for it; queue the others.
 
         The thread's own slot is the first job's, so the jobs in hand grow by one
-        less than were claimed; threads are started for the others.
+        less than were claimed; threads are started for the others. Each job comes
+        with the attempt its claim statement created, if any (not validated yet).
         """
         with self._changed:
             self._busy += len(claimed) - 1
             self._add_threads()
-        for job in claimed[1:]:
-            self._queue.put((job, None, True, None))  # type: ignore[union-attr]
+        for job, begun in claimed[1:]:
+            self._queue.put((job, None, True, begun, False))  # type: ignore[union-attr]
 
     def _prepare_refill(self) -> Callable[[Any], Any] | None:
         """The claim a driving thread sends with its harvest (``statements.companion``).
@@ -752,7 +774,8 @@ class Worker:
                     return None  # the main loop gathers the batch (or a later thread)
             if not self._claim_lock.acquire(blocking=False):  # a claim is on its way
                 return None
-        prepared = self._prepare_locked(claiming.prepare_carried_claim)
+        prepared = self._prepare_locked(
+            functools.partial(claiming.prepare_carried_claim, begin=True))
         if prepared is None:
             return None
         self._local.prepared, self._local.carried = prepared, True
@@ -809,17 +832,25 @@ class Worker:
         prepared, self._local.prepared = self._local.prepared, None
         try:
             # A claim carried by the harvest's statement (PostgreSQL) returns its rows.
-            claimed, begun = ((prepared.jobs(claim.result), None) if self._local.carried
-                              else claim.result)
-            if claimed:
-                self._hand_out(claimed)
+            if self._local.carried:  # the claim statement created the attempts
+                pairs = prepared.pairs(claim.result)
+                validated = False
+            else:  # the thread's own next job's attempt, created once found valid
+                claimed, begun = claim.result
+                pairs = [(job, begun if i == 0 else None) for i, job in enumerate(claimed)]
+                validated = True
+            if pairs:
+                self._hand_out(pairs)
         except Exception:
             logger.exception("Worker %s could not take the jobs it claimed", self.worker_id)
-            claimed = None
+            pairs = []
             self._count(errors=1)
         finally:
             self._claim_lock.release()
-        return (claimed[0], None, True, begun) if claimed else None
+        if not pairs:
+            return None
+        job, begun = pairs[0]
+        return job, None, True, begun, validated
 
     def _heartbeat_main(self) -> None:
         statements.worker_thread()
@@ -831,14 +862,20 @@ class Worker:
             connections.close_all()
 
     def _dispatch(
-        self, adopted: list[ContainerJob], claimed: list[ContainerJob], max_wait: float | None
+        self,
+        adopted: list[ContainerJob],
+        claimed: list[tuple[ContainerJob, ContainerExecution | None]],
+        max_wait: float | None,
     ) -> None:
-        """Drive adopted and freshly claimed jobs (a claim is fresh: nothing launched yet)."""
-        items: list[_Item] = [(job, max_wait, False, None) for job in adopted]
-        items += [(job, max_wait, True, None) for job in claimed]
+        """Drive adopted and freshly claimed jobs (a claim is fresh: nothing launched yet).
+
+        Each claimed job comes with the attempt its claim statement created, if any.
+        """
+        items: list[_Item] = [(job, max_wait, False, None, True) for job in adopted]
+        items += [(job, max_wait, True, begun, False) for job, begun in claimed]
         if self._queue is None:
-            for job, wait, fresh, _ in items:
-                self.drive(job, wait, fresh=fresh)
+            for job, wait, fresh, begun, validated in items:
+                self.drive(job, wait, fresh=fresh, begun=begun, validated=validated)
             return
         with self._changed:
             self._busy += len(items)
@@ -904,7 +941,7 @@ class Worker:
                                               self.lease_seconds)
                 if not adopted and not claimed:
                     break
-                self._dispatch(adopted, claimed, max_wait=0)
+                self._dispatch(adopted, [(job, None) for job in claimed], max_wait=0)
                 self._wait_idle()
         finally:
             self._finish()
@@ -945,7 +982,7 @@ class Worker:
             while not self.stopping:
                 _check_connections()
                 adopted: list[ContainerJob] = []
-                claimed: list[ContainerJob] = []
+                claimed: list[tuple[ContainerJob, ContainerExecution | None]] = []
                 # Busy: look for orphans every few seconds; idle: at every poll, so
                 # that jobs launched by hand are harvested promptly.
                 since = time.monotonic() - last_adopt
@@ -965,7 +1002,7 @@ class Worker:
                             )
                             self._count(adopted=len(adopted))
                         if free - len(adopted) > 0 and not self.stopping:
-                            claimed = claiming.claim_jobs(
+                            claimed = claiming.claim_and_begin(
                                 self.worker_id, free - len(adopted), self.hosts,
                                 self.lease_seconds, snapshot=self._host_snapshot,
                             )

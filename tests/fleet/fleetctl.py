@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "capacity-claims", help="claims across capped and uncapped hosts; print what each took")
     sub.add_parser(
+        "begun", help="attempts created by the claim statement: valid, invalid, stopping, guard")
+    sub.add_parser(
         "prep-values", help="compare the hot statements' value preparation with Django's; print it")
     sub.add_parser(
         "prepare-check", help="whether a worker thread's connection prepares; print it")
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return _prep_values()
     if args.cmd == "capacity-claims":
         return _capacity_claims()
+    if args.cmd == "begun":
+        return _begun()
     if args.cmd == "races":
         return _races()
     if args.cmd == "refill":
@@ -217,8 +221,10 @@ def _lifecycle(host_name: str, max_concurrent: int | None) -> int:
     job = ContainerJob.objects.create(image="busybox", command="echo hi", docker_host=host)
     worker = Worker(worker_id="lifecycle", concurrency=1)
     with CaptureQueriesContext(connection) as ctx:
-        [claimed] = claiming.claim_jobs("lifecycle", 1, hosts=[host_name])
-        worker.drive(claimed, fresh=True)  # as the worker drives what it claims
+        # As a running worker claims and drives (on a capped host the claim creates no
+        # attempt: claim_and_begin is claim_jobs there).
+        [(claimed, begun)] = claiming.claim_and_begin("lifecycle", 1, hosts=[host_name])
+        worker.drive(claimed, fresh=True, begun=begun, validated=False)
     job.refresh_from_db()
     from container_manager import statements
 
@@ -285,6 +291,14 @@ def _refill(count: int, concurrency: int, run_seconds: float | None = None) -> i
     real_refilled, real_claim = worker_module.Worker._refilled, claiming.claim_jobs
     real_group = statements.GroupCommit.start
     real_carrying = statements._update_both_carrying
+    real_insert = statements.insert_row
+    seen["attempt_inserts"] = 0
+
+    def insert_row(obj, *args, **kwargs):
+        seen["attempt_inserts"] += isinstance(obj, ContainerExecution)  # an INSERT of its own
+        return real_insert(obj, *args, **kwargs)
+
+    statements.insert_row = insert_row
 
     def carrying(*args, **kwargs):
         seen["carrying_statements"] += 1  # a harvest's statement with a claim in it
@@ -336,8 +350,59 @@ def _refill(count: int, concurrency: int, run_seconds: float | None = None) -> i
         "jobs_claimed_with_harvest": seen["jobs_with_harvest"],
         "claim_jobs_by_threads": seen["claim_jobs_by_threads"],
         "carrying_statements": seen["carrying_statements"],
+        "attempt_inserts": seen["attempt_inserts"],
         "commits": group.commits if group else None, "writes": group.writes if group else None,
     }))
+    return 0
+
+
+def _begun() -> int:
+    """Attempts the claim statement creates (claiming.claim_and_begin); print what each case left."""
+    import contextlib
+
+    from container_manager import claiming
+    from container_manager.executors.mock import MockExecutor
+    from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+    from container_manager.worker import Worker
+
+    out: dict[str, object] = {}
+
+    def case(name, command="echo hi", stop=False, guard=False):
+        host = ExecutorHost.objects.create(name=f"begun-{name}", executor_type="mock",
+                                           connection_string=f"mock://begun-{name}")
+        job = ContainerJob.objects.create(image="busybox", command=command, docker_host=host)
+        real_guard = MockExecutor.launch_guard
+        if guard:  # as Cloud Run's reused jobs: a guard from the attempt's creation on
+            MockExecutor.launch_guard = lambda self, spec: contextlib.nullcontext()
+        try:
+            [(claimed, begun)] = claiming.claim_and_begin(f"w-{name}", 1, [host.name])
+            as_claimed = None if begun is None else [begun.pk, begun.attempt, begun.status,
+                                                     begun.worker_id]
+            created = list(ContainerExecution.objects.filter(job=job).values_list(
+                "pk", "attempt", "status", "worker_id", "container_id"))
+            worker = Worker(worker_id=f"w-{name}", concurrency=1)
+            if stop:
+                worker.request_stop()
+            worker.drive(claimed, fresh=True, begun=begun, validated=False)
+            if stop:
+                claiming.release_jobs(f"w-{name}")
+        finally:
+            MockExecutor.launch_guard = real_guard
+        job.refresh_from_db()
+        out[name] = {
+            "begun": as_claimed,
+            "created": [list(row[:4]) + [bool(row[4])] for row in created],
+            "job": [job.status, job.attempts, job.status_message.split(":")[0]],
+            "attempts": list(ContainerExecution.objects.filter(job=job).values_list(
+                "status", flat=True)),
+            "errors": worker.stats.errors,
+        }
+
+    case("valid")
+    case("invalid", command='["unterminated')
+    case("stopping", stop=True)
+    case("guarded", guard=True)
+    json.dump(out, sys.stdout)
     return 0
 
 

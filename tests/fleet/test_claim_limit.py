@@ -200,9 +200,38 @@ def test_on_postgres_a_thread_claims_its_next_jobs_in_its_harvests_statement(
     assert result["executions"] == result["jobs_launched"] == count, result  # each once
     assert result["peak_in_hand"] <= concurrency, result
     assert result["commits"] is None  # no group commit on PostgreSQL
+    assert result["attempt_inserts"] == 0, result  # every attempt created with its claim
     assert result["carrying_statements"] >= result["claims_with_harvest"] > 0, result
     if run_seconds:
         # The main loop's first claim takes the first jobs; the harvests' statements
         # claim (nearly) all the others, and no thread sends a claim of its own.
         assert result["jobs_claimed_with_harvest"] >= count - 2 * concurrency, result
         assert result["claim_jobs_by_threads"] == 0, result
+
+
+def test_on_postgres_the_claim_statement_creates_the_attempts(postgres_database):
+    """Issue 18: the claim's INSERT CTE creates each claimed job's attempt (no INSERT of its
+    own); the job is validated before its launch, and an attempt that nothing was launched
+    for (an invalid job, a stopping worker) is deleted; none for an executor with a launch
+    guard."""
+    from tests.plugins.postgres_server import settings_env
+
+    done = subprocess.run([sys.executable, "-m", "tests.fleet.fleetctl", "begun"],
+                          env=settings_env(postgres_database), cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    valid = result["valid"]
+    assert valid["begun"][1:] == [1, "starting", "w-valid"]
+    assert valid["created"] == [[valid["begun"][0], 1, "starting", "w-valid", False]]
+    assert valid["job"][:2] == ["completed", 1] and valid["attempts"] == ["completed"]
+    invalid = result["invalid"]
+    assert invalid["begun"] is not None and len(invalid["created"]) == 1
+    assert invalid["job"] == ["failed", 1, "invalid job"] and invalid["attempts"] == []
+    stopping = result["stopping"]
+    assert stopping["begun"] is not None and len(stopping["created"]) == 1
+    assert stopping["job"][:2] == ["pending", 0] and stopping["attempts"] == []
+    guarded = result["guarded"]
+    assert guarded["begun"] is None and guarded["created"] == []
+    assert guarded["job"][:2] == ["completed", 1] and guarded["attempts"] == ["completed"]
+    assert all(case["errors"] == 0 for case in result.values()), result

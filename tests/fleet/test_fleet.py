@@ -288,7 +288,7 @@ def test_sigterm_exits_quickly_and_leaves_no_abandoned_claim(fleet):
 
 #: SQL statements of one job, claim to harvest, on PostgreSQL (the workers guide
 #: quotes these values): a host without a capacity limit, and a capped host.
-STATEMENTS_PER_JOB = 4
+STATEMENTS_PER_JOB = 3
 STATEMENTS_PER_JOB_CAPPED_HOST = 7
 
 
@@ -306,9 +306,9 @@ def test_one_job_lifecycle_statement_count_on_postgres(fleet, max_concurrent):
     assert result["cursor"] == "ServerBindingCursor"
     statements = result["sql"]
     if max_concurrent is None:
-        # SELECT hosts, UPDATE ... RETURNING (claim), INSERT, then one statement of two
-        # UPDATEs (launch and result: the container ended within the mock's
-        # record_launch_after); no transaction at all.
+        # SELECT hosts, the claim (UPDATE ... RETURNING, and the attempt's INSERT as a
+        # CTE), then one statement of two UPDATEs (launch and result: the container
+        # ended within the mock's record_launch_after); no transaction at all.
         assert len(statements) == STATEMENTS_PER_JOB, statements
         assert not [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")]
     else:
