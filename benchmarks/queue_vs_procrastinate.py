@@ -35,6 +35,14 @@ own direct connections unless ``--unprepared``, which sets
 ``CONTAINER_MANAGER["WORKER_PREPARED_STATEMENTS"] = False``: what a worker behind a
 connection pooler does).
 
+procrastinate runs at each of its ``--procrastinate-concurrency`` settings (1, 4
+and 8 by default: which is fastest varies with the machine and the run), each
+one in every round; ours is compared with its best setting (the highest median
+jobs per second, recorded as ``procrastinate_<w>w_*`` with
+``procrastinate_<w>w_concurrency``; every setting's figures are recorded too,
+as ``procrastinate_c<C>_<w>w_*``) and with the setting of its lowest median
+worker CPU.
+
 Printed per run and summarised (min-max over the rounds): jobs per second
 (N / (last finish - T0), or from the first job's start when that came after T0,
 i.e. a worker was still starting up), worker CPU seconds per 1000 jobs, PostgreSQL CPU seconds
@@ -339,8 +347,10 @@ def main() -> None:
                         help="worker process counts")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="our --concurrency (the default setting is 8)")
-    parser.add_argument("--procrastinate-concurrency", type=int, default=4,
-                        help="procrastinate's --concurrency")
+    parser.add_argument("--procrastinate-concurrency", type=int, nargs="+", default=[1, 4, 8],
+                        help="procrastinate's --concurrency settings, each run in every round; "
+                        "ours is compared with the best (highest median jobs/s) and with the "
+                        "lowest median worker CPU")
     parser.add_argument("--systems", nargs="+", default=["ours", "procrastinate"],
                         choices=["ours", "procrastinate"])
     parser.add_argument("--lead", type=float, default=10.0,
@@ -363,8 +373,15 @@ def main() -> None:
     if args.inner:
         inner(args.inner)
         return
-    classes = {"ours": Ours, "procrastinate": Procrastinate}
-    concurrency = {"ours": args.concurrency, "procrastinate": args.procrastinate_concurrency}
+    # Each system at each of its settings: ours, procrastinate_c1, procrastinate_c4...
+    runs = {}
+    for system in args.systems:
+        if system == "ours":
+            runs["ours"] = (Ours, args.concurrency)
+        else:
+            for c in args.procrastinate_concurrency:
+                runs[f"procrastinate_c{c}"] = (Procrastinate, c)
+    labels = list(runs)
     server = start_server("-c shared_preload_libraries=pg_stat_statements")
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     try:
@@ -375,15 +392,17 @@ def main() -> None:
         print(f"{args.jobs} jobs per run; ours --concurrency {args.concurrency} "
               f"(prepare_threshold {args.prepare_threshold}, worker prepared statements "
               f"{'off' if args.unprepared else 'on'}), procrastinate "
-              f"--concurrency {args.procrastinate_concurrency}; {os.cpu_count()} CPUs, "
+              f"--concurrency {' / '.join(map(str, args.procrastinate_concurrency))}; "
+              f"{os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
         for rnd in range(1, args.rounds + 1):
             for workers in args.workers:
-                for name in (args.systems if rnd % 2 else args.systems[::-1]):
-                    r = one_run(server, classes[name], workers, args.jobs, concurrency[name],
+                for name in (labels if rnd % 2 else labels[::-1]):
+                    cls, conc = runs[name]
+                    r = one_run(server, cls, workers, args.jobs, conc,
                                 args.lead, f"{name}_{workers}_{rnd}", args.history)
                     results.setdefault((name, workers), []).append(r)
-                    print(f"round {rnd}, {name:>13}, {workers} worker(s): {r['rate']:7.1f} jobs/s, "
+                    print(f"round {rnd}, {name:>17}, {workers} worker(s): {r['rate']:7.1f} jobs/s, "
                           f"worker CPU {r['worker_cpu']:.2f} s/1000 jobs, PostgreSQL CPU "
                           f"{r['pg_cpu']:.2f} s/1000 jobs, {r['statements']:.2f} statements/job, "
                           f"HOT {r['hot']:.0f}% (first start {r['first_start']:+.2f} s, "
@@ -395,22 +414,30 @@ def main() -> None:
     finally:
         server.stop()
     print(f"\nSummary over {args.rounds} interleaved round(s), min-max (median):")
+    best: dict[int, str] = {}  # procrastinate's setting with the highest median jobs/s
     for workers in args.workers:
-        for name in args.systems:
+        for name in labels:
             rs = results[(name, workers)]
-            print(f"  {name:>13}, {workers} worker(s): "
+            print(f"  {name:>17}, {workers} worker(s): "
                   f"{spread([r['rate'] for r in rs], '.0f')} jobs/s; "
                   f"worker CPU {spread([r['worker_cpu'] for r in rs], '.2f')} s/1000 jobs; "
                   f"PostgreSQL CPU {spread([r['pg_cpu'] for r in rs], '.2f')} s/1000 jobs; "
                   f"{spread([r['statements'] for r in rs], '.2f')} statements/job; "
                   f"HOT {spread([r['hot'] for r in rs], '.0f')}%")
-        if len(args.systems) == 2:
-            ours = statistics.median(r["rate"] for r in results[("ours", workers)])
-            peer = statistics.median(r["rate"] for r in results[("procrastinate", workers)])
-            cpu_o = statistics.median(r["worker_cpu"] for r in results[("ours", workers)])
-            cpu_p = statistics.median(r["worker_cpu"] for r in results[("procrastinate", workers)])
-            print(f"  ours / procrastinate, {workers} worker(s): {ours / peer:.2f}x jobs/s, "
-                  f"{cpu_o / cpu_p:.2f}x worker CPU per job (medians)")
+        peers = [name for name in labels if name != "ours"]
+        if "ours" in labels and peers:
+            def median(name: str, key: str) -> float:
+                return statistics.median(r[key] for r in results[(name, workers)])
+
+            best[workers] = max(peers, key=lambda name: median(name, "rate"))
+            leanest = min(peers, key=lambda name: median(name, "worker_cpu"))
+            print(f"  ours / procrastinate at its best setting of these "
+                  f"({best[workers]}), {workers} worker(s): "
+                  f"{median('ours', 'rate') / median(best[workers], 'rate'):.2f}x jobs/s, "
+                  f"{median('ours', 'worker_cpu') / median(best[workers], 'worker_cpu'):.2f}x "
+                  f"worker CPU per job; against its lowest worker CPU ({leanest}): "
+                  f"{median('ours', 'worker_cpu') / median(leanest, 'worker_cpu'):.2f}x "
+                  f"(medians)")
     print(json.dumps({f"{k[0]}:{k[1]}": v for k, v in results.items()}))
     units = {"rate": ("jobs/s", ".0f"), "worker_cpu": ("s/1000 jobs", ".2f"),
              "pg_cpu": ("s/1000 jobs", ".2f"), "statements": ("", ".2f"), "hot": ("%", ".0f")}
@@ -418,13 +445,19 @@ def main() -> None:
     # prepared statements allowed (--prepare-threshold), with a history (--history).
     name = "queue_vs_procrastinate" + ("_prepared" if args.prepare_threshold is not None else "") \
         + ("_unprepared" if args.unprepared else "") + ("_history" if args.history else "")
-    record(name, {  # medians over the rounds
+    figures: dict[str, object] = {  # medians over the rounds
         f"{system}_{workers}w_{key}": (statistics.median(r[key] for r in rs), *unit)
         for (system, workers), rs in results.items() for key, unit in units.items()
-    }, parameters={"jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
-                   "procrastinate_concurrency": args.procrastinate_concurrency,
-                   "prepare_threshold": args.prepare_threshold,
-                   "worker_prepared_statements": not args.unprepared, "history": args.history})
+    }
+    for workers, setting in best.items():  # procrastinate_<w>w_*: its best setting's
+        figures[f"procrastinate_{workers}w_concurrency"] = runs[setting][1]
+        for key, unit in units.items():
+            figures[f"procrastinate_{workers}w_{key}"] = figures[f"{setting}_{workers}w_{key}"]
+    record(name, figures, parameters={
+        "jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
+        "procrastinate_concurrency": args.procrastinate_concurrency,
+        "prepare_threshold": args.prepare_threshold,
+        "worker_prepared_statements": not args.unprepared, "history": args.history})
 
 
 if __name__ == "__main__":
