@@ -426,7 +426,7 @@ def main() -> None:
                   f"HOT {spread([r['hot'] for r in rs], '.0f')}%")
         peers = [name for name in labels if name != "ours"]
         if "ours" in labels and peers:
-            def median(name: str, key: str) -> float:
+            def median(name: str, key: str, workers: int = workers) -> float:
                 return statistics.median(r[key] for r in results[(name, workers)])
 
             best[workers] = max(peers, key=lambda name: median(name, "rate"))
@@ -451,7 +451,7 @@ def main() -> None:
     }
     for workers, setting in best.items():  # procrastinate_<w>w_*: its best setting's
         figures[f"procrastinate_{workers}w_concurrency"] = runs[setting][1]
-        for key, unit in units.items():
+        for key in units:
             figures[f"procrastinate_{workers}w_{key}"] = figures[f"{setting}_{workers}w_{key}"]
     record(name, figures, parameters={
         "jobs": args.jobs, "rounds": args.rounds, "concurrency": args.concurrency,
