@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     claim.add_argument("limit", type=int)
     claim.add_argument("--start-at", type=float, default=0.0,
                        help="wait until this time.time() before the first claim")
+    claim.add_argument("--begin", action="store_true",
+                       help="claim as a running worker does (claim_and_begin: with attempts)")
     lifecycle = sub.add_parser(
         "lifecycle", help="claim and drive one job with a worker; print the SQL it took")
     lifecycle.add_argument("host")
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "lifecycle":
         return _lifecycle(args.host, args.max_concurrent)
     if args.cmd == "claim":
-        return _claim(args.worker_id, args.limit, args.start_at)
+        return _claim(args.worker_id, args.limit, args.start_at, args.begin)
 
     host, _ = ExecutorHost.objects.get_or_create(
         name=args.host,
@@ -186,8 +188,12 @@ def _prep_values() -> int:
     return 0
 
 
-def _claim(worker_id: str, limit: int, start_at: float) -> int:
-    """Claim ``limit`` jobs at a time until a claim comes back empty; print the ids per claim."""
+def _claim(worker_id: str, limit: int, start_at: float, begin: bool = False) -> int:
+    """Claim ``limit`` jobs at a time until a claim comes back empty; print the ids per claim.
+
+    With ``begin``, as a running worker claims (``claim_and_begin``): the claim
+    statement also creates the attempts.
+    """
     import time
 
     from django.db import connection
@@ -198,7 +204,10 @@ def _claim(worker_id: str, limit: int, start_at: float) -> int:
     time.sleep(max(0.0, start_at - time.time()))
     claims = []
     while True:
-        claimed = claiming.claim_jobs(worker_id, limit)
+        if begin:
+            claimed = [job for job, _ in claiming.claim_and_begin(worker_id, limit)]
+        else:
+            claimed = claiming.claim_jobs(worker_id, limit)
         if not claimed:
             break
         claims.append([job.pk for job in claimed])

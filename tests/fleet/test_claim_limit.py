@@ -55,10 +55,11 @@ def old_claim_rowcount(fleet: Fleet) -> int:
         return cur.rowcount
 
 
-def claim(fleet: Fleet, worker_id: str, start_at: float = 0.0) -> list[list[int]]:
+def claim(fleet: Fleet, worker_id: str, start_at: float = 0.0,
+          begin: bool = False) -> list[list[int]]:
     done = subprocess.run(
         [sys.executable, "-m", "tests.fleet.fleetctl", "claim", worker_id, str(LIMIT),
-         "--start-at", str(start_at)],
+         "--start-at", str(start_at), *(["--begin"] if begin else [])],
         env=fleet.env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -71,22 +72,36 @@ def test_stale_statistics_reproduce_the_plan_that_overclaims(fleet):
     assert old_claim_rowcount(fleet) > LIMIT
 
 
-def test_no_claim_returns_more_rows_than_asked_under_stale_statistics(fleet):
+def attempts_per_job(fleet: Fleet) -> dict[int, int]:
+    """How many attempts each job has (claim_and_begin creates them with the claim)."""
+    return dict(fleet.sql("SELECT job_id, count(*) FROM container_manager_containerexecution "
+                          "GROUP BY job_id"))
+
+
+#: claim_jobs, and claim_and_begin (a running worker's claim, whose statement also
+#: creates the attempts: the LIMIT must hold for it too).
+CLAIMS = pytest.mark.parametrize("begin", [False, True], ids=["claim_jobs", "claim_and_begin"])
+
+
+@CLAIMS
+def test_no_claim_returns_more_rows_than_asked_under_stale_statistics(fleet, begin):
     burst = stale_statistics(fleet)
-    claims = claim(fleet, "solo")
+    claims = claim(fleet, "solo", begin=begin)
     sizes = [len(c) for c in claims]
     assert max(sizes) == LIMIT, sizes
     assert sorted(i for c in claims for i in c) == sorted(burst)  # all taken, none twice
     assert len(claims) == BURST // LIMIT
+    assert attempts_per_job(fleet) == ({job: 1 for job in burst} if begin else {})
 
 
-def test_two_concurrent_claimers_each_take_at_most_their_limit(fleet):
+@CLAIMS
+def test_two_concurrent_claimers_each_take_at_most_their_limit(fleet, begin):
     burst = stale_statistics(fleet)
     results: dict[str, list[list[int]]] = {}
     start_at = time.time() + 5  # both processes connected, then they claim at once
 
     def run(worker_id: str) -> None:
-        results[worker_id] = claim(fleet, worker_id, start_at)
+        results[worker_id] = claim(fleet, worker_id, start_at, begin)
 
     threads = [threading.Thread(target=run, args=(w,)) for w in ("a", "b")]
     for t in threads:
@@ -100,6 +115,7 @@ def test_two_concurrent_claimers_each_take_at_most_their_limit(fleet):
     rows = dict(fleet.sql(f"SELECT claimed_by, count(*) FROM {TABLE} "
                           "WHERE status = 'starting' GROUP BY claimed_by"))
     assert rows == {w: sum(len(c) for c in claims) for w, claims in results.items()}
+    assert attempts_per_job(fleet) == ({job: 1 for job in burst} if begin else {})
 
 
 @pytest.mark.slow
