@@ -544,16 +544,32 @@ def _begin_cte(
     held from the attempt's creation on, see
     :func:`~container_manager.operations.start_attempt`).
     """
+    from container_manager.models import ContainerExecution
+
+    cte, fields = _begin_parts()
+    template = ContainerExecution(attempt=0, status=JobStatus.STARTING.value,
+                                  worker_id=worker_id, created_at=now)
+    params: list[Any] = [f.get_db_prep_save(f.pre_save(template, True), connection)
+                         for f in fields]
+    params.append([pk for pk, host in hosts.items() if _holds_launch_guard(host.executor_type)])
+    return cte, params, {f.attname: getattr(template, f.attname) for f in fields}
+
+
+@functools.cache
+def _begin_parts() -> tuple[str, list]:
+    """The text of :func:`_begin_cte`'s CTE and the attempt fields its parameters fill, built once.
+
+    Every column of the attempt but its id: the job and the attempt number come
+    from ``claimed``, the others are parameters (the same for every attempt of
+    the claim), then the guarded hosts (``<> ALL(%s)``).
+    """
     from container_manager.models import ContainerExecution, ContainerJob
 
-    guarded = [pk for pk, host in hosts.items() if _has_launch_guard(host.executor_type)]
-    values = {"status": JobStatus.STARTING.value, "worker_id": worker_id, "created_at": now}
     meta, jmeta = ContainerExecution._meta, ContainerJob._meta
     qn = connection.ops.quote_name
-    template = ContainerExecution(attempt=0, **values)
     from_claimed = {"job": f"claimed.{qn(jmeta.pk.column)}",
                     "attempt": f"claimed.{qn(jmeta.get_field('attempts').column)}"}
-    columns, selects, params = [], [], []
+    columns, selects, fields = [], [], []
     for field in meta.concrete_fields:
         if field.primary_key:
             continue
@@ -562,26 +578,22 @@ def _begin_cte(
             selects.append(from_claimed[field.name])
         else:
             selects.append("%s")
-            params.append(field.get_db_prep_save(field.pre_save(template, True), connection))
+            fields.append(field)
     where = f"claimed.{qn(jmeta.get_field('docker_host').column)} <> ALL(%s::bigint[])"
-    params.append(guarded)
     cte = (f"begun AS (INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) "
            f"SELECT {', '.join(selects)} FROM claimed WHERE {where} "
            f"RETURNING {qn(meta.pk.column)} AS cm_attempt, "
            f"{qn(meta.get_field('job').column)} AS cm_job)")
-    return cte, params, {f.attname: getattr(template, f.attname) for f in meta.concrete_fields
-                         if not f.primary_key and f.name not in from_claimed}
+    return cte, fields
 
 
-def _has_launch_guard(executor_type: str) -> bool:
-    """Whether the executor of this type holds a launch guard (its attempts are not created with a claim)."""
-    from container_manager.executors.base import BaseExecutor
-
+def _holds_launch_guard(executor_type: str) -> bool:
+    """:meth:`~container_manager.executors.base.BaseExecutor.holds_launch_guard` of a type (True when unusable)."""
     try:
         cls = get_executor_class(executor_type)
     except Exception:  # noqa: BLE001 - an unusable type launches nothing (never claimed)
         return True
-    return cls.launch_guard is not BaseExecutor.launch_guard
+    return cls.holds_launch_guard()
 
 
 def _with_attempts(

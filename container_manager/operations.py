@@ -84,6 +84,7 @@ from container_manager.validators import parse_command
 
 if TYPE_CHECKING:
     from container_manager.models import ContainerExecution, ContainerJob, ExecutorHost
+    from container_manager.models.execution import PreparedRecord
     from container_manager.models.managers import PreparedMove
 
 __all__ = [
@@ -755,7 +756,7 @@ def start_attempt(
         # executor that shares backend resources between attempts (Cloud Run's
         # reused jobs) can then tell which of its runs an unrecorded attempt owns.
         guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        if _has_launch_guard(executor):  # not for nothing
+        if executor.holds_launch_guard():  # not for nothing
             guard_spec = _guard_spec(job, worker_id)
             if guard_spec is not None:
                 guard = executor.launch_guard(guard_spec)
@@ -766,11 +767,6 @@ def start_attempt(
         return None
     metrics.record_launch(executor.executor_type, executor.host.name, _queue_wait(job, result))
     return execution
-
-
-def _has_launch_guard(executor: BaseExecutor) -> bool:
-    """Whether the executor overrides :meth:`~container_manager.executors.base.BaseExecutor.launch_guard`."""
-    return type(executor).launch_guard is not BaseExecutor.launch_guard
 
 
 def begin_claimed(job: ContainerJob, on: Any) -> ContainerExecution | None:
@@ -826,7 +822,7 @@ def begin_claimed(job: ContainerJob, on: Any) -> ContainerExecution | None:
         return None
     try:
         executor = get_executor(host)
-        if _has_launch_guard(executor):
+        if executor.holds_launch_guard():
             return None
         if not _validated_before(job) or spec_problems(job, executor):
             return None
@@ -1395,15 +1391,7 @@ def _finish(
         task_result=task_result,
     )
     move = _settlement(job, execution.attempt, outcome.value, exit_code, message)
-    won, moved = statements.update_both(record.update, move.update)
-    if not won:
-        _lost_attempt(job, execution)
-    record.apply()
-    _count_result(executor, execution, outcome.value, state, timeout, moved and move.new)
-    if moved:
-        move.apply(execution)  # its record won and is applied: task_finished needs no read
-    else:
-        _settle_conflict(job, move, execution.attempt)
+    _write_result(job, execution, executor, record, move, outcome.value, state, timeout)
 
 
 def _cleanup_quietly(executor: BaseExecutor, container_id: str, job: ContainerJob) -> None:
@@ -1459,24 +1447,69 @@ def _record_launched_result(
     running.status = first.new
     move = type(job).objects.chain(
         first, _settlement(running, execution.attempt, outcome, exit_code, message))
-    won, moved = statements.update_both(record.update, move.update)
-    if not won:
-        type(execution).objects.filter(pk=execution.pk, container_id="").update(
-            container_id=container_id)
-        _lost_attempt(job, execution)
     # The attempt as its launch alone records it, for the listeners of the first move
     # (task_started describes the start, not the result).
     as_launched = copy.copy(execution)
     as_launched.container_id, as_launched.started_at = container_id, started_at
     as_launched.status = JobStatus.RUNNING.value
+    _write_result(job, execution, executor, record, move, outcome, state, timeout,
+                  launched_as=as_launched)
+
+
+def _write_result(
+    job: ContainerJob,
+    execution: ContainerExecution,
+    executor: BaseExecutor,
+    record: PreparedRecord,
+    move: PreparedMove,
+    outcome: str,
+    state: ContainerStatus | None,
+    timeout: bool,
+    *,
+    launched_as: ContainerExecution | None = None,
+) -> None:
+    """Send an attempt's record, then the job's move only if that record won (one write).
+
+    The first finisher (harvest, cancel, timeout) wins its record; the job
+    follows the record. The applied record is passed on to the move's listeners
+    (``task_finished`` needs no read). With ``launched_as`` (the attempt as its
+    launch alone records it) the record and move also record the launch
+    (:func:`_record_launched_result`): a lost record gets the container id
+    written on the winner's, and the listeners of the move to ``running`` get
+    ``launched_as``.
+
+    Args:
+        job: The job.
+        execution: Its current attempt.
+        executor: The executor of the job's host (for the counters).
+        record: The attempt's prepared record.
+        move: The job's prepared move (a chain of two with ``launched_as``).
+        outcome: The attempt's status.
+        state: The container's final state, if read.
+        timeout: The job timed out.
+        launched_as: The attempt as its launch alone records it, when the launch
+            is recorded in this write too.
+
+    Raises:
+        ConcurrentTransitionError: Another process recorded the attempt or moved
+            the job first.
+    """
+    won, moved = statements.update_both(record.update, move.update)
+    if not won:
+        if launched_as is not None:  # never taken for another attempt's container
+            type(execution).objects.filter(pk=execution.pk, container_id="").update(
+                container_id=launched_as.container_id)
+        _lost_attempt(job, execution)
     record.apply()
     _count_result(executor, execution, outcome, state, timeout, moved and move.new)
-    if moved:
-        to_running, to_outcome = move.steps
-        to_running.apply(as_launched)
-        to_outcome.apply(execution)
-    else:
+    if not moved:
         _settle_conflict(job, move, execution.attempt)
+    elif launched_as is None:
+        move.apply(execution)
+    else:
+        to_running, to_outcome = move.steps
+        to_running.apply(launched_as)
+        to_outcome.apply(execution)
 
 
 def _count_result(

@@ -733,6 +733,26 @@ class BaseExecutor(abc.ABC):
         """
         return contextlib.nullcontext()
 
+    @classmethod
+    def holds_launch_guard(cls) -> bool:
+        """Whether this executor overrides :meth:`launch_guard` (so holds something there).
+
+        An attempt of such an executor is never created with its job's claim
+        (:func:`~container_manager.operations.begin_claimed`,
+        :func:`~container_manager.claiming.claim_and_begin`): the guard must be
+        held from the attempt's creation on.
+
+        Returns:
+            True when :meth:`launch_guard` is overridden.
+
+        Example:
+            >>> from container_manager.executors.mock import MockExecutor
+            >>> from container_manager.executors.cloudrun import CloudRunExecutor
+            >>> MockExecutor.holds_launch_guard(), CloudRunExecutor.holds_launch_guard()
+            (False, True)
+        """
+        return cls.launch_guard is not BaseExecutor.launch_guard
+
     def find_attempt(
         self, spec: LaunchSpec, since: datetime.datetime, others: Sequence[LaunchSpec]
     ) -> str | None:
